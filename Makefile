@@ -1,0 +1,135 @@
+# sepconv -- build, test, demo, install.
+#
+#   make demo         install missing Debian packages, build, run the demo
+#   make test         install missing Debian packages, build, run the tests
+#   make check-asan   the tests again under AddressSanitizer + UBSan
+#   make check-valgrind  the tests under valgrind (no fork, leak check)
+#   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+SANITIZE ?=
+
+# Debian packages the build needs; `make deps` installs the missing ones.
+DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc check pkg-config
+
+WARNINGS := -std=c11 -Wall -Wextra -Werror
+ifeq ($(SANITIZE),1)
+  SANITIZER_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                     -fno-omit-frame-pointer
+endif
+
+# Recursive (=) so pkg-config runs after `deps` has installed it.
+LUA_CFLAGS   = $(shell pkg-config --cflags lua5.4)
+LUA_LIBS     = $(shell pkg-config --libs lua5.4)
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS   = $(shell pkg-config --libs check)
+
+ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen
+LIB_LIBS   = $(LUA_LIBS) -lm
+LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
+
+LIB_SOURCES  := $(wildcard runtime/*.c)
+CLI_SOURCES  := $(wildcard gen/*.c)
+TEST_SOURCES := $(wildcard tests/*.c)
+
+LIB_OBJECTS  := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
+CLI_OBJECTS  := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
+TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
+
+STATIC_LIB := $(BUILD)/libsepconv.a
+SHARED_LIB := $(BUILD)/libsepconv.so
+CLI        := $(BUILD)/sepconv
+TEST_RUNNER := $(BUILD)/tests/run_tests
+
+.PHONY: all deps test test-run check-asan check-valgrind demo demo-run \
+        install uninstall clean
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
+
+# ---------------------------------------------------------------- deps
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	else \
+	  echo "make deps: these Debian packages are missing; as root run:" >&2; \
+	  echo "  apt-get update && apt-get install -y$$missing" >&2; \
+	  exit 1; \
+	fi
+
+# --------------------------------------------------------------- build
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h gen/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJECTS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJECTS)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+
+$(CLI): $(CLI_OBJECTS) $(STATIC_LIB)
+	$(CC) -o $@ $(CLI_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(LIB_LIBS)
+
+$(TEST_RUNNER): $(TEST_OBJECTS) $(STATIC_LIB)
+	$(CC) -o $@ $(TEST_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(CHECK_LIBS) \
+	  $(LIB_LIBS)
+
+# ---------------------------------------------------------------- test
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(TEST_RUNNER) $(CLI)
+	SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) $(TEST_RUNNER)
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" \
+	  test-run
+
+check-valgrind:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) valgrind"
+	@$(MAKE) --no-print-directory $(TEST_RUNNER) $(CLI)
+	CK_FORK=no SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
+	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --trace-children=no --quiet $(TEST_RUNNER)
+
+# ---------------------------------------------------------------- demo
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(CLI)
+	$(CLI) cost examples/mobilenet_v1.layers
+	$(CLI) reference op=sep name=mobilenet_dw6 df=14 m=512 n=512 dk=3 \
+	  bias=1 act=relu6 --repeat 3
+
+# ------------------------------------------------------------- install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 runtime/sepconv.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n \
+	  's/^#define SEPCONV_VERSION "\(.*\)"/\1/p' runtime/sepconv.h)|' \
+	  runtime/sepconv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsepconv.a $(DESTDIR)$(PREFIX)/lib/libsepconv.so \
+	  $(DESTDIR)$(PREFIX)/include/sepconv.h $(DESTDIR)$(PREFIX)/bin/sepconv \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
+
+clean:
+	rm -rf build build-asan

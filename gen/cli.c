@@ -1,0 +1,128 @@
+/*
+ * cli.c -- helpers shared by the subcommands.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Reports a usage error and returns the usage exit code. */
+int cli_usage(const char *command, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "sepconv %s: ", command);
+    vfprintf(stderr, format, args);
+    fprintf(stderr, "\nTry 'sepconv %s --help'.\n", command);
+    va_end(args);
+    return CLI_USAGE;
+}
+
+/* Reports a library error and returns the failure exit code. */
+int cli_fail(const char *command, const sepconv_error *error)
+{
+    fprintf(stderr, "sepconv %s: %s\n", command, error->message);
+    return CLI_FAILURE;
+}
+
+/* Matches "--opt value" and "--opt=value". */
+bool cli_option(int argc, char **argv, int *i, const char *option,
+                const char **value, bool *missing)
+{
+    size_t length = strlen(option);
+    const char *arg = argv[*i];
+    if (strncmp(arg, option, length) != 0)
+        return false;
+    if (arg[length] == '=') {
+        *value = arg + length + 1;
+        return true;
+    }
+    if (arg[length] != '\0')
+        return false;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        *value = NULL;
+        return true;
+    }
+    *value = argv[++*i];
+    return true;
+}
+
+/* Parses a whole decimal number in [low, high]. */
+bool cli_number(const char *text, long long low, long long high, long long *out)
+{
+    if (!text || !*text)
+        return false;
+    char *end = NULL;
+    long long value = strtoll(text, &end, 10);
+    if (*end != '\0' || value < low || value > high)
+        return false;
+    *out = value;
+    return true;
+}
+
+/* Adds a positional argument: key=value tokens join the spec, else a file. */
+bool cli_input_add(cli_input *input, const char *argument)
+{
+    if (!strchr(argument, '=')) {
+        if (input->file || input->spec[0])
+            return false;
+        input->file = argument;
+        return true;
+    }
+    if (input->file)
+        return false;
+    size_t used = strlen(input->spec), length = strlen(argument);
+    if (used + length + 2 > sizeof input->spec)
+        return false;
+    if (used)
+        input->spec[used++] = ' ';
+    memcpy(input->spec + used, argument, length + 1);
+    return true;
+}
+
+/* Loads the layers the input names. */
+sepconv_status cli_input_load(const cli_input *input, sepconv_model *model,
+                              sepconv_error *error)
+{
+    if (input->file)
+        return sepconv_model_load(input->file, model, error);
+    sepconv_layer layer;
+    sepconv_status status = sepconv_layer_parse(input->spec, &layer, error);
+    if (status != SEPCONV_OK)
+        return status;
+    model->layers = malloc(sizeof layer);
+    if (!model->layers) {
+        snprintf(error->message, sizeof error->message, "out of memory");
+        return error->status = SEPCONV_NOMEM;
+    }
+    model->layers[0] = layer;
+    model->count = 1;
+    return SEPCONV_OK;
+}
+
+/* Writes a JSON string literal, escaping what JSON requires. */
+void cli_json_string(FILE *out, const char *text)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+/* Seconds on the monotonic clock. */
+double cli_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}

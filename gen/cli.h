@@ -1,0 +1,61 @@
+/*
+ * cli.h -- what the sepconv subcommands share: exit codes, argument helpers,
+ * messages on stderr, JSON string output.
+ */
+#ifndef SEPCONV_CLI_H
+#define SEPCONV_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "sepconv.h"
+
+enum { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2 };
+
+/* A subcommand: its name, a one-line summary, its entry point and help. */
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} cli_command;
+
+extern const cli_command cli_cost_command;
+extern const cli_command cli_reference_command;
+
+/* What a subcommand's positional arguments name: a spec or a model file. */
+typedef struct cli_input {
+    char spec[4096]; /* the key=value tokens joined, or "" */
+    const char *file;/* the model file, or NULL */
+} cli_input;
+
+/* Prints "sepconv CMD: message" and the help hint to stderr; returns 2. */
+int cli_usage(const char *command, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "sepconv CMD: <error message>" to stderr; returns 1. */
+int cli_fail(const char *command, const sepconv_error *error);
+
+/* Whether argv[*i] is `option`; takes its value from "=v" or the next arg.
+ * Sets *missing when the value is absent. */
+bool cli_option(int argc, char **argv, int *i, const char *option,
+                const char **value, bool *missing);
+
+/* Parses a whole number in [low, high] given to `option`. */
+bool cli_number(const char *text, long long low, long long high,
+                long long *out);
+
+/* Adds a positional argument to the input; false if it does not fit. */
+bool cli_input_add(cli_input *input, const char *argument);
+
+/* Loads the input's layers: the spec as one layer, or the model file. */
+sepconv_status cli_input_load(const cli_input *input, sepconv_model *model,
+                              sepconv_error *error);
+
+/* Writes a JSON string literal. */
+void cli_json_string(FILE *out, const char *text);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+#endif /* SEPCONV_CLI_H */

@@ -1,0 +1,40 @@
+/*
+ * internal.h -- helpers shared by libsepconv's rooms, not part of the API.
+ */
+#ifndef SEPCONV_INTERNAL_H
+#define SEPCONV_INTERNAL_H
+
+#include <stdbool.h>
+#include "sepconv.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SEPCONV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define SEPCONV_PRINTF(f, a)
+#endif
+
+/* Fills `error` (if any) and returns `status`, so callers can `return fail(...)`. */
+sepconv_status sepconv_fail(sepconv_error *error, sepconv_status status,
+                            const char *format, ...) SEPCONV_PRINTF(3, 4);
+
+/* Prefixes an already-filled error message with "prefix: ". */
+void sepconv_error_prefix(sepconv_error *error, const char *format, ...)
+    SEPCONV_PRINTF(2, 3);
+
+/* a * b into *out; false on int64 overflow or a negative operand. */
+static inline bool sepconv_mul(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0)
+        return false;
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* a + b into *out; false on int64 overflow or a negative operand. */
+static inline bool sepconv_add(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0)
+        return false;
+    return !__builtin_add_overflow(a, b, out);
+}
+
+#endif /* SEPCONV_INTERNAL_H */

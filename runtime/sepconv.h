@@ -1,0 +1,257 @@
+/*
+ * sepconv.h -- the one public header of libsepconv.
+ *
+ * sepconv describes a convolution layer with every size fixed (the "layer"),
+ * counts its cost, computes it with generic reference loops (the oracle every
+ * generated kernel is checked against) and compares outputs with a tolerance
+ * derived from the arithmetic.
+ *
+ * Conventions (as in SQLite): every function that can fail returns a
+ * sepconv_status and, when `error` is not NULL, fills it with a message that
+ * says what was wrong and what was expected.  Nothing in the library exits or
+ * aborts.  Sizes are int64_t; every product is checked for overflow before
+ * anything is allocated.
+ */
+#ifndef SEPCONV_H
+#define SEPCONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SEPCONV_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum sepconv_status {
+    SEPCONV_OK = 0,
+    SEPCONV_INVALID,     /* bad argument or spec: the caller can fix it */
+    SEPCONV_OVERFLOW,    /* a size or byte count does not fit in 64 bits */
+    SEPCONV_NOMEM,       /* an allocation failed */
+    SEPCONV_IO,          /* a file could not be read or written */
+    SEPCONV_UNSUPPORTED, /* valid, but not something this build can do */
+    SEPCONV_MISMATCH     /* outputs disagree beyond the tolerance */
+} sepconv_status;
+
+#define SEPCONV_MESSAGE_MAX 1024
+
+/* Filled by a failing call; the caller owns it (usually on the stack). */
+typedef struct sepconv_error {
+    sepconv_status status;
+    char message[SEPCONV_MESSAGE_MAX];
+} sepconv_error;
+
+/* A short fixed name for a status ("ok", "invalid", ...). */
+const char *sepconv_status_name(sepconv_status status);
+
+/* ----------------------------------------------------------------- layer */
+
+typedef enum sepconv_op {
+    SEPCONV_OP_CONV, /* standard convolution, M -> N */
+    SEPCONV_OP_DW,   /* depthwise: one DK x DK filter per input channel */
+    SEPCONV_OP_PW,   /* pointwise: 1x1 convolution, M -> N */
+    SEPCONV_OP_SEP   /* depthwise, then pointwise */
+} sepconv_op;
+
+typedef enum sepconv_layout {
+    SEPCONV_LAYOUT_NHWC, /* TensorFlow's tensors and weights */
+    SEPCONV_LAYOUT_NCHW  /* PyTorch's tensors and weights */
+} sepconv_layout;
+
+typedef enum sepconv_activation {
+    SEPCONV_ACT_NONE,
+    SEPCONV_ACT_RELU, /* x < 0 ? 0 : x; NaN passes through */
+    SEPCONV_ACT_RELU6 /* x < 0 ? 0 : x > 6 ? 6 : x; NaN passes through */
+} sepconv_activation;
+
+typedef enum sepconv_padding {
+    SEPCONV_PAD_SAME,    /* TensorFlow: output = ceil(in / stride) */
+    SEPCONV_PAD_VALID,   /* no padding */
+    SEPCONV_PAD_EXPLICIT /* pad=P or pad=T:L:B:R */
+} sepconv_padding;
+
+#define SEPCONV_NAME_MAX 64
+
+/*
+ * One layer, validated.  The first group is what the spec says; the second
+ * follows from it.  Built only by sepconv_layer_parse (or _validate), so every
+ * derived count is known to fit in int64_t, in bytes as well as elements.
+ */
+typedef struct sepconv_layer {
+    sepconv_op op;
+    char name[SEPCONV_NAME_MAX];
+    int64_t batch, in_h, in_w;
+    int64_t m;          /* input channels */
+    int64_t n;          /* output channels of conv, pw, sep; 0 for dw */
+    int64_t kernel;     /* DK; 1 for pw */
+    int64_t stride, dilation, multiplier;
+    sepconv_padding padding;
+    int64_t pad_top, pad_left, pad_bottom, pad_right; /* resolved */
+    sepconv_layout layout;
+    int bias;                            /* 1: every stage adds a bias */
+    sepconv_activation dw_act, pw_act;   /* per stage of dw, pw and sep */
+    sepconv_activation conv_act;         /* the single stage of conv */
+
+    /* derived */
+    int64_t out_h, out_w;
+    int64_t mid_c;        /* depthwise output channels, m * multiplier */
+    int64_t out_c;        /* channels of the final output */
+    int64_t input_elements, output_elements;
+    int64_t mid_elements; /* sep: the depthwise result; 0 otherwise */
+    int64_t weight_elements, bias_elements;       /* conv, dw or pw stage */
+    int64_t pw_weight_elements, pw_bias_elements; /* sep's pointwise stage */
+} sepconv_layer;
+
+/* Parses "key=value" tokens separated by spaces or commas into a layer. */
+sepconv_status sepconv_layer_parse(const char *spec, sepconv_layer *layer,
+                                   sepconv_error *error);
+
+/* Writes the canonical spec (parses back to the same layer) into `out`. */
+sepconv_status sepconv_layer_format(const sepconv_layer *layer, char *out,
+                                    size_t capacity, sepconv_error *error);
+
+/* The spec name of an op, layout, activation ("sep", "nhwc", "relu6"). */
+const char *sepconv_op_name(sepconv_op op);
+const char *sepconv_layout_name(sepconv_layout layout);
+const char *sepconv_activation_name(sepconv_activation act);
+
+/* A model file: one layer spec per line, '#' comments, blank lines. */
+typedef struct sepconv_model {
+    sepconv_layer *layers;
+    size_t count;
+} sepconv_model;
+
+/* Reads a model file; errors name the file and line ("f.layers:3: ..."). */
+sepconv_status sepconv_model_load(const char *path, sepconv_model *model,
+                                  sepconv_error *error);
+/* Parses model text; `origin` names it in error messages. */
+sepconv_status sepconv_model_parse(const char *text, const char *origin,
+                                   sepconv_model *model, sepconv_error *error);
+void sepconv_model_free(sepconv_model *model);
+
+/* ------------------------------------------------------------------ cost */
+
+typedef struct sepconv_cost {
+    int64_t macs;            /* multiply-adds of the whole layer */
+    int64_t dw_macs, pw_macs;/* sep's share per stage (dw or pw ops: all) */
+    int64_t parameters;      /* weights plus biases */
+    int64_t weights, biases;
+    int64_t dw_parameters, pw_parameters; /* per stage kind, as the macs */
+    int64_t bytes_read;      /* activations read, fp32, unfused */
+    int64_t bytes_written;   /* activations written, fp32, unfused */
+    int64_t intermediate_bytes; /* sep: depthwise output, 0 otherwise */
+    int64_t conv_macs;       /* sep: a standard conv of the same shape */
+    double ratio_to_conv;    /* sep: macs / conv_macs; 0 otherwise */
+} sepconv_cost;
+
+/* Counts the cost of a validated layer (fails only on overflow). */
+sepconv_status sepconv_cost_compute(const sepconv_layer *layer,
+                                    sepconv_cost *cost, sepconv_error *error);
+
+/* Adds `cost` into `total` field by field (ratio excepted), checking overflow. */
+sepconv_status sepconv_cost_accumulate(sepconv_cost *total,
+                                       const sepconv_cost *cost,
+                                       sepconv_error *error);
+
+/* ------------------------------------------------------------- reference */
+
+/*
+ * The tensors of one layer, in the layout the spec names.  `weights` and
+ * `bias` are the first (or only) stage; `pw_weights` and `pw_bias` the
+ * pointwise stage of sep.  Biases are NULL when layer->bias is 0.
+ *
+ *   layout  conv            dw                     pw
+ *   nhwc    [dk][dk][m][n]  [dk][dk][m][mult]      [m][n]
+ *   nchw    [n][m][dk][dk]  [m*mult][1][dk][dk]    [n][m][1][1]
+ *
+ * Depthwise output channel c*mult + j reads input channel c.
+ */
+typedef struct sepconv_tensors {
+    const float *input;
+    const float *weights;
+    const float *bias;
+    const float *pw_weights;
+    const float *pw_bias;
+} sepconv_tensors;
+
+/* Computes the layer with generic loops, in double, rounding once per stage. */
+sepconv_status sepconv_reference_run(const sepconv_layer *layer,
+                                     const sepconv_tensors *tensors,
+                                     float *output, sepconv_error *error);
+
+/*
+ * Computes, per output, the sum of the magnitudes of the terms that make it
+ * (the reference run on |input|, |weights|, |bias| without activations).
+ * It scales the comparison tolerance.
+ */
+sepconv_status sepconv_reference_magnitude(const sepconv_layer *layer,
+                                           const sepconv_tensors *tensors,
+                                           double *magnitude,
+                                           sepconv_error *error);
+
+/* ---------------------------------------------------------------- compare */
+
+/*
+ * Tolerance.  A float dot product of K terms, in any order, with or without
+ * FMA, is within gamma(K) * sum|terms| of the exact value, where
+ * gamma(K) = K*u / (1 - K*u) and u = 2^-24 (Higham, Accuracy and Stability of
+ * Numerical Algorithms, 3.1).  The reference is exact but for one final
+ * rounding (u * |expected|).  So output i passes when
+ *
+ *   |actual - expected| <= gamma(K + 1) * magnitude[i] + u * |expected|
+ *                          + K * FLT_TRUE_MIN
+ *
+ * with K the reduction length of the op (conv dk*dk*m, dw dk*dk, pw m,
+ * sep dk*dk + m; the +1 is the bias), magnitude[i] from
+ * sepconv_reference_magnitude, and the last term the underflow allowance for
+ * subnormal products.  NaN matches only NaN; an infinity only itself.
+ */
+double sepconv_tolerance_gamma(int64_t reduction_length);
+int64_t sepconv_reduction_length(const sepconv_layer *layer);
+
+typedef struct sepconv_comparison {
+    int64_t checked, mismatches;
+    double max_abs_error, max_rel_error;
+    /* the first mismatch, in output coordinates (valid when mismatches > 0) */
+    int64_t first_index, first_n, first_h, first_w, first_c;
+    float first_expected, first_actual;
+    double first_tolerance;
+} sepconv_comparison;
+
+/* Compares a layer's output against the reference's; MISMATCH if any differ. */
+sepconv_status sepconv_compare(const sepconv_layer *layer,
+                               const float *expected, const float *actual,
+                               const double *magnitude,
+                               sepconv_comparison *result,
+                               sepconv_error *error);
+
+/* --------------------------------------------------------------- buffers */
+
+/* Owned storage for one layer's tensors (NULL where the layer has none). */
+typedef struct sepconv_buffers {
+    float *input, *weights, *bias, *pw_weights, *pw_bias, *output;
+} sepconv_buffers;
+
+/* Allocates every tensor of a layer (output zeroed). */
+sepconv_status sepconv_buffers_alloc(const sepconv_layer *layer,
+                                     sepconv_buffers *buffers,
+                                     sepconv_error *error);
+/* Fills inputs, weights and biases with seeded uniform values in [-1, 1). */
+void sepconv_buffers_fill_random(const sepconv_layer *layer,
+                                 sepconv_buffers *buffers, uint64_t seed);
+/* The read-only view of the buffers that the kernels take. */
+sepconv_tensors sepconv_buffers_tensors(const sepconv_buffers *buffers);
+void sepconv_buffers_free(sepconv_buffers *buffers);
+
+/* The next value of a splitmix64 stream: seeded, portable, reproducible. */
+uint64_t sepconv_random_next(uint64_t *state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEPCONV_H */

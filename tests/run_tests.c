@@ -1,0 +1,42 @@
+/*
+ * run_tests.c -- runs every Check suite; exit status 0 only if all pass.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests.h"
+
+/* Parses a spec that must be valid. */
+sepconv_layer parse_layer(const char *spec)
+{
+    sepconv_layer layer;
+    sepconv_error error = {0};
+    sepconv_status status = sepconv_layer_parse(spec, &layer, &error);
+    ck_assert_msg(status == SEPCONV_OK, "'%s' refused: %s", spec, error.message);
+    return layer;
+}
+
+/* Parses a spec that must be refused. */
+sepconv_status refuse_layer(const char *spec, char *message, size_t capacity)
+{
+    sepconv_layer layer;
+    sepconv_error error = {0};
+    sepconv_status status = sepconv_layer_parse(spec, &layer, &error);
+    ck_assert_msg(status != SEPCONV_OK, "'%s' was accepted", spec);
+    snprintf(message, capacity, "%s", error.message);
+    return status;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(layer_suite());
+    srunner_add_suite(runner, cost_suite());
+    srunner_add_suite(runner, reference_suite());
+    srunner_add_suite(runner, compare_suite());
+    srunner_add_suite(runner, cli_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

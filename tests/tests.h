@@ -1,0 +1,24 @@
+/*
+ * tests.h -- the Check suites of sepconv and the helpers they share.
+ */
+#ifndef SEPCONV_TESTS_H
+#define SEPCONV_TESTS_H
+
+#include <check.h>
+#include <stdbool.h>
+
+#include "sepconv.h"
+
+Suite *layer_suite(void);
+Suite *cost_suite(void);
+Suite *reference_suite(void);
+Suite *compare_suite(void);
+Suite *cli_suite(void);
+
+/* Parses a spec that must be valid; fails the test with the message if not. */
+sepconv_layer parse_layer(const char *spec);
+
+/* Parses a spec that must be refused; returns the status, fills `message`. */
+sepconv_status refuse_layer(const char *spec, char *message, size_t capacity);
+
+#endif /* SEPCONV_TESTS_H */
