@@ -29,14 +29,18 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
 ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen
-LIB_LIBS   = $(LUA_LIBS) -lm
+LIB_LIBS   = $(LUA_LIBS) -ldl -lm
 LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
 
-LIB_SOURCES  := $(wildcard runtime/*.c)
-CLI_SOURCES  := $(wildcard gen/*.c)
+LIB_SOURCES  := $(wildcard runtime/*.c) gen/render.c gen/generate.c
+CLI_SOURCES  := gen/main.c gen/cli.c $(wildcard gen/cmd_*.c)
 TEST_SOURCES := $(wildcard tests/*.c)
+TEMPLATES    := $(sort $(wildcard templates/*.in templates/*.lua))
 
-LIB_OBJECTS  := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
+# The templates, compiled into the library as strings by a build tool.
+EMBED          := $(BUILD)/embed
+EMBEDDED       := $(BUILD)/gen/templates_embedded.c
+LIB_OBJECTS  := $(LIB_SOURCES:%.c=$(BUILD)/%.o) $(EMBEDDED:.c=.o)
 CLI_OBJECTS  := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
@@ -72,6 +76,17 @@ deps:
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h gen/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
+$(EMBED): gen/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -O1 -o $@ $<
+
+$(EMBEDDED): $(EMBED) $(TEMPLATES)
+	@mkdir -p $(dir $@)
+	$(EMBED) $@ $(TEMPLATES)
+
+$(EMBEDDED:.c=.o): $(EMBEDDED) gen/render.h runtime/sepconv.h
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@

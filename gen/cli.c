@@ -126,3 +126,55 @@ double cli_now(void)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
+
+/* The defaults of the kernel options. */
+cli_kernel_options cli_kernel_defaults(void)
+{
+    cli_kernel_options options;
+    memset(&options, 0, sizeof options);
+    options.target = SEPCONV_TARGET_PORTABLE;
+    return options;
+}
+
+/* Takes one of the kernel options. */
+int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options,
+                      const char *command)
+{
+    const char *value = NULL;
+    bool missing = false;
+    if (cli_option(argc, argv, i, "--schedule", &value, &missing)) {
+        if (missing)
+            return cli_usage(command, "--schedule takes knob=value,..."), -1;
+        options->schedule = value;
+    } else if (cli_option(argc, argv, i, "--target", &value, &missing)) {
+        sepconv_error error;
+        if (missing || sepconv_target_parse(value, &options->target, &error) != SEPCONV_OK)
+            return cli_usage(command, "--target takes portable, avx2 or avx512"), -1;
+    } else if (cli_option(argc, argv, i, "--name", &value, &missing)) {
+        if (missing)
+            return cli_usage(command, "--name takes a C identifier"), -1;
+        options->generate.name = value;
+    } else if (cli_option(argc, argv, i, "--templates", &value, &missing)) {
+        if (missing)
+            return cli_usage(command, "--templates takes a directory"), -1;
+        options->generate.template_dir = value;
+    } else if (cli_option(argc, argv, i, "--max-source", &value, &missing)) {
+        long long bytes = 0;
+        if (missing || !cli_number(value, 1024, (long long)1 << 40, &bytes))
+            return cli_usage(command, "--max-source takes a byte count from 1024 "
+                                      "to 2^40"), -1;
+        options->generate.source_budget = (size_t)bytes;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* The schedule the options ask for. */
+sepconv_status cli_kernel_schedule(const cli_kernel_options *options,
+                                   const sepconv_layer *layer,
+                                   sepconv_schedule *schedule, sepconv_error *error)
+{
+    return sepconv_schedule_parse(options->schedule, layer, options->target,
+                                  schedule, error);
+}

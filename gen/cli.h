@@ -22,12 +22,35 @@ typedef struct cli_command {
 
 extern const cli_command cli_cost_command;
 extern const cli_command cli_reference_command;
+extern const cli_command cli_gen_command;
+extern const cli_command cli_schedules_command;
 
 /* What a subcommand's positional arguments name: a spec or a model file. */
 typedef struct cli_input {
     char spec[4096]; /* the key=value tokens joined, or "" */
     const char *file;/* the model file, or NULL */
 } cli_input;
+
+/* The options every kernel-making command takes (gen, run, ...). */
+typedef struct cli_kernel_options {
+    const char *schedule;             /* "k=v,..." or NULL */
+    sepconv_target target;
+    sepconv_generate_options generate;
+} cli_kernel_options;
+
+/* The defaults: portable target, default schedule, built-in templates. */
+cli_kernel_options cli_kernel_defaults(void);
+
+/* Takes --schedule, --target, --name, --templates, --max-source at argv[*i]:
+ * 1 if it took one, 0 if argv[*i] is something else, -1 after reporting a
+ * usage error. */
+int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options,
+                      const char *command);
+
+/* The schedule the options ask for, for a layer. */
+sepconv_status cli_kernel_schedule(const cli_kernel_options *options,
+                                   const sepconv_layer *layer,
+                                   sepconv_schedule *schedule, sepconv_error *error);
 
 /* Prints "sepconv CMD: message" and the help hint to stderr; returns 2. */
 int cli_usage(const char *command, const char *format, ...)

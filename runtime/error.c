@@ -18,6 +18,8 @@ const char *sepconv_status_name(sepconv_status status)
     case SEPCONV_IO: return "i/o error";
     case SEPCONV_UNSUPPORTED: return "unsupported";
     case SEPCONV_MISMATCH: return "mismatch";
+    case SEPCONV_TEMPLATE: return "template error";
+    case SEPCONV_LIMIT: return "limit exceeded";
     }
     return "unknown status";
 }

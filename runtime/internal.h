@@ -21,6 +21,11 @@ sepconv_status sepconv_fail(sepconv_error *error, sepconv_status status,
 void sepconv_error_prefix(sepconv_error *error, const char *format, ...)
     SEPCONV_PRINTF(2, 3);
 
+/* Reads a whole file (at most `limit` bytes) into a NUL-terminated heap
+ * string; `what` names the file's kind in messages ("model file"). */
+sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
+                                 char **text, size_t *length, sepconv_error *error);
+
 /* a * b into *out; false on int64 overflow or a negative operand. */
 static inline bool sepconv_mul(int64_t a, int64_t b, int64_t *out)
 {

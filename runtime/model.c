@@ -1,14 +1,12 @@
 /*
  * model.c -- model files: one layer spec per line, '#' comments.
  */
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-#define MODEL_FILE_MAX (64u << 20) /* a model file is text: 64 MiB is absurd */
+#define MODEL_FILE_MAX ((size_t)64 << 20) /* a model file is text: 64 MiB is absurd */
 #define MODEL_LINE_MAX 4096
 
 /* Appends a layer to the model, growing its array. */
@@ -73,56 +71,6 @@ sepconv_status sepconv_model_parse(const char *text, const char *origin,
     return status;
 }
 
-/* Reads a whole file into a NUL-terminated heap string. */
-static sepconv_status read_text(const char *path, char **out, sepconv_error *error)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return sepconv_fail(error, SEPCONV_IO, "%s: cannot open: %s", path,
-                            strerror(errno));
-    sepconv_status status = SEPCONV_OK;
-    size_t size = 0, capacity = 4096;
-    char *text = malloc(capacity);
-    while (text) {
-        if (size + 1 == capacity) {
-            if (capacity >= MODEL_FILE_MAX) {
-                status = sepconv_fail(error, SEPCONV_INVALID,
-                                      "%s: larger than %u MiB; not a model file",
-                                      path, MODEL_FILE_MAX >> 20);
-                break;
-            }
-            char *grown = realloc(text, capacity * 2);
-            if (!grown) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = grown;
-            capacity *= 2;
-        }
-        size_t got = fread(text + size, 1, capacity - 1 - size, file);
-        size += got;
-        if (got == 0)
-            break;
-    }
-    if (!text)
-        status = sepconv_fail(error, SEPCONV_NOMEM, "%s: out of memory reading it",
-                              path);
-    else if (status == SEPCONV_OK && ferror(file))
-        status = sepconv_fail(error, SEPCONV_IO, "%s: read error", path);
-    else if (status == SEPCONV_OK && memchr(text, '\0', size))
-        status = sepconv_fail(error, SEPCONV_INVALID,
-                              "%s: contains a NUL byte; not a model file", path);
-    fclose(file);
-    if (status != SEPCONV_OK) {
-        free(text);
-        return status;
-    }
-    text[size] = '\0';
-    *out = text;
-    return SEPCONV_OK;
-}
-
 /* Reads and parses a model file. */
 sepconv_status sepconv_model_load(const char *path, sepconv_model *model,
                                   sepconv_error *error)
@@ -130,7 +78,9 @@ sepconv_status sepconv_model_load(const char *path, sepconv_model *model,
     if (!path || !model)
         return sepconv_fail(error, SEPCONV_INVALID, "no path or no model given");
     char *text = NULL;
-    sepconv_status status = read_text(path, &text, error);
+    size_t length = 0;
+    sepconv_status status = sepconv_read_file(path, MODEL_FILE_MAX, "model file",
+                                              &text, &length, error);
     if (status != SEPCONV_OK)
         return status;
     status = sepconv_model_parse(text, path, model, error);

@@ -34,7 +34,9 @@ typedef enum sepconv_status {
     SEPCONV_NOMEM,       /* an allocation failed */
     SEPCONV_IO,          /* a file could not be read or written */
     SEPCONV_UNSUPPORTED, /* valid, but not something this build can do */
-    SEPCONV_MISMATCH     /* outputs disagree beyond the tolerance */
+    SEPCONV_MISMATCH,    /* outputs disagree beyond the tolerance */
+    SEPCONV_TEMPLATE,    /* a template failed: "template:line: message" */
+    SEPCONV_LIMIT        /* a budget was exceeded: size, memory, time */
 } sepconv_status;
 
 #define SEPCONV_MESSAGE_MAX 1024
@@ -228,6 +230,175 @@ sepconv_status sepconv_compare(const sepconv_layer *layer,
                                const double *magnitude,
                                sepconv_comparison *result,
                                sepconv_error *error);
+
+/* --------------------------------------------------------------- schedule */
+
+/* What the generated code may use: plain C (any compiler, tcc included), or
+ * AVX2+FMA / AVX-512F intrinsics (gcc and clang). */
+typedef enum sepconv_target {
+    SEPCONV_TARGET_PORTABLE,
+    SEPCONV_TARGET_AVX2,
+    SEPCONV_TARGET_AVX512
+} sepconv_target;
+
+/* The knobs of a schedule.  Each op has some of them (see
+ * sepconv_schedule_has_knob); their ranges depend on the target. */
+typedef enum sepconv_knob {
+    SEPCONV_KNOB_CHANNEL_BLOCK, /* dw, conv, sep: channels per block */
+    SEPCONV_KNOB_TILE_W,        /* dw, conv, sep: output pixels per step */
+    SEPCONV_KNOB_PIXEL_BLOCK,   /* pw, sep: pixels per register block */
+    SEPCONV_KNOB_OC_BLOCK,      /* pw, sep: output channels per block */
+    SEPCONV_KNOB_PACK,          /* pw, sep: pointwise weights packed once */
+    SEPCONV_KNOB_UNROLL,        /* all: 0 none, 1 row, 2 full */
+    SEPCONV_KNOB_FUSE,          /* sep: 0 full intermediate, 1 row tiles */
+    SEPCONV_KNOB_TILE_H,        /* sep with fuse=1: rows per tile */
+    SEPCONV_KNOB_COUNT
+} sepconv_knob;
+
+#define SEPCONV_KNOB_VALUES_MAX 8
+
+/* One knob's name, meaning, allowed values and default for an op/target. */
+typedef struct sepconv_knob_info {
+    const char *name;
+    const char *help;
+    int count;
+    int64_t values[SEPCONV_KNOB_VALUES_MAX];
+    const char *value_names[SEPCONV_KNOB_VALUES_MAX]; /* NULL: a number */
+    int64_t default_value;
+} sepconv_knob_info;
+
+typedef struct sepconv_schedule {
+    sepconv_op op;
+    sepconv_target target;
+    int64_t value[SEPCONV_KNOB_COUNT]; /* 0 for knobs the op does not have */
+} sepconv_schedule;
+
+/* The spec name of a target ("portable", "avx2", "avx512"). */
+const char *sepconv_target_name(sepconv_target target);
+sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
+                                    sepconv_error *error);
+
+/* Whether `op` has `knob`. */
+int sepconv_schedule_has_knob(sepconv_op op, sepconv_knob knob);
+
+/* Describes a knob for an op and target (its range and default). */
+sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
+                                     sepconv_knob knob, sepconv_knob_info *info,
+                                     sepconv_error *error);
+
+/* The default schedule of a layer for a target. */
+sepconv_status sepconv_schedule_default(const sepconv_layer *layer,
+                                        sepconv_target target,
+                                        sepconv_schedule *schedule,
+                                        sepconv_error *error);
+
+/* Applies "knob=value,knob=value" over the defaults; empty text keeps them.
+ * Every value must be in the knob's range for the op and target. */
+sepconv_status sepconv_schedule_parse(const char *text, const sepconv_layer *layer,
+                                      sepconv_target target,
+                                      sepconv_schedule *schedule,
+                                      sepconv_error *error);
+
+/* Writes the canonical "knob=value,..." form (every knob of the op). */
+sepconv_status sepconv_schedule_format(const sepconv_schedule *schedule,
+                                       char *out, size_t capacity,
+                                       sepconv_error *error);
+
+/* ------------------------------------------------------------- generator */
+
+/* How to generate: all fields may be zero for the defaults. */
+typedef struct sepconv_generate_options {
+    const char *name;         /* kernel symbol; NULL derives one */
+    const char *template_dir; /* NULL: $SEPCONV_TEMPLATE_DIR, else built in */
+    size_t source_budget;     /* bytes of C; 0: 4 MiB */
+    int64_t instruction_budget; /* Lua instructions; 0: 500 million */
+    size_t memory_budget;     /* Lua heap bytes; 0: 256 MiB */
+} sepconv_generate_options;
+
+#define SEPCONV_SYMBOL_MAX 128
+
+/* Generated source: a self-contained .c and the .h for its callers.
+ *
+ * The kernel is
+ *   void SYMBOL(const float *input, const float *weights, const float *bias,
+ *               const float *pw_weights, const float *pw_bias,
+ *               const float *packed, float *output, void *scratch,
+ *               long row_begin, long row_end);
+ * computing output rows [row_begin, row_end) of batch*out_h; when
+ * packed_elements > 0, SYMBOL_pack(weights, pw_weights, packed) must have
+ * filled `packed` first, and `scratch` must hold scratch_bytes per call. */
+typedef struct sepconv_source {
+    char *code, *header;
+    size_t code_length, header_length;
+    char symbol[SEPCONV_SYMBOL_MAX];
+    char template_name[64];
+    int64_t scratch_bytes, packed_elements, rows;
+} sepconv_source;
+
+/* Generates the kernel of a layer under a schedule. */
+sepconv_status sepconv_generate(const sepconv_layer *layer,
+                                const sepconv_schedule *schedule,
+                                const sepconv_generate_options *options,
+                                sepconv_source *source, sepconv_error *error);
+void sepconv_source_free(sepconv_source *source);
+
+/* -------------------------------------------------------------- backends */
+
+/* Compiled code loaded into this process; knows nothing of convolutions. */
+typedef struct sepconv_code sepconv_code;
+
+/* How the system compiler ("cc" backend) is run. */
+typedef struct sepconv_cc_options {
+    const char *compiler; /* NULL: $CC, else "cc" */
+    const char *flags;    /* NULL: "-O3 -march=native" (space-separated) */
+    const char *save_dir; /* where failing sources are kept; NULL: $TMPDIR */
+} sepconv_cc_options;
+
+/* Compiles C source with the system compiler into a shared object and
+ * loads it.  On a compile error the message holds the compiler's text and
+ * the path where the source was saved. */
+sepconv_status sepconv_cc_compile(const char *source, size_t length,
+                                  const sepconv_cc_options *options,
+                                  sepconv_code **code, sepconv_error *error);
+
+/* The address of a symbol in compiled code, or NULL. */
+void *sepconv_code_symbol(const sepconv_code *code, const char *name);
+void sepconv_code_free(sepconv_code *code);
+
+/* The signature of every generated kernel and of its packing function. */
+typedef void (*sepconv_kernel_fn)(const float *input, const float *weights,
+                                  const float *bias, const float *pw_weights,
+                                  const float *pw_bias, const float *packed,
+                                  float *output, void *scratch, long row_begin,
+                                  long row_end);
+typedef void (*sepconv_pack_fn)(const float *weights, const float *pw_weights,
+                                float *packed);
+
+/* ----------------------------------------------------------------- verify */
+
+/* A compiled kernel as verify and the runtime call it. */
+typedef struct sepconv_kernel_code {
+    sepconv_kernel_fn run;
+    sepconv_pack_fn pack;
+    int64_t packed_elements, scratch_bytes;
+} sepconv_kernel_code;
+
+/* What one verification found, beyond the comparison. */
+typedef struct sepconv_verify_report {
+    sepconv_comparison comparison;
+    int64_t guard_damage;   /* output guard floats overwritten */
+    int64_t untouched;      /* outputs left as the NaN they were filled with */
+} sepconv_verify_report;
+
+/* Runs a kernel beside the reference on data seeded by `seed` (output rows
+ * split into two calls, as threads would), with guard zones around the
+ * output and the output pre-filled with NaN, and compares within the
+ * documented tolerance.  MISMATCH if any output differs, a guard was
+ * overwritten or an output was never written. */
+sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
+                                     const sepconv_kernel_code *kernel,
+                                     uint64_t seed, sepconv_verify_report *report,
+                                     sepconv_error *error);
 
 /* --------------------------------------------------------------- buffers */
 

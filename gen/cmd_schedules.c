@@ -1,0 +1,93 @@
+/*
+ * cmd_schedules.c -- `sepconv schedules SPEC`: the knobs of a layer's op for
+ * a target, with their ranges and defaults.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+/* Entry point of `sepconv schedules`. */
+static int schedules_run(int argc, char **argv)
+{
+    cli_input input = {0};
+    cli_kernel_options kernel = cli_kernel_defaults();
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        int parsed = cli_kernel_option(argc, argv, &i, &kernel, "schedules");
+        if (parsed < 0)
+            return CLI_USAGE;
+        if (parsed > 0)
+            continue;
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (argv[i][0] == '-')
+            return cli_usage("schedules", "unknown option '%s'", argv[i]);
+        else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i]))
+            return cli_usage("schedules", "'%s' is not a key=value token", argv[i]);
+    }
+    if (!input.spec[0])
+        return cli_usage("schedules", "missing SPEC");
+    sepconv_error error;
+    sepconv_layer layer;
+    if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
+        return cli_fail("schedules", &error);
+    if (json)
+        printf("{\"op\":\"%s\",\"target\":\"%s\",\"knobs\":[",
+               sepconv_op_name(layer.op), sepconv_target_name(kernel.target));
+    else
+        printf("knobs of op=%s for target %s:\n", sepconv_op_name(layer.op),
+               sepconv_target_name(kernel.target));
+    int printed = 0;
+    for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
+        sepconv_knob_info info;
+        if (sepconv_knob_describe(layer.op, kernel.target, (sepconv_knob)k, &info,
+                                  NULL) != SEPCONV_OK)
+            continue;
+        char values[256] = "", fallback[32];
+        const char *default_name = NULL;
+        for (int v = 0; v < info.count; v++) {
+            const char *name = info.value_names[v];
+            snprintf(fallback, sizeof fallback, "%lld", (long long)info.values[v]);
+            if (info.values[v] == info.default_value)
+                default_name = name;
+            if (json) {
+                strcat(values, v ? "," : "");
+                if (name)
+                    strcat(strcat(strcat(values, "\""), name), "\"");
+                else
+                    strcat(values, fallback);
+            } else {
+                strcat(strcat(values, v ? " | " : ""), name ? name : fallback);
+            }
+        }
+        if (json) {
+            printf("%s{\"name\":\"%s\",\"values\":[%s],\"default\":", printed ? "," : "",
+                   info.name, values);
+            if (default_name)
+                printf("\"%s\",\"help\":", default_name);
+            else
+                printf("%lld,\"help\":", (long long)info.default_value);
+            cli_json_string(stdout, info.help);
+            printf("}");
+        } else if (default_name) {
+            printf("  %-14s %-24s default %-5s %s\n", info.name, values, default_name,
+                   info.help);
+        } else {
+            printf("  %-14s %-24s default %-5lld %s\n", info.name, values,
+                   (long long)info.default_value, info.help);
+        }
+        printed++;
+    }
+    if (json)
+        printf("]}\n");
+    return CLI_OK;
+}
+
+const cli_command cli_schedules_command = {
+    "schedules", "list the schedule knobs of a layer, ranges and defaults",
+    schedules_run,
+    "usage: sepconv schedules SPEC [--target T] [--json]\n\n"
+    "Lists the knobs of the layer's op for a target (default portable): the\n"
+    "values each may take and its default.  Pass them to gen, run and jit as\n"
+    "--schedule knob=value,knob=value.\n\n"
+    "example: sepconv schedules op=sep df=56 m=128 n=128 dk=3 --target avx2\n"};

@@ -1,0 +1,65 @@
+/*
+ * render.h -- the template engine: C with Lua woven through it, run in a
+ * sandboxed Lua state.  Knows nothing about convolutions or compilers: the
+ * caller puts its values into the template's environment and reads results
+ * back out of it.
+ *
+ * Syntax (see templates/README.md):
+ *   $ lua code      a line whose first non-blank character is '$' is Lua
+ *   ${expr}         inside any other line: the value of a Lua expression
+ *   $$              a literal '$'
+ *   everything else is C text, emitted as it stands
+ */
+#ifndef SEPCONV_RENDER_H
+#define SEPCONV_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sepconv.h"
+
+struct lua_State;
+
+/* The embedded templates: generated at build time from templates/. */
+typedef struct render_embedded {
+    const char *name;
+    const char *text;
+} render_embedded;
+extern const render_embedded render_embedded_templates[];
+extern const size_t render_embedded_count;
+
+/* What bounds one render. */
+typedef struct render_limits {
+    size_t memory_bytes;    /* the Lua state's heap */
+    int64_t instructions;   /* Lua VM instructions */
+    size_t output_bytes;    /* the generated source (the size budget) */
+} render_limits;
+
+/* Defaults: 256 MiB of Lua heap, 500 million instructions, 4 MiB output. */
+render_limits render_default_limits(void);
+
+/* One render: a top template, where to find templates, and two callbacks
+ * that fill the environment (table at `env`) and read it back. */
+typedef struct render_request {
+    const char *template_name;  /* e.g. "depthwise.c.in" */
+    const char *template_dir;   /* NULL: the embedded templates */
+    render_limits limits;
+    sepconv_status (*fill)(struct lua_State *L, int env, void *context,
+                           sepconv_error *error);
+    sepconv_status (*collect)(struct lua_State *L, int env, void *context,
+                              sepconv_error *error);
+    void *context;
+} render_request;
+
+/* Renders the template; on success *text is a malloc'd NUL-terminated
+ * string of *length bytes that the caller frees. */
+sepconv_status render_template(const render_request *request, char **text,
+                               size_t *length, sepconv_error *error);
+
+/* Translates template text to the Lua chunk that emits it: one Lua line per
+ * template line, so Lua's line numbers are the template's.  Exposed for the
+ * tests; the result is malloc'd. */
+sepconv_status render_translate(const char *name, const char *text,
+                                char **lua, size_t *length, sepconv_error *error);
+
+#endif /* SEPCONV_RENDER_H */

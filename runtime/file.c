@@ -1,0 +1,65 @@
+/*
+ * file.c -- reading whole text files with a size limit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Reads a file into a NUL-terminated heap string of at most `limit` bytes. */
+sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
+                                 char **text, size_t *length, sepconv_error *error)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return sepconv_fail(error, SEPCONV_IO, "%s: cannot open: %s", path,
+                            strerror(errno));
+    sepconv_status status = SEPCONV_OK;
+    size_t size = 0, capacity = 4096;
+    char *buffer = malloc(capacity);
+    while (buffer) {
+        if (size + 1 == capacity) {
+            if (capacity > limit) {
+                status = sepconv_fail(error, SEPCONV_LIMIT,
+                                      "%s: larger than %zu bytes; not a %s",
+                                      path, limit, what);
+                break;
+            }
+            char *grown = realloc(buffer, capacity * 2);
+            if (!grown) {
+                free(buffer);
+                buffer = NULL;
+                break;
+            }
+            buffer = grown;
+            capacity *= 2;
+        }
+        size_t got = fread(buffer + size, 1, capacity - 1 - size, file);
+        size += got;
+        if (got == 0)
+            break;
+    }
+    if (!buffer)
+        status = sepconv_fail(error, SEPCONV_NOMEM, "%s: out of memory reading it",
+                              path);
+    else if (status == SEPCONV_OK && ferror(file))
+        status = sepconv_fail(error, SEPCONV_IO, "%s: read error", path);
+    else if (status == SEPCONV_OK && size > limit)
+        status = sepconv_fail(error, SEPCONV_LIMIT,
+                              "%s: larger than %zu bytes; not a %s", path, limit,
+                              what);
+    else if (status == SEPCONV_OK && memchr(buffer, '\0', size))
+        status = sepconv_fail(error, SEPCONV_INVALID,
+                              "%s: contains a NUL byte; not a %s", path, what);
+    fclose(file);
+    if (status != SEPCONV_OK) {
+        free(buffer);
+        return status;
+    }
+    buffer[size] = '\0';
+    *text = buffer;
+    *length = size;
+    return SEPCONV_OK;
+}
