@@ -75,28 +75,49 @@ static bool valid_symbol(const char *name)
     return true;
 }
 
-/* An estimate of the generated source's size, so that a schedule that
- * would unroll far past the budget is refused before it is rendered.
- * Counted per emitted pixel block: unroll=full emits every output pixel,
- * row emits every column of each distinct row class (about 3), none emits
- * loops whose size does not depend on the layer's height and width. */
-static double estimate_source_bytes(const sepconv_layer *l, const sepconv_schedule *s)
+/* How many (output position, tap) pairs along one axis read inside the
+ * input: for tap k, the o in [0, out) with 0 <= o*stride - pad + k*dilation
+ * < in.  O(kernel), so it is cheap for any size. */
+static double taps_inside(int64_t in, int64_t out, int64_t kernel, int64_t stride,
+                          int64_t dilation, int64_t pad)
 {
-    double taps = (double)(l->kernel * l->kernel);
-    double blocks_per_pixel = 2.0; /* full channel blocks (a loop) + remainder */
-    double per_pixel_dw = 400.0 + 260.0 * taps;  /* one tap: ~260 bytes */
-    double per_pixel_pw = 1200.0;
-    double per_pixel = l->op == SEPCONV_OP_PW ? per_pixel_pw
-                       : l->op == SEPCONV_OP_SEP ? per_pixel_dw + per_pixel_pw
-                                                 : per_pixel_dw;
-    double width = (double)l->out_w, height = (double)l->out_h;
-    double pixels;
-    switch (s->value[SEPCONV_KNOB_UNROLL]) {
-    case 2: pixels = width * height; break;
-    case 1: pixels = width * 3.0; break;
-    default: pixels = 9.0 + 2.0 * (double)l->kernel; break;
+    double total = 0.0;
+    for (int64_t k = 0; k < kernel; k++) {
+        int64_t shift = pad - k * dilation; /* o*stride >= shift, < in + shift */
+        int64_t first = shift <= 0 ? 0 : (shift + stride - 1) / stride;
+        int64_t last = in - 1 + shift < 0 ? -1 : (in - 1 + shift) / stride;
+        if (last > out - 1)
+            last = out - 1;
+        if (last >= first)
+            total += (double)(last - first + 1);
     }
-    return 8192.0 + pixels * blocks_per_pixel * per_pixel;
+    return total;
+}
+
+/* A lower bound on the generated source's size, so that a schedule that
+ * would unroll far past the budget is refused at once instead of rendered
+ * (the exact limit is enforced while rendering).  Only unrolling makes the
+ * source grow with the layer: unroll=full emits every output pixel, each
+ * with at least a line per tap that reads inside the input (shared by the
+ * tile_w pixels of a step), and unroll=row every column of a row. */
+static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedule *s)
+{
+    int64_t unroll = s->value[SEPCONV_KNOB_UNROLL];
+    if (unroll == 0)
+        return 0.0;
+    double rows = unroll == 2 ? (double)l->out_h : 1.0;
+    double bytes = rows * (double)l->out_w * 40.0;
+    if (l->op != SEPCONV_OP_PW && unroll == 2) {
+        double taps = taps_inside(l->in_h, l->out_h, l->kernel, l->stride,
+                                  l->dilation, l->pad_top) *
+                      taps_inside(l->in_w, l->out_w, l->kernel, l->stride,
+                                  l->dilation, l->pad_left);
+        bytes += taps * (50.0 + 150.0 / (double)s->value[SEPCONV_KNOB_TILE_W]);
+    }
+    if (l->op == SEPCONV_OP_PW || l->op == SEPCONV_OP_SEP)
+        bytes += rows * (double)l->out_w *
+                 (100.0 + 300.0 / (double)s->value[SEPCONV_KNOB_PIXEL_BLOCK]);
+    return bytes / 2.0;
 }
 
 /* Pushes a table of the layer's fields, as the templates see them. */
@@ -283,13 +304,13 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
     build_command(&g, schedule);
     size_t budget = options && options->source_budget ? options->source_budget
                                                       : DEFAULT_SOURCE_BUDGET;
-    double estimate = estimate_source_bytes(layer, schedule);
-    if (estimate > (double)budget)
+    double minimum = minimum_source_bytes(layer, schedule);
+    if (minimum > (double)budget)
         return sepconv_fail(error, SEPCONV_LIMIT,
-                            "the kernel's source would be about %.0f bytes "
+                            "the kernel's source would be at least %.0f bytes "
                             "(%.1f MiB), over the source-size budget of %zu "
                             "bytes (%.1f MiB); use unroll=none or row, or raise "
-                            "the budget", estimate, estimate / 1048576.0, budget,
+                            "the budget", minimum, minimum / 1048576.0, budget,
                             (double)budget / 1048576.0);
     status = render(&g, g.template_name, options, &source->code,
                     &source->code_length, error);

@@ -3,8 +3,10 @@
  * chunks and runs them in a sandboxed Lua state with memory, instruction
  * and output budgets.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -321,29 +323,35 @@ static void push_template(lua_State *L, const char *name)
     if (!plain_name(name))
         luaL_error(L, "'%s' is not a template name (letters, digits, '_', "
                       "'-', '.'; no directories)", name);
+    /* a template directory overrides the built-in templates it holds */
     const char *dir = s->request->template_dir;
-    if (!dir) {
-        for (size_t i = 0; i < render_embedded_count; i++)
-            if (strcmp(render_embedded_templates[i].name, name) == 0) {
-                lua_pushstring(L, render_embedded_templates[i].text);
-                lua_pushfstring(L, "@templates/%s", name);
-                return;
-            }
-        luaL_error(L, "no template named '%s' is built in", name);
+    if (dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        char *text = NULL;
+        size_t length = 0;
+        sepconv_error error;
+        sepconv_status status = sepconv_read_file(path, TEMPLATE_FILE_MAX, "template",
+                                                  &text, &length, &error);
+        if (status == SEPCONV_OK) {
+            lua_pushlstring(L, text, length);
+            free(text);
+            lua_pushfstring(L, "@%s", path);
+            return;
+        }
+        if (status != SEPCONV_IO || access(path, F_OK) == 0) {
+            lua_pushstring(L, error.message);
+            lua_error(L);
+        }
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *text = NULL;
-    size_t length = 0;
-    sepconv_error error;
-    if (sepconv_read_file(path, TEMPLATE_FILE_MAX, "template", &text, &length,
-                          &error) != SEPCONV_OK) {
-        lua_pushstring(L, error.message);
-        lua_error(L);
-    }
-    lua_pushlstring(L, text, length);
-    free(text);
-    lua_pushfstring(L, "@%s", path);
+    for (size_t i = 0; i < render_embedded_count; i++)
+        if (strcmp(render_embedded_templates[i].name, name) == 0) {
+            lua_pushstring(L, render_embedded_templates[i].text);
+            lua_pushfstring(L, "@templates/%s", name);
+            return;
+        }
+    luaL_error(L, "no template named '%s'%s%s", name, dir ? " in " : " is built in",
+               dir ? dir : "");
 }
 
 /* Loads template `name` (translated unless it is a .lua module) as a

@@ -35,6 +35,8 @@ int main(void)
     srunner_add_suite(runner, reference_suite());
     srunner_add_suite(runner, compare_suite());
     srunner_add_suite(runner, cli_suite());
+    srunner_add_suite(runner, render_suite());
+    srunner_add_suite(runner, generator_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
