@@ -16,6 +16,13 @@ SANITIZE ?=
 # Debian packages the build needs; `make deps` installs the missing ones.
 DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc check pkg-config
 
+# `make V=1` shows the commands.
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
+
 WARNINGS := -std=c11 -Wall -Wextra -Werror
 ifeq ($(SANITIZE),1)
   SANITIZER_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -75,31 +82,37 @@ deps:
 # --------------------------------------------------------------- build
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h gen/*.h tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
 $(EMBED): gen/embed.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARNINGS) -O1 -o $@ $<
+	$(Q)$(CC) $(WARNINGS) -O1 -o $@ $<
 
 $(EMBEDDED): $(EMBED) $(TEMPLATES)
 	@mkdir -p $(dir $@)
-	$(EMBED) $@ $(TEMPLATES)
+	@echo "  EMBED   templates/"
+	$(Q)$(EMBED) $@ $(TEMPLATES)
 
 $(EMBEDDED:.c=.o): $(EMBEDDED) gen/render.h runtime/sepconv.h
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(SHARED_LIB): $(LIB_OBJECTS)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(CLI): $(CLI_OBJECTS) $(STATIC_LIB)
-	$(CC) -o $@ $(CLI_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(LIB_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $(CLI_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(TEST_RUNNER): $(TEST_OBJECTS) $(STATIC_LIB)
-	$(CC) -o $@ $(TEST_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(CHECK_LIBS) \
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $(TEST_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(CHECK_LIBS) \
 	  $(LIB_LIBS)
 
 # ---------------------------------------------------------------- test

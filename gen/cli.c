@@ -5,7 +5,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -95,10 +94,8 @@ sepconv_status cli_input_load(const cli_input *input, sepconv_model *model,
     if (status != SEPCONV_OK)
         return status;
     model->layers = malloc(sizeof layer);
-    if (!model->layers) {
-        snprintf(error->message, sizeof error->message, "out of memory");
-        return error->status = SEPCONV_NOMEM;
-    }
+    if (!model->layers)
+        return cli_error(error, SEPCONV_NOMEM, "out of memory");
     model->layers[0] = layer;
     model->count = 1;
     return SEPCONV_OK;
@@ -119,12 +116,13 @@ void cli_json_string(FILE *out, const char *text)
     fputc('"', out);
 }
 
-/* Seconds on the monotonic clock. */
-double cli_now(void)
+/* Fills an error with a fixed message. */
+sepconv_status cli_error(sepconv_error *error, sepconv_status status,
+                                    const char *message)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    error->status = status;
+    snprintf(error->message, sizeof error->message, "%s", message);
+    return status;
 }
 
 /* The defaults of the kernel options. */

@@ -24,6 +24,7 @@ extern const cli_command cli_cost_command;
 extern const cli_command cli_reference_command;
 extern const cli_command cli_gen_command;
 extern const cli_command cli_schedules_command;
+extern const cli_command cli_run_command;
 
 /* What a subcommand's positional arguments name: a spec or a model file. */
 typedef struct cli_input {
@@ -56,6 +57,10 @@ sepconv_status cli_kernel_schedule(const cli_kernel_options *options,
 int cli_usage(const char *command, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Fills an error with a message; returns the status (for CLI-side errors). */
+sepconv_status cli_error(sepconv_error *error, sepconv_status status,
+                         const char *message);
+
 /* Prints "sepconv CMD: <error message>" to stderr; returns 1. */
 int cli_fail(const char *command, const sepconv_error *error);
 
@@ -78,7 +83,5 @@ sepconv_status cli_input_load(const cli_input *input, sepconv_model *model,
 /* Writes a JSON string literal. */
 void cli_json_string(FILE *out, const char *text);
 
-/* Seconds on a monotonic clock. */
-double cli_now(void);
 
 #endif /* SEPCONV_CLI_H */

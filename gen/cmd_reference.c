@@ -54,10 +54,10 @@ static int reference_run(int argc, char **argv)
     double times[1000];
     int code = CLI_OK;
     for (long long r = 0; r < repeat && code == CLI_OK; r++) {
-        double start = cli_now();
+        double start = sepconv_seconds();
         if (sepconv_reference_run(&layer, &tensors, buffers.output, &error) != SEPCONV_OK)
             code = cli_fail("reference", &error);
-        times[r] = cli_now() - start;
+        times[r] = sepconv_seconds() - start;
     }
     if (code == CLI_OK) {
         qsort(times, (size_t)repeat, sizeof times[0], compare_doubles);

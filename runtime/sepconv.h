@@ -400,6 +400,109 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
                                      uint64_t seed, sepconv_verify_report *report,
                                      sepconv_error *error);
 
+/* ----------------------------------------------------------------- kernel */
+
+typedef enum sepconv_backend {
+    SEPCONV_BACKEND_TCC, /* libtcc, in memory: ~1 ms to compile, plain code */
+    SEPCONV_BACKEND_CC   /* the system compiler: slow to build, fast code */
+} sepconv_backend;
+
+/* How to make a kernel; sepconv_kernel_defaults() fills the defaults. */
+typedef struct sepconv_kernel_options {
+    sepconv_backend backend;
+    sepconv_target target;
+    const char *schedule;   /* "knob=value,..."; NULL or "" for the default */
+    int threads;            /* 1 by default; 0 means every core */
+    int verify;             /* 1: check against the reference when created */
+    uint64_t verify_seed;
+    sepconv_generate_options generate;
+    sepconv_cc_options cc;
+} sepconv_kernel_options;
+
+sepconv_kernel_options sepconv_kernel_defaults(void);
+
+/* A compiled, verified kernel for one layer: immutable once its weights are
+ * set, and safe to run from several threads at once. */
+typedef struct sepconv_kernel sepconv_kernel;
+
+/* What making a kernel took. */
+typedef struct sepconv_kernel_info {
+    char symbol[SEPCONV_SYMBOL_MAX];
+    char schedule[256];
+    sepconv_backend backend;
+    sepconv_target target;
+    double generate_seconds, compile_seconds, verify_seconds;
+    int verified;
+    sepconv_verify_report report;
+    size_t source_bytes;
+} sepconv_kernel_info;
+
+/* Generates, compiles and (if asked) verifies a layer's kernel. */
+sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
+                                     const sepconv_kernel_options *options,
+                                     sepconv_kernel **kernel, sepconv_error *error);
+
+/* Copies the weights and biases in (tensors->input is ignored) and packs
+ * them if the schedule wants; call once before running. */
+sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
+                                          const sepconv_tensors *tensors,
+                                          sepconv_error *error);
+
+/* Runs the layer: input and output in the layer's layout. */
+sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
+                                  float *output, sepconv_error *error);
+
+const sepconv_layer *sepconv_kernel_layer(const sepconv_kernel *kernel);
+const sepconv_kernel_info *sepconv_kernel_get_info(const sepconv_kernel *kernel);
+void sepconv_kernel_free(sepconv_kernel *kernel);
+
+/* The spec name of a backend ("tcc", "cc") and its parser. */
+const char *sepconv_backend_name(sepconv_backend backend);
+sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
+                                     sepconv_error *error);
+
+/* Seconds on a monotonic clock. */
+double sepconv_seconds(void);
+
+/* -------------------------------------------------------------------- npy */
+
+#define SEPCONV_RANK_MAX 8
+
+/* A float32 array read from or written to a NumPy .npy file. */
+typedef struct sepconv_array {
+    float *data;
+    int rank;
+    int64_t shape[SEPCONV_RANK_MAX];
+    int64_t count;
+} sepconv_array;
+
+/* Reads a .npy file: little-endian float32 ('<f4'), C order, any rank. */
+sepconv_status sepconv_npy_read(const char *path, sepconv_array *array,
+                                sepconv_error *error);
+/* Writes a .npy file (format 1.0, '<f4', C order). */
+sepconv_status sepconv_npy_write(const char *path, const float *data,
+                                 const int64_t *shape, int rank,
+                                 sepconv_error *error);
+void sepconv_array_free(sepconv_array *array);
+
+/* The tensors of a layer, as the .npy files and the CLI name them. */
+typedef enum sepconv_tensor_kind {
+    SEPCONV_TENSOR_INPUT, SEPCONV_TENSOR_WEIGHTS, SEPCONV_TENSOR_BIAS,
+    SEPCONV_TENSOR_PW_WEIGHTS, SEPCONV_TENSOR_PW_BIAS, SEPCONV_TENSOR_OUTPUT
+} sepconv_tensor_kind;
+
+/* The documented shape of one of a layer's tensors (rank 0: the layer has
+ * no such tensor). */
+void sepconv_tensor_shape(const sepconv_layer *layer, sepconv_tensor_kind kind,
+                          int64_t shape[SEPCONV_RANK_MAX], int *rank);
+
+/* Checks an array against the documented shape; the message names the
+ * tensor, both shapes, and the layout rule. */
+sepconv_status sepconv_check_shape(const sepconv_layer *layer,
+                                   sepconv_tensor_kind kind,
+                                   const sepconv_array *array, const char *what,
+                                   sepconv_error *error);
+
 /* --------------------------------------------------------------- buffers */
 
 /* Owned storage for one layer's tensors (NULL where the layer has none). */

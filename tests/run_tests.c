@@ -35,6 +35,7 @@ int main(void)
     srunner_add_suite(runner, reference_suite());
     srunner_add_suite(runner, compare_suite());
     srunner_add_suite(runner, cli_suite());
+    srunner_add_suite(runner, npy_suite());
     srunner_add_suite(runner, render_suite());
     srunner_add_suite(runner, generator_suite());
     srunner_run_all(runner, CK_NORMAL);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,6 +156,176 @@ START_TEST(reference_reports_time)
 }
 END_TEST
 
+/* Reads a whole small file into a static buffer. */
+static const char *file_text(const char *path)
+{
+    static char text[1 << 20];
+    slurp(path, text, sizeof text);
+    return text;
+}
+
+START_TEST(gen_reproduces_itself)
+{
+    outcome *r = run_cli("gen op=sep df=6 m=3 n=5 dk=3 stride=2 bias=1 act=relu6 "
+                         "--schedule fuse=0,oc_block=16");
+    ck_assert_int_eq(r->code, 0);
+    char *first = strdup(r->out);
+    /* the generated file names the command that makes it again */
+    const char *line = strstr(first, "reproduce: ");
+    ck_assert_ptr_nonnull(line);
+    char command[1024];
+    size_t length = strcspn(line + 11, "\n");
+    ck_assert_uint_lt(length, sizeof command);
+    memcpy(command, line + 11, length);
+    command[length] = '\0';
+    ck_assert_ptr_nonnull(strstr(command, "sepconv gen 'op=sep df=6"));
+    ck_assert_ptr_nonnull(strstr(command, "oc_block=16"));
+    r = run_cli(command + strlen("sepconv "));
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_str_eq(r->out, first); /* byte for byte */
+    free(first);
+}
+END_TEST
+
+START_TEST(gen_writes_a_buildable_kernel_and_header)
+{
+    outcome *r = run_cli("gen op=dw df=6 m=5 dk=3 bias=1 --name my_dw "
+                         "-o /tmp/sepconv-cli-dw.c --header /tmp/sepconv-cli-dw.h --json");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "\"symbol\":\"my_dw\""));
+    ck_assert_ptr_nonnull(strstr(r->out, "\"template\":\"depthwise.c.in\""));
+    ck_assert_ptr_nonnull(strstr(file_text("/tmp/sepconv-cli-dw.h"),
+                                 "#define MY_DW_OUTPUT_ELEMENTS 180L"));
+    /* a caller that includes the header compiles against the kernel */
+    FILE *main_file = fopen("/tmp/sepconv-cli-main.c", "w");
+    fputs("#include \"sepconv-cli-dw.h\"\n"
+          "int main(void) {\n"
+          "    static float x[MY_DW_INPUT_ELEMENTS], w[MY_DW_WEIGHT_ELEMENTS],\n"
+          "        b[MY_DW_BIAS_ELEMENTS], y[MY_DW_OUTPUT_ELEMENTS];\n"
+          "    for (int i = 0; i < MY_DW_WEIGHT_ELEMENTS; i++) w[i] = 1;\n"
+          "    for (int i = 0; i < MY_DW_INPUT_ELEMENTS; i++) x[i] = 1;\n"
+          "    my_dw(x, w, b, 0, 0, 0, y, 0, 0, MY_DW_ROWS);\n"
+          "    return y[5 * 7] == 9.0f ? 0 : 1; /* an interior pixel: 9 taps */\n"
+          "}\n", main_file);
+    fclose(main_file);
+    ck_assert_int_eq(system("cc -std=c99 -Wall -Wextra -Werror -O2 -o /tmp/sepconv-cli-main "
+                            "/tmp/sepconv-cli-main.c /tmp/sepconv-cli-dw.c && "
+                            "/tmp/sepconv-cli-main"), 0);
+    unlink("/tmp/sepconv-cli-main");
+    unlink("/tmp/sepconv-cli-main.c");
+    unlink("/tmp/sepconv-cli-dw.c");
+    unlink("/tmp/sepconv-cli-dw.h");
+}
+END_TEST
+
+START_TEST(gen_reports_bad_input)
+{
+    outcome *r = run_cli("gen op=dw df=6 m=5 dk=3 --schedule oc_block=8");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "op=dw has no schedule knob 'oc_block'"));
+    r = run_cli("gen op=dw df=6 m=5 dk=3 --target avx9");
+    ck_assert_int_eq(r->code, 2);
+    r = run_cli("gen op=sep df=112 m=32 n=64 dk=3 --schedule unroll=full");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "source-size budget of 4194304 bytes"));
+    r = run_cli("gen op=dw df=6 m=5 dk=3 --json");
+    ck_assert_int_eq(r->code, 2);
+    /* a broken template in a user's directory: template:line: message */
+    mkdir("/tmp/sepconv-cli-templates", 0700);
+    FILE *t = fopen("/tmp/sepconv-cli-templates/depthwise.c.in", "w");
+    fputs("/* ok */\n$local x = nil + 1\n", t);
+    fclose(t);
+    r = run_cli("gen op=dw df=6 m=5 dk=3 --templates /tmp/sepconv-cli-templates");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "/tmp/sepconv-cli-templates/depthwise.c.in:2: "
+                                         "attempt to perform arithmetic on a nil value"));
+    unlink("/tmp/sepconv-cli-templates/depthwise.c.in");
+    rmdir("/tmp/sepconv-cli-templates");
+}
+END_TEST
+
+START_TEST(schedules_lists_knobs)
+{
+    outcome *r = run_cli("schedules op=sep df=8 m=4 n=8 dk=3 --target avx2");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "knobs of op=sep for target avx2"));
+    ck_assert_ptr_nonnull(strstr(r->out, "channel_block  8 | 16 | 32 | 64"));
+    ck_assert_ptr_nonnull(strstr(r->out, "unroll         none | row | full"));
+    r = run_cli("schedules op=pw df=8 m=4 n=8 --json");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "{\"name\":\"pack\",\"values\":[0,1],"
+                                         "\"default\":1,"));
+}
+END_TEST
+
+/* Writes seeded random values of a tensor to a .npy file. */
+static void write_random(const sepconv_layer *layer, sepconv_tensor_kind kind,
+                         const float *values, const char *file)
+{
+    int64_t shape[SEPCONV_RANK_MAX];
+    int rank;
+    sepconv_tensor_shape(layer, kind, shape, &rank);
+    ck_assert_int_eq(sepconv_npy_write(file, values, shape, rank, NULL), SEPCONV_OK);
+}
+
+START_TEST(run_on_npy_files)
+{
+    const char *spec = "op=sep df=7 m=5 n=6 dk=3 stride=2 bias=1 act=relu layout=nchw";
+    sepconv_layer layer = parse_layer(spec);
+    sepconv_buffers b;
+    ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+    sepconv_buffers_fill_random(&layer, &b, 77);
+    write_random(&layer, SEPCONV_TENSOR_INPUT, b.input, "/tmp/sepconv-run-x.npy");
+    write_random(&layer, SEPCONV_TENSOR_WEIGHTS, b.weights, "/tmp/sepconv-run-w.npy");
+    write_random(&layer, SEPCONV_TENSOR_BIAS, b.bias, "/tmp/sepconv-run-b.npy");
+    write_random(&layer, SEPCONV_TENSOR_PW_WEIGHTS, b.pw_weights, "/tmp/sepconv-run-w2.npy");
+    write_random(&layer, SEPCONV_TENSOR_PW_BIAS, b.pw_bias, "/tmp/sepconv-run-b2.npy");
+    const char *files = "--input /tmp/sepconv-run-x.npy --weights /tmp/sepconv-run-w.npy "
+                        "--bias /tmp/sepconv-run-b.npy --pw-weights /tmp/sepconv-run-w2.npy "
+                        "--pw-bias /tmp/sepconv-run-b2.npy --output /tmp/sepconv-run-y.npy";
+    char args[1024];
+    snprintf(args, sizeof args, "run %s %s", spec, files);
+    outcome *r = run_cli(args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    sepconv_array y;
+    ck_assert_int_eq(sepconv_npy_read("/tmp/sepconv-run-y.npy", &y, NULL), SEPCONV_OK);
+    ck_assert_int_eq(y.rank, 4);
+    ck_assert_int_eq(y.shape[1], 6); /* nchw: (batch, c, h, w) */
+    ck_assert_int_eq(y.shape[2], 4);
+    sepconv_tensors t = sepconv_buffers_tensors(&b);
+    double *magnitude = malloc((size_t)layer.output_elements * sizeof(double));
+    ck_assert_int_eq(sepconv_reference_run(&layer, &t, b.output, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_reference_magnitude(&layer, &t, magnitude, NULL), SEPCONV_OK);
+    sepconv_comparison comparison;
+    sepconv_error error;
+    ck_assert_msg(sepconv_compare(&layer, b.output, y.data, magnitude, &comparison,
+                                  &error) == SEPCONV_OK, "%s", error.message);
+    sepconv_array_free(&y);
+    free(magnitude);
+    /* the weights of another layout are refused with both shapes named */
+    snprintf(args, sizeof args, "run %s %s", "op=sep df=7 m=5 n=6 dk=3 stride=2 bias=1 "
+             "act=relu layout=nhwc", files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "/tmp/sepconv-run-x.npy has shape (1, 5, 7, 7), "
+                                         "but layout=nhwc needs (1, 7, 7, 5)"));
+    /* a tensor the layer lacks, and a missing one */
+    r = run_cli("run op=dw df=7 m=5 dk=3 --input /tmp/sepconv-run-x.npy --weights "
+                "/tmp/sepconv-run-w.npy --pw-bias /tmp/sepconv-run-b2.npy --output "
+                "/tmp/sepconv-run-y.npy");
+    ck_assert_int_eq(r->code, 1);
+    r = run_cli("run op=dw df=7 m=5 dk=3 --input /tmp/sepconv-run-x.npy --output y.npy");
+    ck_assert_int_eq(r->code, 2);
+    const char *names[] = {"x", "w", "b", "w2", "b2", "y"};
+    for (int i = 0; i < 6; i++) {
+        char file[64];
+        snprintf(file, sizeof file, "/tmp/sepconv-run-%s.npy", names[i]);
+        unlink(file);
+    }
+    sepconv_buffers_free(&b);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     absolute_cli();
@@ -167,6 +338,11 @@ Suite *cli_suite(void)
     tcase_add_test(c, cost_of_one_layer);
     tcase_add_test(c, cost_of_mobilenet);
     tcase_add_test(c, reference_reports_time);
+    tcase_add_test(c, gen_reproduces_itself);
+    tcase_add_test(c, gen_writes_a_buildable_kernel_and_header);
+    tcase_add_test(c, gen_reports_bad_input);
+    tcase_add_test(c, schedules_lists_knobs);
+    tcase_add_test(c, run_on_npy_files);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -16,6 +16,7 @@ Suite *compare_suite(void);
 Suite *cli_suite(void);
 Suite *generator_suite(void);
 Suite *render_suite(void);
+Suite *npy_suite(void);
 
 /* Parses a spec that must be valid; fails the test with the message if not. */
 sepconv_layer parse_layer(const char *spec);

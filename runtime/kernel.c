@@ -1,0 +1,245 @@
+/*
+ * kernel.c -- what a user holds: a layer's generated, compiled, verified
+ * kernel with its weights.  The one room that knows both a template (through
+ * the generator) and a backend.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+struct sepconv_kernel {
+    sepconv_layer layer;
+    sepconv_schedule schedule;
+    sepconv_code *code;
+    sepconv_kernel_code entry;
+    sepconv_kernel_info info;
+    float *weights, *bias, *pw_weights, *pw_bias, *packed; /* owned */
+    int weights_set;
+};
+
+static const char *const backend_names[] = {"tcc", "cc"};
+
+/* The spec name of a backend. */
+const char *sepconv_backend_name(sepconv_backend backend)
+{
+    return (unsigned)backend < 2 ? backend_names[backend] : "?";
+}
+
+/* Parses a backend name. */
+sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
+                                     sepconv_error *error)
+{
+    for (int i = 0; i < 2; i++)
+        if (text && strcmp(text, backend_names[i]) == 0) {
+            *backend = (sepconv_backend)i;
+            return SEPCONV_OK;
+        }
+    return sepconv_fail(error, SEPCONV_INVALID,
+                        "backend '%s' is not valid (expected tcc | cc)", text ? text : "");
+}
+
+/* Seconds on the monotonic clock. */
+double sepconv_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* The defaults: tcc, portable, default schedule, one thread, verified. */
+sepconv_kernel_options sepconv_kernel_defaults(void)
+{
+    sepconv_kernel_options options;
+    memset(&options, 0, sizeof options);
+    options.backend = SEPCONV_BACKEND_CC;
+    options.target = SEPCONV_TARGET_PORTABLE;
+    options.threads = 1;
+    options.verify = 1;
+    options.verify_seed = 1;
+    return options;
+}
+
+/* Compiles generated source with the chosen backend and finds its entries. */
+static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *options,
+                              const sepconv_source *source, sepconv_error *error)
+{
+    double start = sepconv_seconds();
+    sepconv_status status;
+    if (options->backend == SEPCONV_BACKEND_CC)
+        status = sepconv_cc_compile(source->code, source->code_length, &options->cc,
+                                    &k->code, error);
+    else
+        status = sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                              "backend %s is not built in", sepconv_backend_name(options->backend));
+    k->info.compile_seconds = sepconv_seconds() - start;
+    if (status != SEPCONV_OK)
+        return status;
+    char pack_name[SEPCONV_SYMBOL_MAX + 8];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
+    k->entry.run = (sepconv_kernel_fn)sepconv_code_symbol(k->code, source->symbol);
+    k->entry.pack = (sepconv_pack_fn)sepconv_code_symbol(k->code, pack_name);
+    k->entry.packed_elements = source->packed_elements;
+    k->entry.scratch_bytes = source->scratch_bytes;
+    if (!k->entry.run || !k->entry.pack)
+        return sepconv_fail(error, SEPCONV_TEMPLATE,
+                            "the compiled kernel lacks %s or %s (a template that "
+                            "does not define them?)", source->symbol, pack_name);
+    return SEPCONV_OK;
+}
+
+/* Makes a layer's kernel: schedule, generate, compile, verify. */
+sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
+                                     const sepconv_kernel_options *options,
+                                     sepconv_kernel **kernel, sepconv_error *error)
+{
+    if (!layer || !kernel)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: no layer or no result");
+    *kernel = NULL;
+    sepconv_kernel_options defaults = sepconv_kernel_defaults();
+    if (!options)
+        options = &defaults;
+    sepconv_kernel *k = calloc(1, sizeof *k);
+    if (!k)
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory");
+    k->layer = *layer;
+    k->info.backend = options->backend;
+    k->info.target = options->target;
+    sepconv_status status = sepconv_schedule_parse(options->schedule, layer,
+                                                   options->target, &k->schedule, error);
+    sepconv_source source;
+    memset(&source, 0, sizeof source);
+    if (status == SEPCONV_OK) {
+        double start = sepconv_seconds();
+        status = sepconv_generate(layer, &k->schedule, &options->generate, &source, error);
+        k->info.generate_seconds = sepconv_seconds() - start;
+    }
+    if (status == SEPCONV_OK) {
+        snprintf(k->info.symbol, sizeof k->info.symbol, "%s", source.symbol);
+        k->info.source_bytes = source.code_length;
+        sepconv_schedule_format(&k->schedule, k->info.schedule, sizeof k->info.schedule,
+                                NULL);
+        status = compile(k, options, &source, error);
+    }
+    sepconv_source_free(&source);
+    if (status == SEPCONV_OK && options->verify) {
+        double start = sepconv_seconds();
+        status = sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
+                                       &k->info.report, error);
+        k->info.verify_seconds = sepconv_seconds() - start;
+        k->info.verified = status == SEPCONV_OK;
+        if (status != SEPCONV_OK)
+            sepconv_error_prefix(error, "the generated kernel %s failed verification",
+                                 k->info.symbol);
+    }
+    if (status != SEPCONV_OK) {
+        sepconv_kernel_free(k);
+        return status;
+    }
+    *kernel = k;
+    return SEPCONV_OK;
+}
+
+/* Copies `count` floats into a new buffer (NULL for none). */
+static sepconv_status copy_floats(float **into, const float *from, int64_t count,
+                                  const char *what, sepconv_error *error)
+{
+    free(*into);
+    *into = NULL;
+    if (count == 0)
+        return SEPCONV_OK;
+    if (!from)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "the layer needs %s (%lld floats), but it is NULL", what,
+                            (long long)count);
+    *into = malloc((size_t)count * sizeof(float));
+    if (!*into)
+        return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
+    memcpy(*into, from, (size_t)count * sizeof(float));
+    return SEPCONV_OK;
+}
+
+/* Copies the weights in and packs them. */
+sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
+                                          const sepconv_tensors *tensors,
+                                          sepconv_error *error)
+{
+    if (!kernel || !tensors)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
+    const sepconv_layer *l = &kernel->layer;
+    kernel->weights_set = 0;
+    sepconv_status status =
+        copy_floats(&kernel->weights, tensors->weights, l->weight_elements, "weights",
+                    error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->bias, tensors->bias, l->bias_elements, "bias", error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->pw_weights, tensors->pw_weights,
+                             l->pw_weight_elements, "pw_weights", error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->pw_bias, tensors->pw_bias, l->pw_bias_elements,
+                             "pw_bias", error);
+    free(kernel->packed);
+    kernel->packed = NULL;
+    if (status == SEPCONV_OK && kernel->entry.packed_elements > 0) {
+        kernel->packed = malloc((size_t)kernel->entry.packed_elements * sizeof(float));
+        if (!kernel->packed)
+            status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for packed weights");
+        else
+            kernel->entry.pack(kernel->weights, kernel->pw_weights, kernel->packed);
+    }
+    kernel->weights_set = status == SEPCONV_OK;
+    return status;
+}
+
+/* Runs the kernel over every output row. */
+sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
+                                  float *output, sepconv_error *error)
+{
+    if (!kernel || !input || !output)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel run: missing arguments");
+    if (!kernel->weights_set)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: set the weights first (sepconv_kernel_set_weights)");
+    void *scratch = NULL;
+    if (kernel->entry.scratch_bytes > 0) {
+        scratch = malloc((size_t)kernel->entry.scratch_bytes);
+        if (!scratch)
+            return sepconv_fail(error, SEPCONV_NOMEM, "kernel run: out of memory for "
+                                "%lld bytes of scratch",
+                                (long long)kernel->entry.scratch_bytes);
+    }
+    long rows = (long)(kernel->layer.batch * kernel->layer.out_h);
+    kernel->entry.run(input, kernel->weights, kernel->bias, kernel->pw_weights,
+                      kernel->pw_bias, kernel->packed, output, scratch, 0, rows);
+    free(scratch);
+    return SEPCONV_OK;
+}
+
+/* The layer a kernel computes. */
+const sepconv_layer *sepconv_kernel_layer(const sepconv_kernel *kernel)
+{
+    return kernel ? &kernel->layer : NULL;
+}
+
+/* What making the kernel took. */
+const sepconv_kernel_info *sepconv_kernel_get_info(const sepconv_kernel *kernel)
+{
+    return kernel ? &kernel->info : NULL;
+}
+
+/* Frees a kernel, its code and its weights. */
+void sepconv_kernel_free(sepconv_kernel *kernel)
+{
+    if (!kernel)
+        return;
+    sepconv_code_free(kernel->code);
+    free(kernel->weights);
+    free(kernel->bias);
+    free(kernel->pw_weights);
+    free(kernel->pw_bias);
+    free(kernel->packed);
+    free(kernel);
+}
