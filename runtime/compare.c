@@ -80,6 +80,8 @@ sepconv_status sepconv_compare(const sepconv_layer *layer,
             double difference = fabs((double)actual[i] - (double)expected[i]);
             if (difference > result->max_abs_error)
                 result->max_abs_error = difference;
+            if (tolerance > 0 && difference / tolerance > result->worst_ratio)
+                result->worst_ratio = difference / tolerance;
             if (expected[i] != 0 &&
                 difference / fabs((double)expected[i]) > result->max_rel_error)
                 result->max_rel_error = difference / fabs((double)expected[i]);

@@ -218,6 +218,7 @@ int64_t sepconv_reduction_length(const sepconv_layer *layer);
 typedef struct sepconv_comparison {
     int64_t checked, mismatches;
     double max_abs_error, max_rel_error;
+    double worst_ratio; /* max |error| / tolerance: <= 1 passes */
     /* the first mismatch, in output coordinates (valid when mismatches > 0) */
     int64_t first_index, first_n, first_h, first_w, first_c;
     float first_expected, first_actual;

@@ -29,6 +29,18 @@ function common.mul(a, k)
   return a .. " * " .. k
 end
 
+-- x * scale + shift, folded: x is a number, a name "v", or "v + k" / "v - k"
+-- (as pixel groups write their members), so "(ox + 1) * 2 - 1" becomes
+-- "ox * 2 + 1".
+function common.affine(x, scale, shift)
+  if type(x) == "number" then return x * scale + shift end
+  local name, sign, k = x:match("^([%a_][%w_]*) ([%+%-]) (%d+)$")
+  if not name then name, sign, k = x:match("^([%a_][%w_]*)$"), "+", "0" end
+  if not name then return common.add(common.mul(common.paren(x), scale), shift) end
+  local offset = math.tointeger(k) * (sign == "-" and -1 or 1)
+  return common.add(common.mul(name, scale), offset * scale + shift)
+end
+
 -- "(a)" when a is a compound expression, for use inside a product.
 function common.paren(a)
   if type(a) == "number" or a:match("^[%w_]+$") then return a end

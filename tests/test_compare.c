@@ -102,6 +102,8 @@ START_TEST(float_sums_in_any_order_pass)
                                       f.magnitude, &result, &error) == SEPCONV_OK,
                       "%s", error.message);
         ck_assert_double_gt(result.max_abs_error, 0); /* float did round */
+        ck_assert_double_gt(result.worst_ratio, 0);
+        ck_assert_double_le(result.worst_ratio, 1);
     }
     teardown(&f);
 }
