@@ -14,7 +14,8 @@ CFLAGS  ?= -O2 -g
 SANITIZE ?=
 
 # Debian packages the build needs; `make deps` installs the missing ones.
-DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc check pkg-config
+DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc libxxhash-dev libpthreadpool-dev check \
+                pkg-config
 
 # `make V=1` shows the commands.
 ifeq ($(V),1)
@@ -36,7 +37,9 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
 ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen
-LIB_LIBS   = $(LUA_LIBS) -ldl -lm
+LIB_LIBS   = $(LUA_LIBS) -lxxhash -lpthreadpool -lpthread -ldl -lm
+# libtcc.a is not position-independent: programs link it, the .so does not
+PROGRAM_LIBS = -ltcc $(LIB_LIBS)
 LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
 
 LIB_SOURCES  := $(wildcard runtime/*.c) gen/render.c gen/generate.c
@@ -48,6 +51,9 @@ TEMPLATES    := $(sort $(wildcard templates/*.in templates/*.lua))
 EMBED          := $(BUILD)/embed
 EMBEDDED       := $(BUILD)/gen/templates_embedded.c
 LIB_OBJECTS  := $(LIB_SOURCES:%.c=$(BUILD)/%.o) $(EMBEDDED:.c=.o)
+# the shared library's tcc backend checks that the program linked libtcc
+SHARED_OBJECTS := $(filter-out $(BUILD)/runtime/backend_tcc.o,$(LIB_OBJECTS)) \
+                  $(BUILD)/runtime/backend_tcc.shared.o
 CLI_OBJECTS  := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
@@ -102,18 +108,23 @@ $(STATIC_LIB): $(LIB_OBJECTS)
 	@echo "  AR      $@"
 	$(Q)ar rcs $@ $^
 
-$(SHARED_LIB): $(LIB_OBJECTS)
+$(BUILD)/runtime/backend_tcc.shared.o: runtime/backend_tcc.c runtime/internal.h runtime/sepconv.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (shared)"
+	$(Q)$(CC) $(ALL_CFLAGS) -DSEPCONV_SHARED -c $< -o $@
+
+$(SHARED_LIB): $(SHARED_OBJECTS)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(CLI): $(CLI_OBJECTS) $(STATIC_LIB)
 	@echo "  LD      $@"
-	$(Q)$(CC) -o $@ $(CLI_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(LIB_LIBS)
+	$(Q)$(CC) -o $@ $(CLI_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(PROGRAM_LIBS)
 
 $(TEST_RUNNER): $(TEST_OBJECTS) $(STATIC_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $(TEST_OBJECTS) $(STATIC_LIB) $(LDFLAGS_ALL) $(CHECK_LIBS) \
-	  $(LIB_LIBS)
+	  $(PROGRAM_LIBS)
 
 # ---------------------------------------------------------------- test
 test: deps
@@ -129,7 +140,7 @@ check-asan: deps
 check-valgrind:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) valgrind"
 	@$(MAKE) --no-print-directory $(TEST_RUNNER) $(CLI)
-	CK_FORK=no SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
+	CK_FORK=no SEPCONV_TEST_VALGRIND=1 SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
 	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --trace-children=no --quiet $(TEST_RUNNER)
 

@@ -25,6 +25,7 @@ extern const cli_command cli_reference_command;
 extern const cli_command cli_gen_command;
 extern const cli_command cli_schedules_command;
 extern const cli_command cli_run_command;
+extern const cli_command cli_jit_command;
 
 /* What a subcommand's positional arguments name: a spec or a model file. */
 typedef struct cli_input {

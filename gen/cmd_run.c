@@ -104,6 +104,8 @@ static int run_run(int argc, char **argv)
         status = sepconv_reference_run(&layer, &tensors, output, &error);
     } else if (status == SEPCONV_OK) {
         sepconv_kernel_options options = sepconv_kernel_defaults();
+        options.backend = kernel_options.target == SEPCONV_TARGET_PORTABLE
+                              ? SEPCONV_BACKEND_TCC : SEPCONV_BACKEND_CC;
         options.target = kernel_options.target;
         options.schedule = kernel_options.schedule;
         options.generate = kernel_options.generate;

@@ -9,6 +9,7 @@ static const cli_command *const commands[] = {
     &cli_cost_command,
     &cli_schedules_command,
     &cli_gen_command,
+    &cli_jit_command,
     &cli_run_command,
     &cli_reference_command,
 };

@@ -63,3 +63,32 @@ sepconv_status sepconv_read_file(const char *path, size_t limit, const char *wha
     *length = size;
     return SEPCONV_OK;
 }
+
+/* Reads a whole binary file into a heap buffer (no messages: callers treat
+ * any failure as "not there"). */
+sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,
+                                       size_t *length)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return SEPCONV_IO;
+    sepconv_status status = SEPCONV_OK;
+    char *buffer = NULL;
+    long size = -1;
+    if (fseek(file, 0, SEEK_END) == 0)
+        size = ftell(file);
+    if (size < 0 || (size_t)size > limit || fseek(file, 0, SEEK_SET) != 0)
+        status = SEPCONV_IO;
+    if (status == SEPCONV_OK && !(buffer = malloc((size_t)size + 1)))
+        status = SEPCONV_NOMEM;
+    if (status == SEPCONV_OK && fread(buffer, 1, (size_t)size, file) != (size_t)size)
+        status = SEPCONV_IO;
+    fclose(file);
+    if (status != SEPCONV_OK) {
+        free(buffer);
+        return status;
+    }
+    *bytes = buffer;
+    *length = (size_t)size;
+    return SEPCONV_OK;
+}

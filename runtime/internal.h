@@ -26,6 +26,26 @@ void sepconv_error_prefix(sepconv_error *error, const char *format, ...)
 sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
                                  char **text, size_t *length, sepconv_error *error);
 
+/* Reads a whole binary file (at most `limit` bytes) into a heap buffer. */
+sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,
+                                       size_t *length);
+
+/* Pages holding code relocated by the tcc backend. */
+typedef struct sepconv_code_memory {
+    void *base;
+    size_t size;
+} sepconv_code_memory;
+
+/* Wraps mapped code and its resolved symbols (copies the names). */
+sepconv_status sepconv_code_from_memory(const sepconv_code_memory *memory,
+                                        const char *const *names, void *const *addresses,
+                                        size_t count, sepconv_code **code,
+                                        sepconv_error *error);
+
+/* Wraps a dlopen handle; `from_cache` records a disk-cache hit. */
+sepconv_status sepconv_code_from_handle(void *handle, int from_cache,
+                                        sepconv_code **code, sepconv_error *error);
+
 /* a * b into *out; false on int64 overflow or a negative operand. */
 static inline bool sepconv_mul(int64_t a, int64_t b, int64_t *out)
 {

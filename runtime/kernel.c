@@ -4,9 +4,11 @@
  * the generator) and a backend.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <pthreadpool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -18,6 +20,8 @@ struct sepconv_kernel {
     sepconv_kernel_info info;
     float *weights, *bias, *pw_weights, *pw_bias, *packed; /* owned */
     int weights_set;
+    pthreadpool_t pool; /* NULL for one thread */
+    size_t threads;
 };
 
 static const char *const backend_names[] = {"tcc", "cc"};
@@ -54,7 +58,7 @@ sepconv_kernel_options sepconv_kernel_defaults(void)
 {
     sepconv_kernel_options options;
     memset(&options, 0, sizeof options);
-    options.backend = SEPCONV_BACKEND_CC;
+    options.backend = SEPCONV_BACKEND_TCC;
     options.target = SEPCONV_TARGET_PORTABLE;
     options.threads = 1;
     options.verify = 1;
@@ -66,19 +70,21 @@ sepconv_kernel_options sepconv_kernel_defaults(void)
 static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *options,
                               const sepconv_source *source, sepconv_error *error)
 {
+    char pack_name[SEPCONV_SYMBOL_MAX + 8];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
+    const char *names[] = {source->symbol, pack_name};
     double start = sepconv_seconds();
     sepconv_status status;
     if (options->backend == SEPCONV_BACKEND_CC)
         status = sepconv_cc_compile(source->code, source->code_length, &options->cc,
                                     &k->code, error);
     else
-        status = sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                              "backend %s is not built in", sepconv_backend_name(options->backend));
+        status = sepconv_tcc_compile(source->code, source->code_length, names, 2,
+                                     &k->code, error);
     k->info.compile_seconds = sepconv_seconds() - start;
+    k->info.from_cache = sepconv_code_from_cache(k->code);
     if (status != SEPCONV_OK)
         return status;
-    char pack_name[SEPCONV_SYMBOL_MAX + 8];
-    snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
     k->entry.run = (sepconv_kernel_fn)sepconv_code_symbol(k->code, source->symbol);
     k->entry.pack = (sepconv_pack_fn)sepconv_code_symbol(k->code, pack_name);
     k->entry.packed_elements = source->packed_elements;
@@ -101,6 +107,16 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     sepconv_kernel_options defaults = sepconv_kernel_defaults();
     if (!options)
         options = &defaults;
+    if (options->backend == SEPCONV_BACKEND_TCC &&
+        options->target != SEPCONV_TARGET_PORTABLE)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "target %s needs the cc backend (gcc or clang): tcc has "
+                            "no vector types, intrinsics or AVX; use target portable "
+                            "with tcc", sepconv_target_name(options->target));
+    if (options->threads < 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "threads=%d is not valid (expected 0 for every core, or "
+                            "1 or more)", options->threads);
     sepconv_kernel *k = calloc(1, sizeof *k);
     if (!k)
         return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory");
@@ -109,6 +125,14 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     k->info.target = options->target;
     sepconv_status status = sepconv_schedule_parse(options->schedule, layer,
                                                    options->target, &k->schedule, error);
+    if (status == SEPCONV_OK && options->threads != 1) {
+        k->pool = pthreadpool_create((size_t)options->threads);
+        if (!k->pool)
+            status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %d threads",
+                                  options->threads);
+    }
+    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    k->info.threads = (int)k->threads;
     sepconv_source source;
     memset(&source, 0, sizeof source);
     if (status == SEPCONV_OK) {
@@ -194,7 +218,31 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     return status;
 }
 
-/* Runs the kernel over every output row. */
+/* One run split into row ranges, one per task. */
+typedef struct run_split {
+    const sepconv_kernel *kernel;
+    const float *input;
+    float *output;
+    char *scratch; /* chunks x scratch_bytes */
+    long rows;
+    size_t chunks;
+} run_split;
+
+/* A task: output rows [chunk*rows/chunks, (chunk+1)*rows/chunks).  Rows
+ * are independent, so the result does not depend on the split. */
+static void run_chunk(void *context, size_t chunk)
+{
+    const run_split *split = context;
+    const sepconv_kernel *k = split->kernel;
+    long begin = (long)((size_t)split->rows * chunk / split->chunks);
+    long end = (long)((size_t)split->rows * (chunk + 1) / split->chunks);
+    void *scratch = split->scratch ? split->scratch + chunk * (size_t)k->entry.scratch_bytes
+                                   : NULL;
+    k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
+                 split->output, scratch, begin, end);
+}
+
+/* Runs the kernel over every output row, split across its threads. */
 sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
                                   float *output, sepconv_error *error)
 {
@@ -203,18 +251,23 @@ sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *inp
     if (!kernel->weights_set)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "kernel run: set the weights first (sepconv_kernel_set_weights)");
-    void *scratch = NULL;
+    run_split split = {.kernel = kernel, .input = input, .output = output,
+                       .rows = (long)(kernel->layer.batch * kernel->layer.out_h)};
+    split.chunks = kernel->threads < (size_t)split.rows ? kernel->threads
+                                                        : (size_t)split.rows;
     if (kernel->entry.scratch_bytes > 0) {
-        scratch = malloc((size_t)kernel->entry.scratch_bytes);
-        if (!scratch)
+        split.scratch = malloc(split.chunks * (size_t)kernel->entry.scratch_bytes);
+        if (!split.scratch)
             return sepconv_fail(error, SEPCONV_NOMEM, "kernel run: out of memory for "
-                                "%lld bytes of scratch",
+                                "%zu x %lld bytes of scratch", split.chunks,
                                 (long long)kernel->entry.scratch_bytes);
     }
-    long rows = (long)(kernel->layer.batch * kernel->layer.out_h);
-    kernel->entry.run(input, kernel->weights, kernel->bias, kernel->pw_weights,
-                      kernel->pw_bias, kernel->packed, output, scratch, 0, rows);
-    free(scratch);
+    if (kernel->pool && split.chunks > 1)
+        pthreadpool_parallelize_1d(kernel->pool, run_chunk, &split, split.chunks, 0);
+    else
+        for (size_t chunk = 0; chunk < split.chunks; chunk++)
+            run_chunk(&split, chunk);
+    free(split.scratch);
     return SEPCONV_OK;
 }
 
@@ -235,6 +288,8 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
 {
     if (!kernel)
         return;
+    if (kernel->pool)
+        pthreadpool_destroy(kernel->pool);
     sepconv_code_free(kernel->code);
     free(kernel->weights);
     free(kernel->bias);

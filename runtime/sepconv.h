@@ -348,22 +348,37 @@ void sepconv_source_free(sepconv_source *source);
 /* Compiled code loaded into this process; knows nothing of convolutions. */
 typedef struct sepconv_code sepconv_code;
 
-/* How the system compiler ("cc" backend) is run. */
+/* How the system compiler ("cc" backend) is run and cached. */
 typedef struct sepconv_cc_options {
-    const char *compiler; /* NULL: $CC, else "cc" */
-    const char *flags;    /* NULL: "-O3 -march=native" (space-separated) */
-    const char *save_dir; /* where failing sources are kept; NULL: $TMPDIR */
+    const char *compiler;  /* NULL: $CC, else "cc" */
+    const char *flags;     /* NULL: "-O3 -march=native" (space-separated) */
+    const char *save_dir;  /* where failing sources are kept; NULL: $TMPDIR */
+    const char *cache_dir; /* NULL: $XDG_CACHE_HOME/sepconv or ~/.cache/sepconv */
+    int no_cache;          /* 1: neither read nor write the cache (also
+                              SEPCONV_CACHE=off) */
 } sepconv_cc_options;
 
 /* Compiles C source with the system compiler into a shared object and
- * loads it.  On a compile error the message holds the compiler's text and
+ * loads it, through a disk cache keyed by an XXH3-128 hash of the source,
+ * the compiler's identity and version, and the flags.  Entries are written
+ * under a temporary name and renamed; a corrupt entry is discarded and
+ * rebuilt.  On a compile error the message holds the compiler's text and
  * the path where the source was saved. */
 sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
                                   sepconv_code **code, sepconv_error *error);
 
+/* Compiles source in memory with the embedded libtcc (portable target only)
+ * and resolves the `count` symbols `names`.  The code lives in pages that
+ * are read+exec only.  Compiles are serialized: libtcc keeps globals. */
+sepconv_status sepconv_tcc_compile(const char *source, size_t length,
+                                   const char *const *names, size_t count,
+                                   sepconv_code **code, sepconv_error *error);
+
 /* The address of a symbol in compiled code, or NULL. */
 void *sepconv_code_symbol(const sepconv_code *code, const char *name);
+/* 1 if the code came from the cc backend's disk cache. */
+int sepconv_code_from_cache(const sepconv_code *code);
 void sepconv_code_free(sepconv_code *code);
 
 /* The signature of every generated kernel and of its packing function. */
@@ -391,11 +406,13 @@ typedef struct sepconv_verify_report {
     int64_t untouched;      /* outputs left as the NaN they were filled with */
 } sepconv_verify_report;
 
-/* Runs a kernel beside the reference on data seeded by `seed` (output rows
- * split into two calls, as threads would), with guard zones around the
- * output and the output pre-filled with NaN, and compares within the
- * documented tolerance.  MISMATCH if any output differs, a guard was
- * overwritten or an output was never written. */
+/* Runs a kernel beside the reference (output rows split into two calls, as
+ * threads would), with guard zones around the output and the output
+ * pre-filled with NaN, and compares within the documented tolerance: on
+ * seeded random data, a zero input, inputs scaled by 2^40 and by 2^-100,
+ * and a NaN in the input, which must reach exactly the outputs whose window
+ * sees it.  MISMATCH if any output differs, a guard was overwritten or an
+ * output was never written; the message names the pass. */
 sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
                                      const sepconv_kernel_code *kernel,
                                      uint64_t seed, sepconv_verify_report *report,
@@ -433,6 +450,8 @@ typedef struct sepconv_kernel_info {
     sepconv_backend backend;
     sepconv_target target;
     double generate_seconds, compile_seconds, verify_seconds;
+    int from_cache; /* the cc backend found it in its disk cache */
+    int threads;    /* the threads a run uses */
     int verified;
     sepconv_verify_report report;
     size_t source_bytes;

@@ -36,7 +36,84 @@ static int64_t guard_damage(const float *inside, int64_t count)
     return damaged;
 }
 
-/* Verifies a kernel against the reference on seeded data. */
+/* The inputs a kernel is checked on, in order. */
+typedef enum verify_pass {
+    PASS_RANDOM,   /* seeded uniform values in [-1, 1) */
+    PASS_ZEROS,    /* zero input: bias and activation only */
+    PASS_LARGE,    /* input scaled by 2^40 */
+    PASS_TINY,     /* input scaled by 2^-100: products near the subnormals */
+    PASS_NAN,      /* one NaN in the input: exactly its windows turn NaN */
+    PASS_COUNT
+} verify_pass;
+
+static const char *const pass_names[PASS_COUNT] = {
+    "on random data", "on a zero input", "on inputs scaled by 2^40",
+    "on inputs scaled by 2^-100", "with a NaN in the input"};
+
+/* Everything the passes share. */
+typedef struct verify_state {
+    const sepconv_layer *layer;
+    const sepconv_kernel_code *kernel;
+    sepconv_buffers buffers;
+    float *random_input, *output, *packed;
+    double *magnitude;
+    void *scratch;
+} verify_state;
+
+/* Sets the input for a pass from the random one. */
+static void prepare_input(verify_state *v, verify_pass pass, uint64_t seed)
+{
+    int64_t count = v->layer->input_elements;
+    float *input = v->buffers.input;
+    float scale = pass == PASS_ZEROS ? 0.0f : pass == PASS_LARGE ? 0x1p40f
+                  : pass == PASS_TINY ? 0x1p-100f : 1.0f;
+    for (int64_t i = 0; i < count; i++)
+        input[i] = v->random_input[i] * scale;
+    if (pass == PASS_NAN)
+        input[(int64_t)(seed % (uint64_t)count)] = NAN;
+}
+
+/* Runs one pass: reference, kernel over two row ranges, compare. */
+static sepconv_status run_pass(verify_state *v, uint64_t seed,
+                               sepconv_verify_report *report, sepconv_error *error)
+{
+    const sepconv_layer *layer = v->layer;
+    const sepconv_kernel_code *kernel = v->kernel;
+    sepconv_buffers *b = &v->buffers;
+    sepconv_tensors tensors = sepconv_buffers_tensors(b);
+    int64_t count = layer->output_elements;
+    sepconv_status status = sepconv_reference_run(layer, &tensors, b->output, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_reference_magnitude(layer, &tensors, v->magnitude, error);
+    if (status != SEPCONV_OK)
+        return status;
+    for (int64_t i = 0; i < count; i++)
+        v->output[i] = NAN;
+    long rows = (long)(layer->batch * layer->out_h);
+    long split = rows > 1 ? 1 + (long)(seed % (uint64_t)(rows - 1)) : rows;
+    kernel->run(b->input, b->weights, b->bias, b->pw_weights, b->pw_bias, v->packed,
+                v->output, v->scratch, 0, split);
+    kernel->run(b->input, b->weights, b->bias, b->pw_weights, b->pw_bias, v->packed,
+                v->output, v->scratch, split, rows);
+    report->guard_damage = guard_damage(v->output, count);
+    report->untouched = 0;
+    for (int64_t i = 0; i < count; i++)
+        report->untouched += isnan(v->output[i]) && !isnan(b->output[i]);
+    status = sepconv_compare(layer, b->output, v->output, v->magnitude,
+                             &report->comparison, error);
+    if (report->guard_damage)
+        return sepconv_fail(error, SEPCONV_MISMATCH,
+                            "the kernel wrote outside its output: %lld guard floats "
+                            "around the %lld-element output changed",
+                            (long long)report->guard_damage, (long long)count);
+    if (report->untouched && status == SEPCONV_MISMATCH)
+        sepconv_error_prefix(error, "%lld outputs were never written",
+                             (long long)report->untouched);
+    return status;
+}
+
+/* Verifies a kernel against the reference: random data, then zeros, large
+ * and tiny magnitudes, and a NaN. */
 sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
                                      const sepconv_kernel_code *kernel,
                                      uint64_t seed, sepconv_verify_report *report,
@@ -45,55 +122,44 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
     if (!layer || !kernel || !kernel->run || !report)
         return sepconv_fail(error, SEPCONV_INVALID, "verify: missing arguments");
     memset(report, 0, sizeof *report);
-    sepconv_buffers buffers;
-    sepconv_status status = sepconv_buffers_alloc(layer, &buffers, error);
+    verify_state v = {.layer = layer, .kernel = kernel};
+    sepconv_status status = sepconv_buffers_alloc(layer, &v.buffers, error);
     if (status != SEPCONV_OK)
         return status;
-    sepconv_buffers_fill_random(layer, &buffers, seed);
-    sepconv_tensors tensors = sepconv_buffers_tensors(&buffers);
+    sepconv_buffers_fill_random(layer, &v.buffers, seed);
     int64_t count = layer->output_elements;
-    float *output = guarded_alloc(count);
-    double *magnitude = malloc((size_t)count * sizeof(double));
-    float *packed = kernel->packed_elements
-                        ? malloc((size_t)kernel->packed_elements * sizeof(float))
-                        : NULL;
-    void *scratch = kernel->scratch_bytes ? malloc((size_t)kernel->scratch_bytes)
-                                          : NULL;
-    if (!output || !magnitude || (kernel->packed_elements && !packed) ||
-        (kernel->scratch_bytes && !scratch))
+    v.output = guarded_alloc(count);
+    v.magnitude = malloc((size_t)count * sizeof(double));
+    v.random_input = malloc((size_t)layer->input_elements * sizeof(float));
+    v.packed = kernel->packed_elements
+                   ? malloc((size_t)kernel->packed_elements * sizeof(float)) : NULL;
+    v.scratch = kernel->scratch_bytes ? malloc((size_t)kernel->scratch_bytes) : NULL;
+    if (!v.output || !v.magnitude || !v.random_input ||
+        (kernel->packed_elements && !v.packed) || (kernel->scratch_bytes && !v.scratch))
         status = sepconv_fail(error, SEPCONV_NOMEM, "verify: out of memory");
-    if (status == SEPCONV_OK)
-        status = sepconv_reference_run(layer, &tensors, buffers.output, error);
-    if (status == SEPCONV_OK)
-        status = sepconv_reference_magnitude(layer, &tensors, magnitude, error);
     if (status == SEPCONV_OK) {
-        if (packed && kernel->pack)
-            kernel->pack(buffers.weights, buffers.pw_weights, packed);
-        long rows = (long)(layer->batch * layer->out_h);
-        long split = rows > 1 ? 1 + (long)(seed % (uint64_t)(rows - 1)) : rows;
-        kernel->run(buffers.input, buffers.weights, buffers.bias, buffers.pw_weights,
-                    buffers.pw_bias, packed, output, scratch, 0, split);
-        kernel->run(buffers.input, buffers.weights, buffers.bias, buffers.pw_weights,
-                    buffers.pw_bias, packed, output, scratch, split, rows);
-        report->guard_damage = guard_damage(output, count);
-        for (int64_t i = 0; i < count; i++)
-            report->untouched += isnan(output[i]) && !isnan(buffers.output[i]);
-        status = sepconv_compare(layer, buffers.output, output, magnitude,
-                                 &report->comparison, error);
-        if (report->guard_damage)
-            status = sepconv_fail(error, SEPCONV_MISMATCH,
-                                  "the kernel wrote outside its output: %lld guard "
-                                  "floats around the %lld-element output changed",
-                                  (long long)report->guard_damage, (long long)count);
-        else if (report->untouched && status == SEPCONV_MISMATCH)
-            sepconv_error_prefix(error, "%lld outputs were never written",
-                                 (long long)report->untouched);
+        memcpy(v.random_input, v.buffers.input,
+               (size_t)layer->input_elements * sizeof(float));
+        if (v.packed && kernel->pack)
+            kernel->pack(v.buffers.weights, v.buffers.pw_weights, v.packed);
     }
-    if (output)
-        free(output - GUARD_FLOATS);
-    free(magnitude);
-    free(packed);
-    free(scratch);
-    sepconv_buffers_free(&buffers);
+    sepconv_verify_report first = {0};
+    for (int pass = 0; pass < PASS_COUNT && status == SEPCONV_OK; pass++) {
+        prepare_input(&v, (verify_pass)pass, seed + (uint64_t)pass);
+        status = run_pass(&v, seed + (uint64_t)pass, report, error);
+        if (status != SEPCONV_OK)
+            sepconv_error_prefix(error, "%s", pass_names[pass]);
+        if (pass == PASS_RANDOM)
+            first = *report;
+    }
+    if (status == SEPCONV_OK)
+        *report = first; /* the random pass speaks for the error figures */
+    if (v.output)
+        free(v.output - GUARD_FLOATS);
+    free(v.magnitude);
+    free(v.random_input);
+    free(v.packed);
+    free(v.scratch);
+    sepconv_buffers_free(&v.buffers);
     return status;
 }

@@ -7,6 +7,22 @@
 
 #include "tests.h"
 
+/* Whether the tests run under valgrind. */
+bool under_valgrind(void)
+{
+    const char *flag = getenv("SEPCONV_TEST_VALGRIND");
+    return flag && flag[0] == '1';
+}
+
+/* Compiler flags for this CPU's best code that valgrind can still run. */
+const char *native_flags(const char *optimization)
+{
+    static char flags[128];
+    snprintf(flags, sizeof flags, "%s %s", optimization,
+             under_valgrind() ? "-mavx2 -mfma" : "-march=native");
+    return flags;
+}
+
 /* Parses a spec that must be valid. */
 sepconv_layer parse_layer(const char *spec)
 {
@@ -37,6 +53,8 @@ int main(void)
     srunner_add_suite(runner, cli_suite());
     srunner_add_suite(runner, npy_suite());
     srunner_add_suite(runner, render_suite());
+    srunner_add_suite(runner, backend_suite());
+    srunner_add_suite(runner, kernel_suite());
     srunner_add_suite(runner, generator_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);

@@ -17,6 +17,16 @@ Suite *cli_suite(void);
 Suite *generator_suite(void);
 Suite *render_suite(void);
 Suite *npy_suite(void);
+Suite *backend_suite(void);
+Suite *kernel_suite(void);
+
+/* Whether the tests run under valgrind (make check-valgrind sets
+ * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
+bool under_valgrind(void);
+
+/* Flags for "the best this CPU runs": -march=native, or -mavx2 -mfma under
+ * valgrind. */
+const char *native_flags(const char *optimization);
 
 /* Parses a spec that must be valid; fails the test with the message if not. */
 sepconv_layer parse_layer(const char *spec);
