@@ -4,6 +4,7 @@
 #   make test         install missing Debian packages, build, run the tests
 #   make check-asan   the tests again under AddressSanitizer + UBSan
 #   make check-valgrind  the tests under valgrind (no fork, leak check)
+#   make check-install   install into a scratch root, use it from elsewhere
 #   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
 
 PREFIX  ?= /usr/local
@@ -62,8 +63,8 @@ SHARED_LIB := $(BUILD)/libsepconv.so
 CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
-.PHONY: all deps test test-run check-asan check-valgrind demo demo-run \
-        install uninstall clean
+.PHONY: all deps test test-run check-asan check-valgrind check-install demo \
+        demo-run install uninstall clean
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
 
@@ -144,14 +145,20 @@ check-valgrind:
 	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --trace-children=no --quiet $(TEST_RUNNER)
 
+check-install: deps
+	@$(MAKE) --no-print-directory all
+	tests/install_check.sh
+
 # ---------------------------------------------------------------- demo
 demo: deps
 	@$(MAKE) --no-print-directory demo-run
 
 demo-run: $(CLI)
 	$(CLI) cost examples/mobilenet_v1.layers
-	$(CLI) reference op=sep name=mobilenet_dw6 df=14 m=512 n=512 dk=3 \
-	  bias=1 act=relu6 --repeat 3
+	@echo
+	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend tcc
+	@echo
+	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend cc
 
 # ------------------------------------------------------------- install
 install: all
