@@ -15,8 +15,8 @@ CFLAGS  ?= -O2 -g
 SANITIZE ?=
 
 # Debian packages the build needs; `make deps` installs the missing ones.
-DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc libxxhash-dev libpthreadpool-dev check \
-                pkg-config
+DEB_PACKAGES := liblua5.4-dev libtcc-dev tcc libxxhash-dev libpthreadpool-dev \
+                libjansson-dev libcpuinfo-dev check pkg-config
 
 # `make V=1` shows the commands.
 ifeq ($(V),1)
@@ -37,8 +37,11 @@ LUA_LIBS     = $(shell pkg-config --libs lua5.4)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
-ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen
-LIB_LIBS   = $(LUA_LIBS) -lxxhash -lpthreadpool -lpthread -ldl -lm
+ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen \
+             -DSEPCONV_TCC_VERSION='"$(TCC_VERSION)"'
+LIB_LIBS   = $(LUA_LIBS) -ljansson -lcpuinfo -lxxhash -lpthreadpool -lpthread -ldl -lm
+# the libtcc package version, recorded in tuning logs
+TCC_VERSION = $(shell dpkg-query -W -f='$${Version}' libtcc-dev 2>/dev/null)
 # libtcc.a is not position-independent: programs link it, the .so does not
 PROGRAM_LIBS = -ltcc $(LIB_LIBS)
 LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)

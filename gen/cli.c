@@ -131,6 +131,7 @@ cli_kernel_options cli_kernel_defaults(void)
     cli_kernel_options options;
     memset(&options, 0, sizeof options);
     options.target = SEPCONV_TARGET_PORTABLE;
+    options.backend = SEPCONV_BACKEND_CC;
     return options;
 }
 
@@ -148,6 +149,10 @@ int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options
         sepconv_error error;
         if (missing || sepconv_target_parse(value, &options->target, &error) != SEPCONV_OK)
             return cli_usage(command, "--target takes portable, avx2 or avx512"), -1;
+    } else if (cli_option(argc, argv, i, "--log", &value, &missing)) {
+        if (missing)
+            return cli_usage(command, "--log takes a tuning log file"), -1;
+        options->log_path = value;
     } else if (cli_option(argc, argv, i, "--name", &value, &missing)) {
         if (missing)
             return cli_usage(command, "--name takes a C identifier"), -1;
@@ -173,6 +178,18 @@ sepconv_status cli_kernel_schedule(const cli_kernel_options *options,
                                    const sepconv_layer *layer,
                                    sepconv_schedule *schedule, sepconv_error *error)
 {
-    return sepconv_schedule_parse(options->schedule, layer, options->target,
-                                  schedule, error);
+    const char *wanted = options->schedule;
+    if (!wanted || (strcmp(wanted, "best") != 0 && strcmp(wanted, "auto") != 0))
+        return sepconv_schedule_parse(wanted, layer, options->target, schedule, error);
+    sepconv_kernel_options kernel = sepconv_kernel_defaults();
+    kernel.backend = options->backend;
+    kernel.target = options->target;
+    int found = 0;
+    sepconv_status status = sepconv_log_schedule(layer, &kernel, options->log_path,
+                                                 schedule, &found, error);
+    if (status == SEPCONV_OK && !found)
+        fprintf(stderr, "sepconv: warning: the tuning log has no %s/%s record for '%s'; "
+                        "using the default schedule\n", sepconv_backend_name(kernel.backend),
+                sepconv_target_name(kernel.target), layer->name[0] ? layer->name : "the layer");
+    return status;
 }

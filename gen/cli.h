@@ -26,6 +26,8 @@ extern const cli_command cli_gen_command;
 extern const cli_command cli_schedules_command;
 extern const cli_command cli_run_command;
 extern const cli_command cli_jit_command;
+extern const cli_command cli_tune_command;
+extern const cli_command cli_log_command;
 
 /* What a subcommand's positional arguments name: a spec or a model file. */
 typedef struct cli_input {
@@ -35,7 +37,9 @@ typedef struct cli_input {
 
 /* The options every kernel-making command takes (gen, run, ...). */
 typedef struct cli_kernel_options {
-    const char *schedule;             /* "k=v,..." or NULL */
+    const char *schedule;             /* "k=v,...", "best" or NULL */
+    const char *log_path;             /* --log: the tuning log */
+    sepconv_backend backend;          /* whose tuning records "best" reads */
     sepconv_target target;
     sepconv_generate_options generate;
 } cli_kernel_options;
@@ -49,7 +53,8 @@ cli_kernel_options cli_kernel_defaults(void);
 int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options,
                       const char *command);
 
-/* The schedule the options ask for, for a layer. */
+/* The schedule the options ask for, for a layer; "best" (or "auto") reads
+ * the tuning log and warns on stderr when it has no record. */
 sepconv_status cli_kernel_schedule(const cli_kernel_options *options,
                                    const sepconv_layer *layer,
                                    sepconv_schedule *schedule, sepconv_error *error);

@@ -50,6 +50,9 @@ static int gen_run(int argc, char **argv)
             if (missing)
                 return cli_usage("gen", "-o takes a file name");
             output = value;
+        } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
+            if (missing || sepconv_backend_parse(value, &kernel.backend, NULL) != SEPCONV_OK)
+                return cli_usage("gen", "--backend takes tcc or cc");
         } else if (cli_option(argc, argv, &i, "--header", &value, &missing)) {
             if (missing)
                 return cli_usage("gen", "--header takes a file name");
@@ -100,11 +103,14 @@ const cli_command cli_gen_command = {
     "gen", "generate a layer's kernel as C source (.c and .h)", gen_run,
     "usage: sepconv gen SPEC [--schedule K=V,...] [--target T] [-o FILE.c]\n"
     "                   [--header FILE.h] [--name NAME] [--templates DIR]\n"
-    "                   [--max-source BYTES] [--json]\n\n"
+    "                   [--max-source BYTES] [--log FILE] [--backend B] [--json]\n\n"
     "Writes the shape-specialized kernel of a layer: every size a constant,\n"
     "taps unrolled, borders split from the interior.  The .c opens with the\n"
     "exact command that reproduces it byte for byte.\n\n"
-    "  --schedule K=V,...  knobs over the defaults (see 'sepconv schedules SPEC')\n"
+    "  --schedule K=V,...  knobs over the defaults (see 'sepconv schedules SPEC');\n"
+    "                      'best': the tuning log's fastest for this machine\n"
+    "  --log FILE          the tuning log for 'best' (default ~/.cache/sepconv)\n"
+    "  --backend B         whose records 'best' reads: cc (default) or tcc\n"
     "  --target T          portable (default; any C compiler, tcc too),\n"
     "                      avx2 or avx512 (intrinsics: gcc or clang)\n"
     "  -o FILE.c           the kernel (default: standard output)\n"

@@ -10,6 +10,8 @@ static const cli_command *const commands[] = {
     &cli_schedules_command,
     &cli_gen_command,
     &cli_jit_command,
+    &cli_tune_command,
+    &cli_log_command,
     &cli_run_command,
     &cli_reference_command,
 };

@@ -154,17 +154,24 @@ static sepconv_status build(const char *compiler, const char *flag_text,
 
 /* Compiler identities already asked for, so a cache hit runs nothing. */
 static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { char compiler[256]; XXH128_hash_t identity; } identities[8];
+static struct {
+    char compiler[256];
+    XXH128_hash_t identity;
+    char first_line[128];
+} identities[8];
 static int identity_count;
 
-/* The hash of `compiler --version`: its identity and version. */
+/* The hash of `compiler --version` (its identity and version) and the
+ * output's first line, for people. */
 static sepconv_status compiler_identity(const char *compiler, XXH128_hash_t *identity,
+                                        char *first_line, size_t capacity,
                                         sepconv_error *error)
 {
     pthread_mutex_lock(&identity_lock);
     for (int i = 0; i < identity_count; i++)
         if (strcmp(identities[i].compiler, compiler) == 0) {
             *identity = identities[i].identity;
+            snprintf(first_line, capacity, "%s", identities[i].first_line);
             pthread_mutex_unlock(&identity_lock);
             return SEPCONV_OK;
         }
@@ -203,11 +210,14 @@ static sepconv_status compiler_identity(const char *compiler, XXH128_hash_t *ide
     XXH3_128bits_update(state, text, length);
     *identity = XXH3_128bits_digest(state);
     XXH3_freeState(state);
+    snprintf(first_line, capacity, "%.*s", (int)strcspn(text, "\n"), text);
     free(text);
     pthread_mutex_lock(&identity_lock);
     if (identity_count < 8 && strlen(compiler) < sizeof identities[0].compiler) {
         snprintf(identities[identity_count].compiler, sizeof identities[0].compiler, "%s",
                  compiler);
+        snprintf(identities[identity_count].first_line,
+                 sizeof identities[0].first_line, "%s", first_line);
         identities[identity_count++].identity = *identity;
     }
     pthread_mutex_unlock(&identity_lock);
@@ -334,7 +344,9 @@ sepconv_status sepconv_cc_compile(const char *source, size_t length,
     char cache_dir[4096], cached[4200] = "";
     if (cache_directory(options, cache_dir, sizeof cache_dir)) {
         XXH128_hash_t identity;
-        sepconv_status status = compiler_identity(compiler, &identity, error);
+        char first_line[128];
+        sepconv_status status = compiler_identity(compiler, &identity, first_line,
+                                                  sizeof first_line, error);
         if (status != SEPCONV_OK)
             return status;
         entry_path(cache_dir, cache_key(source, length, identity, flags), cached,
@@ -374,4 +386,13 @@ sepconv_status sepconv_cc_compile(const char *source, size_t length,
     if (status != SEPCONV_OK)
         return status;
     return sepconv_code_from_handle(handle, 0, code, error);
+}
+
+/* The compiler's identity for people and tuning logs: the first line of
+ * `compiler --version`. */
+sepconv_status sepconv_cc_identity(const sepconv_cc_options *options, char *text,
+                                   size_t capacity, sepconv_error *error)
+{
+    XXH128_hash_t identity;
+    return compiler_identity(compiler_of(options), &identity, text, capacity, error);
 }

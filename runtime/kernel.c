@@ -123,8 +123,16 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     k->layer = *layer;
     k->info.backend = options->backend;
     k->info.target = options->target;
-    sepconv_status status = sepconv_schedule_parse(options->schedule, layer,
-                                                   options->target, &k->schedule, error);
+    sepconv_status status;
+    if (options->schedule && strcmp(options->schedule, "auto") == 0) {
+        int found = 0;
+        status = sepconv_log_schedule(layer, options, options->log_path, &k->schedule,
+                                      &found, error);
+        k->info.tuned = found;
+    } else {
+        status = sepconv_schedule_parse(options->schedule, layer, options->target,
+                                        &k->schedule, error);
+    }
     if (status == SEPCONV_OK && options->threads != 1) {
         k->pool = pthreadpool_create((size_t)options->threads);
         if (!k->pool)

@@ -375,6 +375,10 @@ sepconv_status sepconv_tcc_compile(const char *source, size_t length,
                                    const char *const *names, size_t count,
                                    sepconv_code **code, sepconv_error *error);
 
+/* The first line of `compiler --version`, the cc backend's identity. */
+sepconv_status sepconv_cc_identity(const sepconv_cc_options *options, char *text,
+                                   size_t capacity, sepconv_error *error);
+
 /* The address of a symbol in compiled code, or NULL. */
 void *sepconv_code_symbol(const sepconv_code *code, const char *name);
 /* 1 if the code came from the cc backend's disk cache. */
@@ -429,7 +433,10 @@ typedef enum sepconv_backend {
 typedef struct sepconv_kernel_options {
     sepconv_backend backend;
     sepconv_target target;
-    const char *schedule;   /* "knob=value,..."; NULL or "" for the default */
+    const char *schedule;   /* "knob=value,..."; NULL or "" for the default;
+                               "auto": the best record of the tuning log for
+                               this layer and environment, else the default */
+    const char *log_path;   /* the tuning log for "auto"; NULL: the default */
     int threads;            /* 1 by default; 0 means every core */
     int verify;             /* 1: check against the reference when created */
     uint64_t verify_seed;
@@ -451,6 +458,7 @@ typedef struct sepconv_kernel_info {
     sepconv_target target;
     double generate_seconds, compile_seconds, verify_seconds;
     int from_cache; /* the cc backend found it in its disk cache */
+    int tuned;      /* schedule "auto" found a tuning record */
     int threads;    /* the threads a run uses */
     int verified;
     sepconv_verify_report report;
@@ -483,6 +491,155 @@ sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
 
 /* Seconds on a monotonic clock. */
 double sepconv_seconds(void);
+
+/* ------------------------------------------------------------ environment */
+
+/* What a measurement depends on besides the layer and the schedule: tuning
+ * records from another environment are never chosen. */
+typedef struct sepconv_environment {
+    char version[16];   /* sepconv's */
+    char backend[8];    /* "tcc" or "cc" */
+    char target[16];
+    char compiler[128]; /* libtcc's version, or the first line of cc --version */
+    char flags[128];    /* cc flags; "" for tcc */
+    char cpu[96];       /* the processor's model name */
+    char features[128]; /* the SIMD features that matter: "avx2 fma avx512f" */
+    int threads;
+} sepconv_environment;
+
+/* Describes this machine and the kernel options' backend. */
+sepconv_status sepconv_environment_get(const sepconv_kernel_options *options,
+                                       sepconv_environment *environment,
+                                       sepconv_error *error);
+
+/* -------------------------------------------------------------- tune log */
+
+/* One measured candidate: a line of the tuning log (JSON Lines; the
+ * README's "Tuning log" section documents the fields). */
+typedef struct sepconv_tune_record {
+    char spec[512];      /* canonical layer spec */
+    char op[8];
+    char schedule[256];  /* canonical schedule */
+    sepconv_environment environment;
+    char status[16];     /* "ok" or "failed" */
+    char error[256];     /* why it failed */
+    double median_ms;    /* median run time */
+    double spread;       /* interquartile range / median */
+    double baseline_ms;  /* the default schedule, interleaved in the same run */
+    double ratio;        /* median_ms / baseline_ms: < 1 is faster */
+    char timestamp[32];  /* UTC, ISO 8601 */
+} sepconv_tune_record;
+
+#define SEPCONV_LOG_WARNINGS 8
+
+/* A tuning log read into memory. */
+typedef struct sepconv_tune_log {
+    sepconv_tune_record *records;
+    size_t count;
+    size_t skipped;      /* corrupt or truncated lines left out */
+    char warnings[SEPCONV_LOG_WARNINGS][256]; /* the first few, naming lines */
+} sepconv_tune_log;
+
+/* The default log: $XDG_CACHE_HOME/sepconv/tuning.jsonl (or ~/.cache/...). */
+sepconv_status sepconv_log_default_path(char *path, size_t capacity,
+                                        sepconv_error *error);
+
+/* Appends one record with a single write to a file opened O_APPEND, so
+ * concurrent tuners and shards can share a log. */
+sepconv_status sepconv_log_append(const char *path, const sepconv_tune_record *record,
+                                  sepconv_error *error);
+
+/* Reads a log; lines that are not valid records are skipped and counted,
+ * with a warning naming the file and line.  A missing file is an empty log. */
+sepconv_status sepconv_log_read(const char *path, sepconv_tune_log *log,
+                                sepconv_error *error);
+
+/* The best successful record for `spec` in `environment` (same sepconv
+ * version, backend, target, compiler, flags, CPU, features and threads):
+ * the lowest ratio to the default schedule.  NULL if there is none. */
+const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const char *spec,
+                                            const sepconv_environment *environment);
+
+/* Formats a record as its JSON line (no newline); malloc'd. */
+sepconv_status sepconv_log_format(const sepconv_tune_record *record, char **line,
+                                  sepconv_error *error);
+
+void sepconv_log_free(sepconv_tune_log *log);
+
+/* The tuned schedule of a layer for the options' environment, from the log
+ * at `log_path` (NULL: the default log); the default schedule and *found = 0
+ * when the log has no record for it. */
+sepconv_status sepconv_log_schedule(const sepconv_layer *layer,
+                                    const sepconv_kernel_options *options,
+                                    const char *log_path, sepconv_schedule *schedule,
+                                    int *found, sepconv_error *error);
+
+/* ------------------------------------------------------------------- tune */
+
+/* The schedule space of an op and target is the product of its knobs'
+ * ranges, less one documented invalid combination: with fuse=0, tile_h is
+ * unused, so only its default value is a distinct schedule. */
+int64_t sepconv_space_product(sepconv_op op, sepconv_target target);
+int64_t sepconv_space_size(sepconv_op op, sepconv_target target);
+
+/* Schedule number `index` of the full product (mixed radix over the knobs
+ * in knob order); INVALID for an invalid combination. */
+sepconv_status sepconv_space_schedule(sepconv_op op, sepconv_target target, int64_t index,
+                                      sepconv_schedule *schedule, sepconv_error *error);
+
+typedef enum sepconv_strategy {
+    SEPCONV_STRATEGY_GRID,  /* every valid schedule, in space order */
+    SEPCONV_STRATEGY_RANDOM /* a seeded random order of them */
+} sepconv_strategy;
+
+/* The candidates of a sweep: the strategy's order, cut to `trials` (0: all),
+ * then shard `shard` of `shards` (candidate k belongs to shard k mod
+ * shards), so the shards partition the sweep exactly. */
+sepconv_status sepconv_space_candidates(sepconv_op op, sepconv_target target,
+                                        sepconv_strategy strategy, uint64_t seed,
+                                        int64_t trials, int shard, int shards,
+                                        sepconv_schedule **candidates, size_t *count,
+                                        sepconv_error *error);
+
+/* What a tuning sweep reports as it goes. */
+typedef struct sepconv_tune_progress {
+    const sepconv_layer *layer;
+    size_t done, total;
+    double elapsed_seconds;
+    const sepconv_tune_record *last, *best;
+} sepconv_tune_progress;
+
+typedef struct sepconv_tune_options {
+    sepconv_kernel_options kernel; /* backend, target, threads, cc flags */
+    sepconv_strategy strategy;
+    uint64_t seed;
+    int64_t trials;        /* 0: every candidate */
+    double budget_seconds; /* 0: no limit; else start no candidate after it */
+    int shard, shards;     /* this sweep's part: 0 of 1 for all */
+    const char *log_path;  /* NULL: the default log; records are appended */
+    int no_log;
+    void (*progress)(void *context, const sepconv_tune_progress *progress);
+    void *progress_context;
+} sepconv_tune_options;
+
+sepconv_tune_options sepconv_tune_defaults(void);
+
+/* The outcome of tuning one layer: every candidate, best first (failures
+ * last), and the default schedule's own record. */
+typedef struct sepconv_tune_result {
+    sepconv_tune_record *records;
+    size_t count;
+    sepconv_tune_record baseline;
+    double reference_ms;
+    int64_t macs;
+} sepconv_tune_result;
+
+/* Tunes a layer: compiles, verifies and times each candidate interleaved
+ * with the default schedule, appending a record per candidate to the log. */
+sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
+                                  const sepconv_tune_options *options,
+                                  sepconv_tune_result *result, sepconv_error *error);
+void sepconv_tune_result_free(sepconv_tune_result *result);
 
 /* -------------------------------------------------------------------- npy */
 

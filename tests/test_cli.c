@@ -326,6 +326,62 @@ START_TEST(run_on_npy_files)
 }
 END_TEST
 
+/* Counts the lines of a file. */
+static int line_count(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    int lines = 0, c;
+    while (file && (c = fgetc(file)) != EOF)
+        lines += c == '\n';
+    if (file)
+        fclose(file);
+    return lines;
+}
+
+START_TEST(tune_shards_merge_and_best)
+{
+    const char *logs[] = {"/tmp/sepconv-cli-shard0.jsonl", "/tmp/sepconv-cli-shard1.jsonl",
+                          "/tmp/sepconv-cli-merged.jsonl"};
+    for (int i = 0; i < 3; i++)
+        unlink(logs[i]);
+    const char *layer = "op=dw name=tiny df=6 m=8 dk=3";
+    char args[512];
+    for (int shard = 0; shard < 2; shard++) {
+        snprintf(args, sizeof args, "tune %s --strategy random --seed 5 --trials 6 "
+                 "--shard %d/2 --log %s", layer, shard, logs[shard]);
+        outcome *r = run_cli(args);
+        ck_assert_msg(r->code == 0, "%s", r->err);
+        /* not a terminal: one plain progress line per candidate */
+        ck_assert_ptr_nonnull(strstr(r->err, "tiny 3/3 "));
+        ck_assert_ptr_nonnull(strstr(r->out, "rank    ratio  median ms"));
+        ck_assert_int_eq(line_count(logs[shard]), 3);
+    }
+    snprintf(args, sizeof args, "log merge %s %s -o %s", logs[0], logs[1], logs[2]);
+    outcome *r = run_cli(args);
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "merged 6 records"));
+    ck_assert_int_eq(line_count(logs[2]), 6);
+    snprintf(args, sizeof args, "log best %s --backend tcc", logs[2]);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "op=dw name=tiny df=6 m=8 dk=3"));
+    ck_assert_ptr_nonnull(strstr(r->out, "--schedule channel_block="));
+    /* the tuned schedule goes into an AOT kernel */
+    snprintf(args, sizeof args, "gen %s --schedule best --backend tcc --log %s", layer,
+             logs[2]);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_str_eq(r->err, "");
+    snprintf(args, sizeof args, "log merge %s -o %s", logs[0], logs[2]);
+    ck_assert_int_eq(run_cli(args)->code, 1); /* never overwrites */
+    for (int i = 0; i < 3; i++)
+        unlink(logs[i]);
+    ck_assert_int_eq(run_cli("tune op=dw df=6 m=8 dk=3 --trials 2 --budget 1")->code, 2);
+    ck_assert_int_eq(run_cli("tune op=dw df=6 m=8 dk=3 --shard 2/2")->code, 2);
+    ck_assert_int_eq(run_cli("log frobnicate x.jsonl")->code, 2);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     absolute_cli();
@@ -343,6 +399,7 @@ Suite *cli_suite(void)
     tcase_add_test(c, gen_reports_bad_input);
     tcase_add_test(c, schedules_lists_knobs);
     tcase_add_test(c, run_on_npy_files);
+    tcase_add_test(c, tune_shards_merge_and_best);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -19,6 +19,7 @@ Suite *render_suite(void);
 Suite *npy_suite(void);
 Suite *backend_suite(void);
 Suite *kernel_suite(void);
+Suite *tune_suite(void);
 
 /* Whether the tests run under valgrind (make check-valgrind sets
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
