@@ -77,6 +77,17 @@ static int run_compiler(char **argv, const char *log, int *spawn_errno)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* Whether a spawned program was not found: some posix_spawn emulations
+ * (valgrind's) report that as a child exiting 127 with nothing said. */
+static bool not_found(int exit_status, const char *log, int *spawn_errno)
+{
+    struct stat info;
+    if (exit_status != 127 || stat(log, &info) != 0 || info.st_size != 0)
+        return false;
+    *spawn_errno = ENOENT;
+    return true;
+}
+
 /* Moves the failing source next to the user (save_dir) and names it. */
 static void keep_source(const char *source_path, const char *save_dir,
                         char *kept, size_t capacity)
@@ -125,7 +136,7 @@ static sepconv_status build(const char *compiler, const char *flag_text,
     argv[argc] = NULL;
     int spawn_errno = 0;
     int exit_status = run_compiler(argv, log_path, &spawn_errno);
-    if (exit_status < 0)
+    if (exit_status < 0 || not_found(exit_status, log_path, &spawn_errno))
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
                             "cc: cannot run the compiler '%s': %s; install one "
                             "(apt-get install gcc) or use the tcc backend", compiler,
@@ -186,6 +197,8 @@ static sepconv_status compiler_identity(const char *compiler, XXH128_hash_t *ide
     char *argv[] = {(char *)compiler, "--version", NULL};
     int spawn_errno = 0;
     int exit_status = run_compiler(argv, log_path, &spawn_errno);
+    if (not_found(exit_status, log_path, &spawn_errno))
+        exit_status = -1;
     char *text = NULL;
     size_t length = 0;
     sepconv_status status = SEPCONV_OK;
