@@ -5,6 +5,7 @@
 #   make check-asan   the tests again under AddressSanitizer + UBSan
 #   make check-valgrind  the tests under valgrind (no fork, leak check)
 #   make check-install   install into a scratch root, use it from elsewhere
+#   make bench        sepconv beside XNNPACK and oneDNN (make bench-tune first)
 #   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
 
 PREFIX  ?= /usr/local
@@ -67,7 +68,7 @@ CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
 .PHONY: all deps test test-run check-asan check-valgrind check-install demo \
-        demo-run install uninstall clean
+        demo-run bench bench-run bench-tune install uninstall clean
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
 
@@ -151,6 +152,43 @@ check-valgrind:
 check-install: deps
 	@$(MAKE) --no-print-directory all
 	tests/install_check.sh
+
+# --------------------------------------------------------------- bench
+# The peers are optional: installed when we can, reported when missing.
+BENCH_PACKAGES := libxnnpack-dev libpthreadpool-dev libdnnl-dev
+BENCH_DIR      := $(BUILD)/bench
+BENCH          := $(BENCH_DIR)/bench
+BENCH_LOG      := $(BENCH_DIR)/tuning.jsonl
+BENCH_ARGS     ?=
+BUDGET         ?= 300
+HAVE_XNNPACK    = $(wildcard /usr/include/xnnpack.h)
+HAVE_ONEDNN     = $(wildcard /usr/include/dnnl.h)
+BENCH_SOURCES   = bench/bench.c $(if $(HAVE_XNNPACK),bench/peer_xnnpack.c) \
+                  $(if $(HAVE_ONEDNN),bench/peer_onednn.c)
+BENCH_FLAGS     = $(if $(HAVE_XNNPACK),-DHAVE_XNNPACK) $(if $(HAVE_ONEDNN),-DHAVE_ONEDNN)
+BENCH_LIBS      = $(if $(HAVE_XNNPACK),-lXNNPACK) $(if $(HAVE_ONEDNN),-ldnnl)
+
+bench: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)" || \
+	  echo "make bench: a peer is missing; the benchmark runs without it"
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(BENCH)
+	$(BENCH) --log $(BENCH_LOG) $(BENCH_ARGS)
+
+# tunes every benchmarked stage (dw, pw, sep of each layer) into the log the
+# benchmark's "cc tuned" column reads; BUDGET seconds in all
+bench-tune: $(BENCH) $(CLI)
+	$(BENCH) --list-stages > $(BENCH_DIR)/stages.layers
+	$(CLI) tune $(BENCH_DIR)/stages.layers --backend cc --strategy random --seed 1 \
+	  --target $$($(BENCH) --print-target) --budget $(BUDGET) --log $(BENCH_LOG) \
+	  --quiet --top 1
+
+$(BENCH): $(wildcard bench/*.c bench/*.h) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(WARNINGS) -O2 -g $(BENCH_FLAGS) -Iruntime -Ibench $(BENCH_SOURCES) \
+	  $(STATIC_LIB) $(PROGRAM_LIBS) $(BENCH_LIBS) -o $@
 
 # ---------------------------------------------------------------- demo
 demo: deps

@@ -576,3 +576,34 @@ sepconv_status sepconv_layer_format(const sepconv_layer *layer, char *out,
                             capacity);
     return SEPCONV_OK;
 }
+
+/* Splits a sep layer into its dw and pw stages. */
+sepconv_status sepconv_layer_split(const sepconv_layer *sep, sepconv_layer *dw,
+                                   sepconv_layer *pw, sepconv_error *error)
+{
+    if (!sep || !dw || !pw || sep->op != SEPCONV_OP_SEP)
+        return sepconv_fail(error, SEPCONV_INVALID, "split needs an op=sep layer");
+    const char *layout = layout_names[sep->layout];
+    char dw_spec[512], pw_spec[512];
+    snprintf(dw_spec, sizeof dw_spec,
+             "op=dw h=%lld w=%lld m=%lld dk=%lld stride=%lld dilation=%lld mult=%lld "
+             "pad=%lld:%lld:%lld:%lld layout=%s bias=%d act=%s batch=%lld",
+             (long long)sep->in_h, (long long)sep->in_w, (long long)sep->m,
+             (long long)sep->kernel, (long long)sep->stride, (long long)sep->dilation,
+             (long long)sep->multiplier, (long long)sep->pad_top, (long long)sep->pad_left,
+             (long long)sep->pad_bottom, (long long)sep->pad_right, layout, sep->bias,
+             activation_names[sep->dw_act], (long long)sep->batch);
+    snprintf(pw_spec, sizeof pw_spec,
+             "op=pw h=%lld w=%lld m=%lld n=%lld layout=%s bias=%d act=%s batch=%lld",
+             (long long)sep->out_h, (long long)sep->out_w, (long long)sep->mid_c,
+             (long long)sep->n, layout, sep->bias, activation_names[sep->pw_act],
+             (long long)sep->batch);
+    sepconv_status status = sepconv_layer_parse(dw_spec, dw, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_layer_parse(pw_spec, pw, error);
+    if (status == SEPCONV_OK && sep->name[0]) {
+        snprintf(dw->name, sizeof dw->name, "%.*s.dw", SEPCONV_NAME_MAX - 4, sep->name);
+        snprintf(pw->name, sizeof pw->name, "%.*s.pw", SEPCONV_NAME_MAX - 4, sep->name);
+    }
+    return status;
+}

@@ -116,6 +116,11 @@ sepconv_status sepconv_layer_parse(const char *spec, sepconv_layer *layer,
 sepconv_status sepconv_layer_format(const sepconv_layer *layer, char *out,
                                     size_t capacity, sepconv_error *error);
 
+/* The two stages of a sep layer as layers of their own: a dw layer (the
+ * depthwise activation) and a pw layer over its output (the pointwise one). */
+sepconv_status sepconv_layer_split(const sepconv_layer *sep, sepconv_layer *dw,
+                                   sepconv_layer *pw, sepconv_error *error);
+
 /* The spec name of an op, layout, activation ("sep", "nhwc", "relu6"). */
 const char *sepconv_op_name(sepconv_op op);
 const char *sepconv_layout_name(sepconv_layout layout);
@@ -554,9 +559,10 @@ sepconv_status sepconv_log_append(const char *path, const sepconv_tune_record *r
 sepconv_status sepconv_log_read(const char *path, sepconv_tune_log *log,
                                 sepconv_error *error);
 
-/* The best successful record for `spec` in `environment` (same sepconv
- * version, backend, target, compiler, flags, CPU, features and threads):
- * the lowest ratio to the default schedule.  NULL if there is none. */
+/* The best successful record for `spec` (compared without its name= label)
+ * in `environment` (same sepconv version, backend, target, compiler, flags,
+ * CPU, features and threads): the lowest ratio to the default schedule.
+ * NULL if there is none. */
 const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const char *spec,
                                             const sepconv_environment *environment);
 

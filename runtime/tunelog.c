@@ -207,7 +207,7 @@ sepconv_status sepconv_log_read(const char *path, sepconv_tune_log *log, sepconv
         if (!ok) {
             if (log->skipped < SEPCONV_LOG_WARNINGS)
                 snprintf(log->warnings[log->skipped], sizeof log->warnings[0],
-                         "%.120s:%zu: skipped: %s", path, number, why);
+                         "%.120s:%zu: skipped: %.100s", path, number, why);
             log->skipped++;
             continue;
         }
@@ -237,14 +237,30 @@ static bool same_environment(const sepconv_environment *a, const sepconv_environ
            strcmp(a->features, b->features) == 0 && a->threads == b->threads;
 }
 
+/* A canonical spec without its name= token: the name is a label, not part
+ * of the shape a schedule was tuned for. */
+static void shape_of(const char *spec, char *out, size_t capacity)
+{
+    const char *name = strstr(spec, " name=");
+    if (!name) {
+        snprintf(out, capacity, "%s", spec);
+        return;
+    }
+    size_t end = strcspn(name + 1, " ");
+    snprintf(out, capacity, "%.*s%s", (int)(name - spec), spec, name + 1 + end);
+}
+
 /* The best successful record for a spec in an environment. */
 const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const char *spec,
                                             const sepconv_environment *environment)
 {
     const sepconv_tune_record *best = NULL;
+    char wanted[512], shape[512];
+    shape_of(spec, wanted, sizeof wanted);
     for (size_t i = 0; log && i < log->count; i++) {
         const sepconv_tune_record *r = &log->records[i];
-        if (strcmp(r->status, "ok") != 0 || strcmp(r->spec, spec) != 0 ||
+        shape_of(r->spec, shape, sizeof shape);
+        if (strcmp(r->status, "ok") != 0 || strcmp(shape, wanted) != 0 ||
             !same_environment(&r->environment, environment) || !(r->ratio > 0))
             continue;
         if (!best || r->ratio < best->ratio ||

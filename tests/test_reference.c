@@ -317,6 +317,10 @@ START_TEST(sep_is_dw_then_pw)
                  (long long)sep.n, sepconv_layout_name(sep.layout), sep.bias,
                  sepconv_activation_name(sep.pw_act), (long long)sep.batch);
         sepconv_layer dw = parse_layer(dw_text), pw = parse_layer(pw_text);
+        sepconv_layer split_dw, split_pw;
+        ck_assert_int_eq(sepconv_layer_split(&sep, &split_dw, &split_pw, NULL), SEPCONV_OK);
+        ck_assert_int_eq(memcmp(&split_dw, &dw, sizeof dw), 0);
+        ck_assert_int_eq(memcmp(&split_pw, &pw, sizeof pw), 0);
         float *mid = malloc((size_t)dw.output_elements * sizeof(float));
         float *out = malloc((size_t)pw.output_elements * sizeof(float));
         sepconv_tensors tdw = {buffers.input, buffers.weights, buffers.bias, NULL, NULL};

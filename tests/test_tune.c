@@ -266,6 +266,12 @@ START_TEST(selection_honours_the_environment)
     const sepconv_tune_record *best = sepconv_log_best(&log, spec, &mine);
     ck_assert_ptr_nonnull(best);
     ck_assert_str_eq(best->schedule, "mine-fast");
+    /* the name is a label: the same shape under another name matches */
+    const sepconv_tune_record *named = sepconv_log_best(&log, "op=sep name=block7 df=7 m=4 "
+                                                              "n=4 dk=3", &mine);
+    ck_assert_ptr_eq(named, best);
+    records[1] = make_record("op=sep name=old df=7 m=4 n=4 dk=3", "renamed", 0.6, "cpu A");
+    ck_assert_str_eq(sepconv_log_best(&log, spec, &mine)->schedule, "renamed");
     mine.threads = 2; /* measured with another thread count: nothing */
     ck_assert_ptr_null(sepconv_log_best(&log, spec, &mine));
 }

@@ -1,0 +1,507 @@
+/*
+ * bench.c -- sepconv side by side with its peers, in one run, on the same
+ * inputs: per layer and stage (dw, pw, sep), the reference, sepconv through
+ * tcc and cc (default, tuned, unfused), XNNPACK and oneDNN.  Every output is
+ * checked against the reference before its time counts; runs are interleaved
+ * round by round; medians and ratios to the best peer are reported, with the
+ * machine's FMA peak measured here.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define RUNNERS_MAX 8
+#define ROUNDS_MAX 51
+
+/* Layers beyond MobileNet: a 5x5 kernel, stride 2 on odd sizes, depth
+ * multiplier 2, and NCHW. */
+static const char *const extra_layers[] = {
+    "op=sep name=k5 df=28 m=128 n=128 dk=5 bias=1 act=relu6",
+    "op=sep name=s2odd df=29 m=64 n=96 dk=3 stride=2 bias=1 act=relu6",
+    "op=sep name=mult2 df=28 m=64 n=128 dk=3 mult=2 bias=1 act=relu6",
+    "op=sep name=nchw df=28 m=64 n=64 dk=3 layout=nchw bias=1 act=relu6"};
+
+typedef struct options {
+    int threads, rounds;
+    bool json, list;
+    const char *model, *log;
+    sepconv_target target;
+} options;
+
+/* ------------------------------------------------------------ FMA peak */
+
+/* Eight independent FMA chains per lane width, long enough to hide the
+ * latency: the most this core can do, in GFLOP/s. */
+__attribute__((target("avx512f"))) static double peak_avx512(long iterations)
+{
+    __m512 a[12], x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    double start = sepconv_seconds();
+    for (long n = 0; n < iterations; n++)
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm512_fmadd_ps(a[i], x, y);
+    double seconds = sepconv_seconds() - start;
+    float sink = 0;
+    for (int i = 0; i < 12; i++)
+        sink += _mm512_reduce_add_ps(a[i]);
+    return sink == 12345.0f ? 0 : 2.0 * 16 * 12 * (double)iterations / seconds / 1e9;
+}
+
+__attribute__((target("avx2,fma"))) static double peak_avx2(long iterations)
+{
+    __m256 a[12], x = _mm256_set1_ps(1.0000001f), y = _mm256_set1_ps(0.9999999f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    double start = sepconv_seconds();
+    for (long n = 0; n < iterations; n++)
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_fmadd_ps(a[i], x, y);
+    double seconds = sepconv_seconds() - start;
+    float lanes[8], sink = 0;
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(lanes, a[i]);
+        for (int j = 0; j < 8; j++)
+            sink += lanes[j];
+    }
+    return sink == 12345.0f ? 0 : 2.0 * 8 * 12 * (double)iterations / seconds / 1e9;
+}
+
+/* Orders doubles for qsort. */
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The best of AVX-512 and AVX2 FMA throughput, median of 5 runs, one core. */
+static double measure_peak(void)
+{
+    __builtin_cpu_init();
+    bool has512 = __builtin_cpu_supports("avx512f");
+    bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    double runs[5];
+    double best = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        if ((kind == 0 && !has512) || (kind == 1 && !has2))
+            continue;
+        for (int r = 0; r < 5; r++)
+            runs[r] = kind == 0 ? peak_avx512(20000000) : peak_avx2(20000000);
+        qsort(runs, 5, sizeof runs[0], by_value);
+        if (runs[2] > best)
+            best = runs[2];
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------- runners */
+
+/* A sepconv kernel as a runner. */
+typedef struct kernel_state {
+    sepconv_kernel *kernel;
+    const float *input;
+    float *output;
+} kernel_state;
+
+static void kernel_run(void *opaque)
+{
+    kernel_state *s = opaque;
+    sepconv_kernel_run(s->kernel, s->input, s->output, NULL);
+}
+
+static void kernel_destroy(void *opaque)
+{
+    kernel_state *s = opaque;
+    sepconv_kernel_free(s->kernel);
+    free(s->output);
+    free(s);
+}
+
+/* Makes a sepconv runner; returns false with a message. */
+static bool make_sepconv(const bench_data *data, const options *o, sepconv_backend backend,
+                         const char *schedule, const char *name, runner *out, char *why,
+                         size_t capacity)
+{
+    sepconv_kernel_options k = sepconv_kernel_defaults();
+    k.backend = backend;
+    k.target = backend == SEPCONV_BACKEND_TCC ? SEPCONV_TARGET_PORTABLE : o->target;
+    k.schedule = schedule;
+    k.log_path = o->log;
+    k.threads = o->threads;
+    k.verify = 0; /* the benchmark checks every output itself */
+    kernel_state *s = calloc(1, sizeof *s);
+    sepconv_error error;
+    sepconv_tensors t = sepconv_buffers_tensors(&data->buffers);
+    if (!s)
+        return false;
+    s->input = data->buffers.input;
+    s->output = malloc((size_t)data->layer->output_elements * sizeof(float));
+    if (!s->output || sepconv_kernel_create(data->layer, &k, &s->kernel, &error) != SEPCONV_OK ||
+        sepconv_kernel_set_weights(s->kernel, &t, &error) != SEPCONV_OK) {
+        snprintf(why, capacity, "%s", s->output ? error.message : "out of memory");
+        kernel_destroy(s);
+        return false;
+    }
+    bool untuned = schedule && strcmp(schedule, "auto") == 0 &&
+                   !sepconv_kernel_get_info(s->kernel)->tuned;
+    snprintf(out->name, sizeof out->name, "%s%s", name, untuned ? "*" : "");
+    out->state = s;
+    out->run = kernel_run;
+    out->destroy = kernel_destroy;
+    out->output = s->output;
+    return true;
+}
+
+/* What one layer-stage measured. */
+typedef struct stage_result {
+    char layer[64], stage[8];
+    int64_t macs;
+    double reference_ms;
+    int count;
+    char names[RUNNERS_MAX][48];
+    double ms[RUNNERS_MAX]; /* 0: failed its check or could not be made */
+    bool peer[RUNNERS_MAX];
+} stage_result;
+
+/* Whether a runner's output matches the reference within tolerance. */
+static bool matches(const sepconv_layer *layer, const float *expected, const float *actual,
+                    const double *magnitude, char *why, size_t capacity)
+{
+    sepconv_comparison comparison;
+    sepconv_error error;
+    if (sepconv_compare(layer, expected, actual, magnitude, &comparison, &error) == SEPCONV_OK)
+        return true;
+    snprintf(why, capacity, "%s", error.message);
+    return false;
+}
+
+/* Times runners interleaved; each sample repeats a runner until it has run
+ * for about 2 ms, so fast layers are not lost in timer noise. */
+static void time_runners(runner *runners, int count, int rounds, double *medians)
+{
+    int reps[RUNNERS_MAX];
+    for (int r = 0; r < count; r++) {
+        runners[r].run(runners[r].state); /* warm-up */
+        double start = sepconv_seconds();
+        runners[r].run(runners[r].state);
+        double once = sepconv_seconds() - start;
+        reps[r] = once > 0 ? (int)(2e-3 / once) + 1 : 1;
+        if (reps[r] > 1000)
+            reps[r] = 1000;
+    }
+    double samples[RUNNERS_MAX][ROUNDS_MAX];
+    for (int round = 0; round < rounds; round++)
+        for (int r = 0; r < count; r++) {
+            double start = sepconv_seconds();
+            for (int k = 0; k < reps[r]; k++)
+                runners[r].run(runners[r].state);
+            samples[r][round] = (sepconv_seconds() - start) / reps[r];
+        }
+    for (int r = 0; r < count; r++) {
+        qsort(samples[r], (size_t)rounds, sizeof samples[r][0], by_value);
+        medians[r] = samples[r][rounds / 2] * 1e3;
+    }
+}
+
+/* Benchmarks one layer (a dw, pw or sep stage) with every implementation. */
+static bool bench_stage(const sepconv_layer *layer, const char *name, const char *stage,
+                        const options *o, stage_result *result)
+{
+    memset(result, 0, sizeof *result);
+    snprintf(result->layer, sizeof result->layer, "%s", name);
+    snprintf(result->stage, sizeof result->stage, "%s", stage);
+    bench_data data = {layer, {0}};
+    sepconv_error error;
+    sepconv_cost cost;
+    if (sepconv_buffers_alloc(layer, &data.buffers, &error) != SEPCONV_OK ||
+        sepconv_cost_compute(layer, &cost, &error) != SEPCONV_OK) {
+        fprintf(stderr, "bench: %s %s: %s\n", name, stage, error.message);
+        return false;
+    }
+    result->macs = cost.macs;
+    sepconv_buffers_fill_random(layer, &data.buffers, 11);
+    sepconv_tensors t = sepconv_buffers_tensors(&data.buffers);
+    double *magnitude = malloc((size_t)layer->output_elements * sizeof(double));
+    float *expected = malloc((size_t)layer->output_elements * sizeof(float));
+    double start = sepconv_seconds();
+    sepconv_reference_run(layer, &t, expected, NULL);
+    result->reference_ms = (sepconv_seconds() - start) * 1e3;
+    sepconv_reference_magnitude(layer, &t, magnitude, NULL);
+
+    runner runners[RUNNERS_MAX];
+    int count = 0;
+    char why[SEPCONV_MESSAGE_MAX];
+    struct { sepconv_backend backend; const char *schedule, *name; } ours[] = {
+        {SEPCONV_BACKEND_TCC, NULL, "tcc"},
+        {SEPCONV_BACKEND_CC, NULL, "cc"},
+        {SEPCONV_BACKEND_CC, "auto", "cc tuned"},
+        {SEPCONV_BACKEND_CC, "fuse=0", "cc unfused"}};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+        if (i == 3 && layer->op != SEPCONV_OP_SEP)
+            continue;
+        if (make_sepconv(&data, o, ours[i].backend, ours[i].schedule, ours[i].name,
+                         &runners[count], why, sizeof why))
+            count++;
+        else
+            fprintf(stderr, "bench: %s %s: sepconv %s: %.300s\n", name, stage, ours[i].name, why);
+    }
+    int first_peer = count;
+    const peer *peers[] = {
+#ifdef HAVE_XNNPACK
+        &bench_peer_xnnpack,
+#endif
+#ifdef HAVE_ONEDNN
+        &bench_peer_onednn,
+#endif
+        NULL};
+    for (int p = 0; peers[p]; p++) {
+        if (peers[p]->make(&data, o->threads, &runners[count], why, sizeof why))
+            count++;
+        else if (!o->json)
+            fprintf(stderr, "bench: %s %s: %s: %s\n", name, stage, peers[p]->name, why);
+    }
+    /* every output checked before its time counts */
+    bool valid[RUNNERS_MAX];
+    for (int r = 0; r < count; r++) {
+        runners[r].run(runners[r].state);
+        valid[r] = matches(layer, expected, runners[r].output, magnitude, why, sizeof why);
+        if (!valid[r])
+            fprintf(stderr, "bench: %s %s: %s is wrong, its time does not count: %.300s\n",
+                    name, stage, runners[r].name, why);
+    }
+    double medians[RUNNERS_MAX];
+    time_runners(runners, count, o->rounds, medians);
+    result->count = count;
+    for (int r = 0; r < count; r++) {
+        snprintf(result->names[r], sizeof result->names[r], "%.47s", runners[r].name);
+        result->ms[r] = valid[r] ? medians[r] : 0;
+        result->peer[r] = r >= first_peer;
+        runners[r].destroy(runners[r].state);
+    }
+    free(magnitude);
+    free(expected);
+    sepconv_buffers_free(&data.buffers);
+    return true;
+}
+
+/* The index of a named implementation in a result, or -1. */
+static int find(const stage_result *r, const char *name)
+{
+    for (int i = 0; i < r->count; i++)
+        if (strncmp(r->names[i], name, strlen(name)) == 0 &&
+            (r->names[i][strlen(name)] == '\0' || r->names[i][strlen(name)] == '*'))
+            return i;
+    return -1;
+}
+
+/* The fastest valid peer time, or 0. */
+static double best_peer(const stage_result *r)
+{
+    double best = 0;
+    for (int i = 0; i < r->count; i++)
+        if (r->peer[i] && r->ms[i] > 0 && (best == 0 || r->ms[i] < best))
+            best = r->ms[i];
+    return best;
+}
+
+/* The time of an implementation, or 0. */
+static double time_of(const stage_result *r, const char *name)
+{
+    int i = find(r, name);
+    return i < 0 ? 0 : r->ms[i];
+}
+
+static const char *const columns[] = {"tcc", "cc", "cc tuned", "cc unfused", "xnnpack",
+                                      "onednn"};
+#define COLUMNS 6
+
+/* Prints one row of the table. */
+static void print_row(const stage_result *r, double peak)
+{
+    printf("%-7s %-4s %9.2f", r->layer, r->stage, r->reference_ms);
+    for (int c = 0; c < COLUMNS; c++) {
+        double ms = time_of(r, columns[c]);
+        int i = find(r, columns[c]);
+        bool starred = i >= 0 && strchr(r->names[i], '*');
+        if (ms > 0)
+            printf(" %9.3f%s", ms, starred ? "*" : " ");
+        else
+            printf(" %9s ", "-");
+    }
+    double ours = time_of(r, "cc tuned"), peer = best_peer(r);
+    double gflops = ours > 0 ? 2.0 * (double)r->macs / (ours * 1e-3) / 1e9 : 0;
+    if (peer > 0 && ours > 0)
+        printf(" %8.2fx", ours / peer);
+    else
+        printf(" %9s", "-");
+    printf(" %7.1f%%\n", peak > 0 ? 100.0 * gflops / peak : 0);
+}
+
+/* Prints results as JSON. */
+static void print_json(const stage_result *results, int count, double peak, const options *o)
+{
+    printf("{\"peak_gflops\":%.2f,\"threads\":%d,\"target\":\"%s\",\"rows\":[", peak,
+           o->threads, sepconv_target_name(o->target));
+    for (int i = 0; i < count; i++) {
+        const stage_result *r = &results[i];
+        printf("%s{\"layer\":\"%s\",\"stage\":\"%s\",\"macs\":%lld,\"reference_ms\":%.3f,"
+               "\"best_peer_ms\":%.4f,\"ms\":{", i ? "," : "", r->layer, r->stage,
+               (long long)r->macs, r->reference_ms, best_peer(r));
+        for (int k = 0; k < r->count; k++)
+            printf("%s\"%s\":%.4f", k ? "," : "", r->names[k], r->ms[k]);
+        printf("}}");
+    }
+    printf("]}\n");
+}
+
+/* The best target this CPU runs: the cc rows' default. */
+static sepconv_target best_target(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return SEPCONV_TARGET_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return SEPCONV_TARGET_AVX2;
+    return SEPCONV_TARGET_PORTABLE;
+}
+
+/* Parses the command line. */
+static bool parse(int argc, char **argv, options *o)
+{
+    *o = (options){.threads = 1, .rounds = 11, .model = "examples/mobilenet_v1.layers",
+                   .target = best_target()};
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--json") == 0)
+            o->json = true;
+        else if (strcmp(argv[i], "--list-stages") == 0)
+            o->list = true;
+        else if (strcmp(argv[i], "--print-target") == 0) {
+            printf("%s\n", sepconv_target_name(o->target));
+            exit(0);
+        }
+        else if (strcmp(argv[i], "--threads") == 0 && value)
+            o->threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--rounds") == 0 && value)
+            o->rounds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--model") == 0 && value)
+            o->model = argv[++i];
+        else if (strcmp(argv[i], "--log") == 0 && value)
+            o->log = argv[++i];
+        else if (strcmp(argv[i], "--target") == 0 && value) {
+            if (sepconv_target_parse(argv[++i], &o->target, NULL) != SEPCONV_OK)
+                return false;
+        } else
+            return false;
+    }
+    return o->threads >= 0 && o->rounds >= 3 && o->rounds <= ROUNDS_MAX;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (!parse(argc, argv, &o)) {
+        fprintf(stderr, "usage: bench [--threads N] [--rounds 3..51] [--target T] "
+                        "[--model FILE] [--log TUNING.jsonl] [--json] [--list-stages]\n");
+        return 2;
+    }
+    /* oneDNN runs on OpenMP, whose runtime read OMP_NUM_THREADS when it was
+     * loaded, before main: set its thread count the way it offers now */
+    void (*omp_set_num_threads)(int) =
+        (void (*)(int))(uintptr_t)dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (omp_set_num_threads)
+        omp_set_num_threads(o.threads ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    sepconv_model model;
+    sepconv_error error;
+    if (sepconv_model_load(o.model, &model, &error) != SEPCONV_OK) {
+        fprintf(stderr, "bench: %s\n", error.message);
+        return 1;
+    }
+    /* measured first, before anything else runs: on a machine whose two
+     * vCPUs share a core, load on the other one halves this figure */
+    double peak = o.list ? 0 : measure_peak();
+    size_t extras = sizeof extra_layers / sizeof extra_layers[0];
+    stage_result *results = calloc((model.count + extras) * 3, sizeof *results);
+    int count = 0, mobilenet_rows = 0;
+    if (!o.json && !o.list) {
+        printf("FMA peak, one core: %.1f GFLOP/s; %d thread(s); target %s; median of %d "
+               "interleaved rounds\n(* tuned asked for a schedule the log does not have: "
+               "the default)\n\n", peak, o.threads, sepconv_target_name(o.target), o.rounds);
+        printf("%-7s %-4s %9s", "layer", "", "ref ms");
+        for (int c = 0; c < COLUMNS; c++)
+            printf(" %10s", columns[c]);
+        printf(" %9s %8s\n", "tuned/peer", "%peak");
+    }
+    for (size_t i = 0; i < model.count + extras; i++) {
+        sepconv_layer extra, *sep = i < model.count ? &model.layers[i] : &extra;
+        if (i >= model.count &&
+            sepconv_layer_parse(extra_layers[i - model.count], &extra, &error) != SEPCONV_OK)
+            continue;
+        if (sep->op != SEPCONV_OP_SEP)
+            continue;
+        sepconv_layer dw, pw;
+        if (sepconv_layer_split(sep, &dw, &pw, &error) != SEPCONV_OK)
+            continue;
+        const sepconv_layer *stages[3] = {&dw, &pw, sep};
+        const char *names[3] = {"dw", "pw", "sep"};
+        if (o.list) { /* the stages as a model file, for sepconv tune */
+            for (int s = 0; s < 3; s++) {
+                char spec[512];
+                sepconv_layer_format(stages[s], spec, sizeof spec, NULL);
+                printf("%s\n", spec);
+            }
+            continue;
+        }
+        for (int s = 0; s < 3; s++)
+            if (bench_stage(stages[s], sep->name, names[s], &o, &results[count])) {
+                if (!o.json)
+                    print_row(&results[count], peak);
+                count++;
+                mobilenet_rows += i < model.count;
+            }
+    }
+    if (o.list) {
+    } else if (o.json) {
+        print_json(results, count, peak, &o);
+    } else {
+        /* totals over the MobileNet layers, per stage */
+        printf("\ntotal over MobileNet v1's separable layers:\n");
+        for (int s = 0; s < 3; s++) {
+            stage_result total = {.count = 0};
+            snprintf(total.layer, sizeof total.layer, "total");
+            snprintf(total.stage, sizeof total.stage, "%s", s == 0 ? "dw" : s == 1 ? "pw" : "sep");
+            bool complete[COLUMNS];
+            double sums[COLUMNS] = {0};
+            for (int c = 0; c < COLUMNS; c++)
+                complete[c] = true;
+            for (int r = 0; r < mobilenet_rows; r++) {
+                const stage_result *row = &results[r];
+                if (strcmp(row->stage, total.stage) != 0)
+                    continue;
+                total.macs += row->macs;
+                total.reference_ms += row->reference_ms;
+                for (int c = 0; c < COLUMNS; c++) {
+                    double ms = time_of(row, columns[c]);
+                    sums[c] += ms;
+                    complete[c] = complete[c] && ms > 0;
+                }
+            }
+            for (int c = 0; c < COLUMNS; c++)
+                if (complete[c] && sums[c] > 0) {
+                    snprintf(total.names[total.count], sizeof total.names[0], "%s", columns[c]);
+                    total.ms[total.count] = sums[c];
+                    total.peer[total.count++] = c >= 4;
+                }
+            print_row(&total, peak);
+        }
+    }
+    free(results);
+    sepconv_model_free(&model);
+    return 0;
+}
