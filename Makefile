@@ -6,8 +6,11 @@
 #   make check-valgrind  the tests under valgrind (no fork, leak check)
 #   make check-install   install into a scratch root, use it from elsewhere
 #   make bench        sepconv beside XNNPACK and oneDNN (make bench-tune first)
+#   make fuzz         libFuzzer on every input surface, FUZZ_SECONDS each
+#   make check-faults every allocation on the main paths made to fail in turn
 #   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
 
+SHELL   := /bin/bash
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -50,6 +53,7 @@ LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
 LIB_SOURCES  := $(wildcard runtime/*.c) gen/render.c gen/generate.c
 CLI_SOURCES  := gen/main.c gen/cli.c $(wildcard gen/cmd_*.c)
 TEST_SOURCES := $(wildcard tests/*.c)
+FUZZ_TARGETS := spec template npy log jit
 TEMPLATES    := $(sort $(wildcard templates/*.in templates/*.lua))
 
 # The templates, compiled into the library as strings by a build tool.
@@ -68,7 +72,8 @@ CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
 .PHONY: all deps test test-run check-asan check-valgrind check-install demo \
-        demo-run bench bench-run bench-tune install uninstall clean
+        demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run \
+        install uninstall clean
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
 
@@ -135,8 +140,21 @@ $(TEST_RUNNER): $(TEST_OBJECTS) $(STATIC_LIB)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(TEST_RUNNER) $(CLI)
+test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
 	SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) $(TEST_RUNNER)
+	@for t in $(FUZZ_TARGETS); do \
+	  printf "  REPLAY  fuzz_$$t: "; \
+	  $(BUILD)/replay/fuzz_$$t $$(find tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	    -type f 2>/dev/null) || exit 1; \
+	done
+
+# each fuzz target, driven by tests/fuzz/replay.c over its corpus and the
+# crashes kept as regressions (no libFuzzer needed)
+$(BUILD)/replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $< tests/fuzz/replay.c $(STATIC_LIB) \
+	  $(LDFLAGS_ALL) $(PROGRAM_LIBS) -o $@
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" \
@@ -152,6 +170,50 @@ check-valgrind:
 check-install: deps
 	@$(MAKE) --no-print-directory all
 	tests/install_check.sh
+
+# ------------------------------------------------------ fault injection
+# The library built so that its n-th allocation can be made to fail, under
+# ASan (whose LeakSanitizer checks every error path frees what it took).
+check-faults: deps
+	@$(MAKE) --no-print-directory BUILD=build-fault SANITIZE=1 \
+	  CFLAGS="-O1 -g -DSEPCONV_FAULT_INJECTION" fault-run
+
+fault-run: $(BUILD)/fault_sweep
+	$(BUILD)/fault_sweep
+
+$(BUILD)/fault_sweep: tests/fault/fault_sweep.c $(STATIC_LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) $(LDFLAGS_ALL) $(PROGRAM_LIBS) -o $@
+
+# ---------------------------------------------------------------- fuzz
+# libFuzzer targets for every input surface (clang, ASan + UBSan), each run
+# FUZZ_SECONDS; new corpus entries go to build-fuzz/corpus, crashes to
+# build-fuzz/crashes (keep them in tests/fuzz/regressions/<target>/).
+FUZZ_SECONDS ?= 180
+FUZZ_BUILD   := build-fuzz
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+
+fuzz: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="clang libclang-rt-14-dev"
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_FLAGS)" fuzz-run
+
+fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@mkdir -p $(BUILD)/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=60 \
+	    -rss_limit_mb=4096 -artifact_prefix=$(BUILD)/crashes/$$t- -print_final_stats=1 \
+	    $(BUILD)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | \
+	    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY|Done" ; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+	done
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)clang $(WARNINGS) -O1 -g -fsanitize=fuzzer,address,undefined -Iruntime -Igen \
+	  $(LUA_CFLAGS) $< $(STATIC_LIB) $(PROGRAM_LIBS) -o $@
 
 # --------------------------------------------------------------- bench
 # The peers are optional: installed when we can, reported when missing.
@@ -219,4 +281,4 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-fault

@@ -36,41 +36,36 @@ typedef struct options {
 
 /* ------------------------------------------------------------ FMA peak */
 
-/* Eight independent FMA chains per lane width, long enough to hide the
- * latency: the most this core can do, in GFLOP/s. */
+/* Twelve independent FMA chains, held in named registers (an array may be
+ * kept in memory, which turns the loop into a store-forwarding chain), long
+ * enough to hide the FMA latency: the most this core can do, in GFLOP/s. */
+#define PEAK_LOOP(type, fma, set1, add, lanes)                                         \
+    type a0 = set1(0.0f), a1 = set1(1.0f), a2 = set1(2.0f), a3 = set1(3.0f);           \
+    type a4 = set1(4.0f), a5 = set1(5.0f), a6 = set1(6.0f), a7 = set1(7.0f);           \
+    type a8 = set1(8.0f), a9 = set1(9.0f), a10 = set1(10.0f), a11 = set1(11.0f);       \
+    const type x = set1(1.0000001f), y = set1(0.9999999f);                             \
+    double start = sepconv_seconds();                                                  \
+    for (long n = 0; n < iterations; n++) {                                            \
+        a0 = fma(a0, x, y); a1 = fma(a1, x, y); a2 = fma(a2, x, y);                    \
+        a3 = fma(a3, x, y); a4 = fma(a4, x, y); a5 = fma(a5, x, y);                    \
+        a6 = fma(a6, x, y); a7 = fma(a7, x, y); a8 = fma(a8, x, y);                    \
+        a9 = fma(a9, x, y); a10 = fma(a10, x, y); a11 = fma(a11, x, y);                \
+    }                                                                                  \
+    double seconds = sepconv_seconds() - start;                                        \
+    type sum = add(add(add(add(a0, a1), add(a2, a3)), add(add(a4, a5), add(a6, a7))),  \
+                   add(add(a8, a9), add(a10, a11)));                                   \
+    float check[lanes];                                                                \
+    memcpy(check, &sum, sizeof check);                                                 \
+    return check[0] == 12345.0f ? 0 : 2.0 * lanes * 12 * (double)iterations / seconds / 1e9;
+
 __attribute__((target("avx512f"))) static double peak_avx512(long iterations)
 {
-    __m512 a[12], x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
-    for (int i = 0; i < 12; i++)
-        a[i] = _mm512_set1_ps((float)i);
-    double start = sepconv_seconds();
-    for (long n = 0; n < iterations; n++)
-        for (int i = 0; i < 12; i++)
-            a[i] = _mm512_fmadd_ps(a[i], x, y);
-    double seconds = sepconv_seconds() - start;
-    float sink = 0;
-    for (int i = 0; i < 12; i++)
-        sink += _mm512_reduce_add_ps(a[i]);
-    return sink == 12345.0f ? 0 : 2.0 * 16 * 12 * (double)iterations / seconds / 1e9;
+    PEAK_LOOP(__m512, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps, 16)
 }
 
 __attribute__((target("avx2,fma"))) static double peak_avx2(long iterations)
 {
-    __m256 a[12], x = _mm256_set1_ps(1.0000001f), y = _mm256_set1_ps(0.9999999f);
-    for (int i = 0; i < 12; i++)
-        a[i] = _mm256_set1_ps((float)i);
-    double start = sepconv_seconds();
-    for (long n = 0; n < iterations; n++)
-        for (int i = 0; i < 12; i++)
-            a[i] = _mm256_fmadd_ps(a[i], x, y);
-    double seconds = sepconv_seconds() - start;
-    float lanes[8], sink = 0;
-    for (int i = 0; i < 12; i++) {
-        _mm256_storeu_ps(lanes, a[i]);
-        for (int j = 0; j < 8; j++)
-            sink += lanes[j];
-    }
-    return sink == 12345.0f ? 0 : 2.0 * 8 * 12 * (double)iterations / seconds / 1e9;
+    PEAK_LOOP(__m256, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps, 8)
 }
 
 /* Orders doubles for qsort. */

@@ -323,6 +323,11 @@ static void push_template(lua_State *L, const char *name)
     if (!plain_name(name))
         luaL_error(L, "'%s' is not a template name (letters, digits, '_', "
                       "'-', '.'; no directories)", name);
+    if (s->request->template_text && strcmp(name, s->request->template_name) == 0) {
+        lua_pushstring(L, s->request->template_text);
+        lua_pushfstring(L, "@%s", name);
+        return;
+    }
     /* a template directory overrides the built-in templates it holds */
     const char *dir = s->request->template_dir;
     if (dir) {

@@ -43,6 +43,7 @@ render_limits render_default_limits(void);
 typedef struct render_request {
     const char *template_name;  /* e.g. "depthwise.c.in" */
     const char *template_dir;   /* NULL: the embedded templates */
+    const char *template_text;  /* if set: the top template's text itself */
     render_limits limits;
     sepconv_status (*fill)(struct lua_State *L, int env, void *context,
                            sepconv_error *error);

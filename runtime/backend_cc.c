@@ -342,6 +342,26 @@ static XXH128_hash_t cache_key(const char *source, size_t length, XXH128_hash_t 
     return key;
 }
 
+/* Flags that let the compiler break IEEE semantics: NaN and infinity
+ * propagation, signed zeros, subnormals, the order of a sum.  Kernels must
+ * match the reference's semantics, so these are refused. */
+static const char *const unsafe_flags[] = {
+    "-ffast-math", "-Ofast", "-ffinite-math-only", "-funsafe-math-optimizations",
+    "-fassociative-math", "-freciprocal-math", "-fno-signed-zeros", "-fno-trapping-math",
+    "-ffp-contract=fast-honor-pragmas", "-menable-unsafe-fp-math", NULL};
+
+/* The first IEEE-breaking flag in a flag string, or NULL. */
+static const char *unsafe_flag(const char *flags)
+{
+    for (const char *const *flag = unsafe_flags; *flag; flag++) {
+        size_t length = strlen(*flag);
+        for (const char *at = strstr(flags, *flag); at; at = strstr(at + 1, *flag))
+            if ((at == flags || at[-1] == ' ') && (at[length] == '\0' || at[length] == ' '))
+                return *flag;
+    }
+    return NULL;
+}
+
 /* Compiles and loads source with the system compiler, through the cache. */
 sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
@@ -352,6 +372,12 @@ sepconv_status sepconv_cc_compile(const char *source, size_t length,
     *code = NULL;
     const char *compiler = compiler_of(options);
     const char *flags = options && options->flags ? options->flags : DEFAULT_FLAGS;
+    const char *unsafe = unsafe_flag(flags);
+    if (unsafe)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "cc: the flag %s breaks IEEE semantics (NaN, infinities, "
+                            "signed zeros, subnormals) that kernels must keep; remove it",
+                            unsafe);
     const char *save_dir = options && options->save_dir ? options->save_dir
                                                         : temporary_dir();
     char cache_dir[4096], cached[4200] = "";

@@ -15,13 +15,23 @@ uint64_t sepconv_random_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* Allocates `count` floats aligned to 64 bytes, zeroed. */
+float *sepconv_alloc_floats(int64_t count)
+{
+    size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64; /* checked by layer */
+    float *block = aligned_alloc(64, bytes ? bytes : 64);
+    if (block)
+        memset(block, 0, bytes);
+    return block;
+}
+
 /* Allocates `count` floats, zeroed; a zero count gives NULL and succeeds. */
 static bool allocate(float **out, int64_t count)
 {
     *out = NULL;
     if (count == 0)
         return true;
-    *out = calloc((size_t)count, sizeof(float)); /* count*4 checked by layer */
+    *out = sepconv_alloc_floats(count);
     return *out != NULL;
 }
 

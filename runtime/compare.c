@@ -48,13 +48,18 @@ static void coordinates(const sepconv_layer *layer, int64_t index,
     }
 }
 
-/* Whether `actual` is within tolerance of `expected`; NaN matches NaN only. */
+/* Whether `actual` is within tolerance of `expected`; NaN matches NaN only,
+ * an infinity only itself, and equal values always match.  A tolerance
+ * that is not a number (an infinite magnitude met a zero weight) bounds
+ * nothing, so only those placements are checked there. */
 static bool close_enough(float expected, float actual, double tolerance)
 {
     if (isnan(expected) || isnan(actual))
         return isnan(expected) && isnan(actual);
     if (isinf(expected) || isinf(actual))
         return expected == actual;
+    if (expected == actual || isnan(tolerance))
+        return true;
     return fabs((double)actual - (double)expected) <= tolerance;
 }
 

@@ -26,6 +26,10 @@ void sepconv_error_prefix(sepconv_error *error, const char *format, ...)
 sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
                                  char **text, size_t *length, sepconv_error *error);
 
+/* Allocates `count` floats aligned to 64 bytes (a cache line, an AVX-512
+ * vector), zeroed; NULL on failure.  Free with free(). */
+float *sepconv_alloc_floats(int64_t count);
+
 /* Reads a whole binary file (at most `limit` bytes) into a heap buffer. */
 sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,
                                        size_t *length);
@@ -61,5 +65,23 @@ static inline bool sepconv_add(int64_t a, int64_t b, int64_t *out)
         return false;
     return !__builtin_add_overflow(a, b, out);
 }
+
+/* Fault injection (test builds with -DSEPCONV_FAULT_INJECTION): every
+ * allocation inside libsepconv goes through these, and the n-th one after
+ * sepconv_fault_arm(n) fails.  internal.h comes after the system headers in
+ * every file, so these macros see only libsepconv's own calls. */
+#ifdef SEPCONV_FAULT_INJECTION
+#include <stddef.h>
+void *sepconv_fault_malloc(size_t size);
+void *sepconv_fault_calloc(size_t count, size_t size);
+void *sepconv_fault_realloc(void *block, size_t size);
+void *sepconv_fault_aligned_alloc(size_t alignment, size_t size);
+char *sepconv_fault_strdup(const char *text);
+#define malloc(size) sepconv_fault_malloc(size)
+#define calloc(count, size) sepconv_fault_calloc(count, size)
+#define realloc(block, size) sepconv_fault_realloc(block, size)
+#define aligned_alloc(alignment, size) sepconv_fault_aligned_alloc(alignment, size)
+#define strdup(text) sepconv_fault_strdup(text)
+#endif
 
 #endif /* SEPCONV_INTERNAL_H */

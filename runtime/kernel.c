@@ -186,7 +186,7 @@ static sepconv_status copy_floats(float **into, const float *from, int64_t count
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the layer needs %s (%lld floats), but it is NULL", what,
                             (long long)count);
-    *into = malloc((size_t)count * sizeof(float));
+    *into = sepconv_alloc_floats(count);
     if (!*into)
         return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
     memcpy(*into, from, (size_t)count * sizeof(float));
@@ -216,7 +216,7 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     free(kernel->packed);
     kernel->packed = NULL;
     if (status == SEPCONV_OK && kernel->entry.packed_elements > 0) {
-        kernel->packed = malloc((size_t)kernel->entry.packed_elements * sizeof(float));
+        kernel->packed = sepconv_alloc_floats(kernel->entry.packed_elements);
         if (!kernel->packed)
             status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for packed weights");
         else
@@ -244,8 +244,8 @@ static void run_chunk(void *context, size_t chunk)
     const sepconv_kernel *k = split->kernel;
     long begin = (long)((size_t)split->rows * chunk / split->chunks);
     long end = (long)((size_t)split->rows * (chunk + 1) / split->chunks);
-    void *scratch = split->scratch ? split->scratch + chunk * (size_t)k->entry.scratch_bytes
-                                   : NULL;
+    size_t stride = ((size_t)k->entry.scratch_bytes + 63) / 64 * 64;
+    void *scratch = split->scratch ? split->scratch + chunk * stride : NULL;
     k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
                  split->output, scratch, begin, end);
 }
@@ -261,10 +261,12 @@ sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *inp
                             "kernel run: set the weights first (sepconv_kernel_set_weights)");
     run_split split = {.kernel = kernel, .input = input, .output = output,
                        .rows = (long)(kernel->layer.batch * kernel->layer.out_h)};
+    /* each chunk's scratch starts on a cache line */
+    size_t stride = ((size_t)kernel->entry.scratch_bytes + 63) / 64 * 64;
     split.chunks = kernel->threads < (size_t)split.rows ? kernel->threads
                                                         : (size_t)split.rows;
     if (kernel->entry.scratch_bytes > 0) {
-        split.scratch = malloc(split.chunks * (size_t)kernel->entry.scratch_bytes);
+        split.scratch = (char *)sepconv_alloc_floats((int64_t)(split.chunks * stride / 4));
         if (!split.scratch)
             return sepconv_fail(error, SEPCONV_NOMEM, "kernel run: out of memory for "
                                 "%zu x %lld bytes of scratch", split.chunks,

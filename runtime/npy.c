@@ -128,6 +128,19 @@ sepconv_status sepconv_npy_read(const char *path, sepconv_array *array,
         status = parse_header(header, array, path, error);
     free(header);
     if (status == SEPCONV_OK) {
+        /* the shape must fit in what the file holds before anything is
+         * allocated: a small file may claim a huge shape */
+        long here = ftell(file);
+        long end = here >= 0 && fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+        if (end < 0 || fseek(file, here, SEEK_SET) != 0)
+            status = sepconv_fail(error, SEPCONV_IO, "%s: cannot tell its size", path);
+        else if ((uint64_t)(end - here) < (uint64_t)array->count * sizeof(float))
+            status = sepconv_fail(error, SEPCONV_INVALID,
+                                  "%s: truncated: the shape needs %lld floats, the file "
+                                  "holds %ld", path, (long long)array->count,
+                                  (end - here) / (long)sizeof(float));
+    }
+    if (status == SEPCONV_OK) {
         array->data = malloc(array->count ? (size_t)array->count * sizeof(float) : 1);
         if (!array->data)
             status = sepconv_fail(error, SEPCONV_NOMEM,
@@ -289,8 +302,8 @@ sepconv_status sepconv_check_shape(const sepconv_layer *layer, sepconv_tensor_ki
     format_shape(array->shape, array->rank, got, sizeof got);
     static const char *const rules[] = {
         "input: nhwc (batch, h, w, m), nchw (batch, m, h, w)",
-        "weights: nhwc conv (dk, dk, m, n), dw (dk, dk, m, mult), pw (m, n); nchw "
-        "conv (n, m, dk, dk), dw (m*mult, 1, dk, dk), pw (n, m, 1, 1)",
+        ("weights: nhwc conv (dk, dk, m, n), dw (dk, dk, m, mult), pw (m, n); nchw "
+         "conv (n, m, dk, dk), dw (m*mult, 1, dk, dk), pw (n, m, 1, 1)"),
         "bias: one per output channel of the stage",
         "pw weights: nhwc (m*mult, n), nchw (n, m*mult, 1, 1)",
         "pw bias: (n)",

@@ -707,6 +707,12 @@ void sepconv_buffers_free(sepconv_buffers *buffers);
 /* The next value of a splitmix64 stream: seeded, portable, reproducible. */
 uint64_t sepconv_random_next(uint64_t *state);
 
+/* Fault injection, in builds made with -DSEPCONV_FAULT_INJECTION only:
+ * the n-th allocation inside libsepconv from now on fails (0 disarms);
+ * the count tells how many were made since arming. */
+void sepconv_fault_arm(long n);
+long sepconv_fault_count(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -224,6 +224,10 @@ static sepconv_kernel *build(const sepconv_layer *layer, const sepconv_tune_opti
     sepconv_kernel_options options = o->kernel;
     options.schedule = schedule_text;
     options.verify = 1;
+    /* gcc takes minutes over megabytes of unrolled C: a sweep through cc
+     * refuses candidates beyond 512 KiB of source at once (as failed) */
+    if (options.backend == SEPCONV_BACKEND_CC && options.generate.source_budget == 0)
+        options.generate.source_budget = (size_t)512 << 10;
     sepconv_kernel *kernel = NULL;
     if (sepconv_kernel_create(layer, &options, &kernel, error) != SEPCONV_OK)
         return NULL;

@@ -189,6 +189,22 @@ START_TEST(nan_and_infinity)
 }
 END_TEST
 
+START_TEST(unbounded_magnitudes)
+{
+    sepconv_layer l = parse_layer("op=pw h=1 w=3 m=1 n=1");
+    const float expected[3] = {0, 5, 5};
+    const float actual[3] = {0, 5.5f, 7};
+    const double magnitude[3] = {NAN, NAN, 1};
+    sepconv_comparison r;
+    /* exact zero matches even with a NaN magnitude; 5.5 for 5 cannot be
+     * bounded by a NaN magnitude; 7 for 5 with magnitude 1 is wrong */
+    ck_assert_int_eq(sepconv_compare(&l, expected, actual, magnitude, &r, NULL),
+                     SEPCONV_MISMATCH);
+    ck_assert_int_eq(r.mismatches, 1);
+    ck_assert_int_eq(r.first_index, 2);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     sepconv_layer l = parse_layer("op=pw df=1 m=1 n=1");
@@ -211,6 +227,7 @@ Suite *compare_suite(void)
     tcase_add_test(c, first_mismatch_coordinates);
     tcase_add_test(c, tolerance_edges);
     tcase_add_test(c, nan_and_infinity);
+    tcase_add_test(c, unbounded_magnitudes);
     tcase_add_test(c, bad_arguments);
     suite_add_tcase(suite, c);
     return suite;

@@ -20,6 +20,7 @@ Suite *npy_suite(void);
 Suite *backend_suite(void);
 Suite *kernel_suite(void);
 Suite *tune_suite(void);
+Suite *reliability_suite(void);
 
 /* Whether the tests run under valgrind (make check-valgrind sets
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
