@@ -25,13 +25,16 @@ static float *guarded_alloc(int64_t count)
     return block + GUARD_FLOATS;
 }
 
-/* Counts guard floats that no longer hold the canary. */
-static int64_t guard_damage(const float *inside, int64_t count)
+/* Counts guard floats that no longer hold the canary; *first is the
+ * offset of the first damaged one from the buffer's start (negative:
+ * before it; count or more: past its end). */
+static int64_t guard_damage(const float *inside, int64_t count, int64_t *first)
 {
     int64_t damaged = 0;
-    for (int i = 0; i < GUARD_FLOATS; i++) {
-        damaged += inside[-GUARD_FLOATS + i] != GUARD_VALUE;
-        damaged += inside[count + i] != GUARD_VALUE;
+    for (int i = 0; i < 2 * GUARD_FLOATS; i++) {
+        int64_t offset = i < GUARD_FLOATS ? i - GUARD_FLOATS : count + i - GUARD_FLOATS;
+        if (inside[offset] != GUARD_VALUE && damaged++ == 0)
+            *first = offset;
     }
     return damaged;
 }
@@ -55,9 +58,9 @@ typedef struct verify_state {
     const sepconv_layer *layer;
     const sepconv_kernel_code *kernel;
     sepconv_buffers buffers;
-    float *random_input, *output, *packed;
+    float *random_input, *output, *packed, *scratch;
+    int64_t scratch_floats;
     double *magnitude;
-    void *scratch;
 } verify_state;
 
 /* Sets the input for a pass from the random one. */
@@ -95,7 +98,10 @@ static sepconv_status run_pass(verify_state *v, uint64_t seed,
                 v->output, v->scratch, 0, split);
     kernel->run(b->input, b->weights, b->bias, b->pw_weights, b->pw_bias, v->packed,
                 v->output, v->scratch, split, rows);
-    report->guard_damage = guard_damage(v->output, count);
+    int64_t first = 0, scratch_first = 0;
+    report->guard_damage = guard_damage(v->output, count, &first);
+    int64_t scratch_damage = v->scratch ? guard_damage(v->scratch, v->scratch_floats,
+                                                       &scratch_first) : 0;
     report->untouched = 0;
     for (int64_t i = 0; i < count; i++)
         report->untouched += isnan(v->output[i]) && !isnan(b->output[i]);
@@ -104,8 +110,15 @@ static sepconv_status run_pass(verify_state *v, uint64_t seed,
     if (report->guard_damage)
         return sepconv_fail(error, SEPCONV_MISMATCH,
                             "the kernel wrote outside its output: %lld guard floats "
-                            "around the %lld-element output changed",
-                            (long long)report->guard_damage, (long long)count);
+                            "around the %lld-element output changed, the first at "
+                            "offset %lld", (long long)report->guard_damage,
+                            (long long)count, (long long)first);
+    if (scratch_damage)
+        return sepconv_fail(error, SEPCONV_MISMATCH,
+                            "the kernel wrote outside its scratch: %lld guard floats "
+                            "around the %lld-byte scratch changed, the first at float "
+                            "offset %lld", (long long)scratch_damage,
+                            (long long)(v->scratch_floats * 4), (long long)scratch_first);
     if (report->untouched && status == SEPCONV_MISMATCH)
         sepconv_error_prefix(error, "%lld outputs were never written",
                              (long long)report->untouched);
@@ -133,7 +146,8 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
     v.random_input = malloc((size_t)layer->input_elements * sizeof(float));
     v.packed = kernel->packed_elements
                    ? malloc((size_t)kernel->packed_elements * sizeof(float)) : NULL;
-    v.scratch = kernel->scratch_bytes ? malloc((size_t)kernel->scratch_bytes) : NULL;
+    v.scratch_floats = (kernel->scratch_bytes + 3) / 4;
+    v.scratch = kernel->scratch_bytes ? guarded_alloc(v.scratch_floats) : NULL;
     if (!v.output || !v.magnitude || !v.random_input ||
         (kernel->packed_elements && !v.packed) || (kernel->scratch_bytes && !v.scratch))
         status = sepconv_fail(error, SEPCONV_NOMEM, "verify: out of memory");
@@ -159,7 +173,8 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
     free(v.magnitude);
     free(v.random_input);
     free(v.packed);
-    free(v.scratch);
+    if (v.scratch)
+        free(v.scratch - GUARD_FLOATS);
     sepconv_buffers_free(&v.buffers);
     return status;
 }

@@ -109,9 +109,9 @@ START_TEST(refusals)
 }
 END_TEST
 
-/* Writes a template directory whose kernel_entry.c.in skips the last row
- * of every call: a kernel that compiles but is wrong. */
-static void write_wrong_templates(char *dir, size_t capacity)
+/* Writes a template directory whose kernel_entry.c.in has `bug` inserted
+ * before the stage calls: a kernel that compiles but is wrong. */
+static void write_buggy_templates(char *dir, size_t capacity, const char *bug)
 {
     snprintf(dir, capacity, "/tmp/sepconv-wrong-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -125,11 +125,18 @@ static void write_wrong_templates(char *dir, size_t capacity)
     char line[512];
     while (fgets(line, sizeof line, in)) {
         if (strcmp(line, "$body()\n") == 0)
-            fputs("    if (row_end > row_begin)\n        row_end--; /* the bug */\n", out);
+            fputs(bug, out);
         fputs(line, out);
     }
     fclose(in);
     fclose(out);
+}
+
+/* A kernel that skips the last row of every call. */
+static void write_wrong_templates(char *dir, size_t capacity)
+{
+    write_buggy_templates(dir, capacity,
+                          "    if (row_end > row_begin)\n        row_end--; /* the bug */\n");
 }
 
 START_TEST(verify_refuses_a_wrong_kernel)
@@ -150,6 +157,27 @@ START_TEST(verify_refuses_a_wrong_kernel)
     options.verify = 0;
     kernel = create(&layer, &options);
     sepconv_kernel_free(kernel);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
+START_TEST(verify_names_an_out_of_bounds_write)
+{
+    char dir[64];
+    write_buggy_templates(dir, sizeof dir,
+                          "    if (row_end == ${plan.rows})\n"
+                          "        output[${layer.output_elements} + 2] = 1.0f; /* the bug */\n");
+    sepconv_layer layer = parse_layer("op=dw df=6 m=4 dk=3");
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.generate.template_dir = dir;
+    sepconv_kernel *kernel = NULL;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
+                     SEPCONV_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(error.message, "wrote outside its output"));
+    ck_assert_ptr_nonnull(strstr(error.message, "the first at offset 146")); /* 144 + 2 */
     char command[128];
     snprintf(command, sizeof command, "rm -rf %s", dir);
     ck_assert_int_eq(system(command), 0);
@@ -320,6 +348,7 @@ Suite *kernel_suite(void)
     tcase_add_test(c, cc_kernel_with_a_simd_target);
     tcase_add_test(c, refusals);
     tcase_add_test(c, verify_refuses_a_wrong_kernel);
+    tcase_add_test(c, verify_names_an_out_of_bounds_write);
     tcase_add_test(c, a_template_emitting_bad_c_names_the_saved_source);
     tcase_add_test(c, results_do_not_depend_on_threads);
     tcase_add_test(c, threads_create_and_run_kernels_at_once);
