@@ -310,6 +310,10 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
         start_record(&result->baseline, spec, layer, &defaults, &environment);
         snprintf(result->baseline.status, sizeof result->baseline.status, "ok");
         measure(baseline, baseline, &b, &result->baseline);
+        /* logged too, so that "best" never picks a schedule slower than the
+         * default when no candidate beat it */
+        if (log_path[0])
+            status = sepconv_log_append(log_path, &result->baseline, error);
     }
     double start = sepconv_seconds();
     const sepconv_tune_record *best = NULL;
