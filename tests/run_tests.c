@@ -1,9 +1,11 @@
 /*
  * run_tests.c -- runs every Check suite; exit status 0 only if all pass.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests.h"
 
@@ -21,6 +23,29 @@ const char *native_flags(const char *optimization)
     snprintf(flags, sizeof flags, "%s %s", optimization,
              under_valgrind() ? "-mavx2 -mfma" : "-march=native");
     return flags;
+}
+
+/* Writes a template directory whose kernel_entry.c.in has `bug` inserted
+ * before the stage calls: a kernel that compiles but is wrong. */
+void write_buggy_templates(char *dir, size_t capacity, const char *bug)
+{
+    snprintf(dir, capacity, "/tmp/sepconv-wrong-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char source[512], target[512];
+    const char *root = getenv("SEPCONV_ROOT");
+    snprintf(source, sizeof source, "%s/templates/kernel_entry.c.in", root ? root : ".");
+    snprintf(target, sizeof target, "%s/kernel_entry.c.in", dir);
+    FILE *in = fopen(source, "r"), *out = fopen(target, "w");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_ptr_nonnull(out);
+    char line[512];
+    while (fgets(line, sizeof line, in)) {
+        if (strcmp(line, "$body()\n") == 0)
+            fputs(bug, out);
+        fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
 }
 
 /* Parses a spec that must be valid. */

@@ -109,29 +109,6 @@ START_TEST(refusals)
 }
 END_TEST
 
-/* Writes a template directory whose kernel_entry.c.in has `bug` inserted
- * before the stage calls: a kernel that compiles but is wrong. */
-static void write_buggy_templates(char *dir, size_t capacity, const char *bug)
-{
-    snprintf(dir, capacity, "/tmp/sepconv-wrong-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char source[512], target[512];
-    const char *root = getenv("SEPCONV_ROOT");
-    snprintf(source, sizeof source, "%s/templates/kernel_entry.c.in", root ? root : ".");
-    snprintf(target, sizeof target, "%s/kernel_entry.c.in", dir);
-    FILE *in = fopen(source, "r"), *out = fopen(target, "w");
-    ck_assert_ptr_nonnull(in);
-    ck_assert_ptr_nonnull(out);
-    char line[512];
-    while (fgets(line, sizeof line, in)) {
-        if (strcmp(line, "$body()\n") == 0)
-            fputs(bug, out);
-        fputs(line, out);
-    }
-    fclose(in);
-    fclose(out);
-}
-
 /* A kernel that skips the last row of every call. */
 static void write_wrong_templates(char *dir, size_t capacity)
 {

@@ -30,6 +30,11 @@ bool under_valgrind(void);
  * valgrind. */
 const char *native_flags(const char *optimization);
 
+/* Makes a template directory whose kernel_entry.c.in (copied from the
+ * tree's templates/) has `bug` inserted before the stage calls: kernels that
+ * compile but are wrong. */
+void write_buggy_templates(char *dir, size_t capacity, const char *bug);
+
 /* Parses a spec that must be valid; fails the test with the message if not. */
 sepconv_layer parse_layer(const char *spec);
 
