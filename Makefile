@@ -113,6 +113,9 @@ $(EMBEDDED): $(EMBED) $(TEMPLATES)
 $(EMBEDDED:.c=.o): $(EMBEDDED) gen/render.h runtime/sepconv.h
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# the micro-kernels' register tiles need full unrolling
+$(BUILD)/runtime/microkernels.o: ALL_CFLAGS += -O3
+
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@
 	@echo "  AR      $@"
@@ -163,7 +166,8 @@ check-asan: deps
 check-valgrind:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) valgrind"
 	@$(MAKE) --no-print-directory $(TEST_RUNNER) $(CLI)
-	CK_FORK=no SEPCONV_TEST_VALGRIND=1 SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
+	CK_FORK=no SEPCONV_TEST_VALGRIND=1 SEPCONV_NO_AVX512=1 SEPCONV_CLI=$(CLI) \
+	  SEPCONV_ROOT=$(CURDIR) \
 	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --trace-children=no --quiet $(TEST_RUNNER)
 
@@ -259,7 +263,7 @@ demo: deps
 demo-run: $(CLI)
 	$(CLI) cost examples/mobilenet_v1.layers
 	@echo
-	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend tcc
+	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend tcc --target native
 	@echo
 	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend cc
 

@@ -120,12 +120,12 @@ static void kernel_destroy(void *opaque)
 
 /* Makes a sepconv runner; returns false with a message. */
 static bool make_sepconv(const bench_data *data, const options *o, sepconv_backend backend,
-                         const char *schedule, const char *name, runner *out, char *why,
-                         size_t capacity)
+                         sepconv_target target, const char *schedule, const char *name,
+                         runner *out, char *why, size_t capacity)
 {
     sepconv_kernel_options k = sepconv_kernel_defaults();
     k.backend = backend;
-    k.target = backend == SEPCONV_BACKEND_TCC ? SEPCONV_TARGET_PORTABLE : o->target;
+    k.target = target;
     k.schedule = schedule;
     k.log_path = o->log;
     k.threads = o->threads;
@@ -232,16 +232,18 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
     runner runners[RUNNERS_MAX];
     int count = 0;
     char why[SEPCONV_MESSAGE_MAX];
-    struct { sepconv_backend backend; const char *schedule, *name; } ours[] = {
-        {SEPCONV_BACKEND_TCC, NULL, "tcc"},
-        {SEPCONV_BACKEND_CC, NULL, "cc"},
-        {SEPCONV_BACKEND_CC, "auto", "cc tuned"},
-        {SEPCONV_BACKEND_CC, "fuse=0", "cc unfused"}};
+    struct { sepconv_backend backend; sepconv_target target; const char *schedule, *name; }
+    ours[] = {
+        {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, NULL, "tcc"},
+        {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_NATIVE, NULL, "tcc native"},
+        {SEPCONV_BACKEND_CC, o->target, NULL, "cc"},
+        {SEPCONV_BACKEND_CC, o->target, "auto", "cc tuned"},
+        {SEPCONV_BACKEND_CC, o->target, "fuse=0", "cc unfused"}};
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
-        if (i == 3 && layer->op != SEPCONV_OP_SEP)
+        if (i == 4 && layer->op != SEPCONV_OP_SEP)
             continue;
-        if (make_sepconv(&data, o, ours[i].backend, ours[i].schedule, ours[i].name,
-                         &runners[count], why, sizeof why))
+        if (make_sepconv(&data, o, ours[i].backend, ours[i].target, ours[i].schedule,
+                         ours[i].name, &runners[count], why, sizeof why))
             count++;
         else
             fprintf(stderr, "bench: %s %s: sepconv %s: %.300s\n", name, stage, ours[i].name, why);
@@ -312,9 +314,10 @@ static double time_of(const stage_result *r, const char *name)
     return i < 0 ? 0 : r->ms[i];
 }
 
-static const char *const columns[] = {"tcc", "cc", "cc tuned", "cc unfused", "xnnpack",
-                                      "onednn"};
-#define COLUMNS 6
+static const char *const columns[] = {"tcc", "tcc native", "cc", "cc tuned", "cc unfused",
+                                      "xnnpack", "onednn"};
+#define COLUMNS 7
+#define FIRST_PEER_COLUMN 5
 
 /* Prints one row of the table. */
 static void print_row(const stage_result *r, double peak)
@@ -491,7 +494,7 @@ int main(int argc, char **argv)
                 if (complete[c] && sums[c] > 0) {
                     snprintf(total.names[total.count], sizeof total.names[0], "%s", columns[c]);
                     total.ms[total.count] = sums[c];
-                    total.peer[total.count++] = c >= 4;
+                    total.peer[total.count++] = c >= FIRST_PEER_COLUMN;
                 }
             print_row(&total, peak);
         }

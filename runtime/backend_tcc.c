@@ -93,6 +93,9 @@ static sepconv_status compile_locked(const char *source, size_t length,
     tcc_set_output_type(state, TCC_OUTPUT_MEMORY);
     tcc_add_symbol(state, "memset", memset);
     tcc_add_symbol(state, "memcpy", memcpy);
+    /* target native's SIMD row kernels, built by the system compiler */
+    tcc_add_symbol(state, "sepconv_uk_pointwise", sepconv_uk_pointwise);
+    tcc_add_symbol(state, "sepconv_uk_depthwise_row", sepconv_uk_depthwise_row);
     sepconv_status status = SEPCONV_OK;
     if (tcc_compile_string(state, source) != 0) {
         char saved[4200];

@@ -108,11 +108,16 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     if (!options)
         options = &defaults;
     if (options->backend == SEPCONV_BACKEND_TCC &&
-        options->target != SEPCONV_TARGET_PORTABLE)
+        (options->target == SEPCONV_TARGET_AVX2 || options->target == SEPCONV_TARGET_AVX512))
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
                             "target %s needs the cc backend (gcc or clang): tcc has "
                             "no vector types, intrinsics or AVX; use target portable "
-                            "with tcc", sepconv_target_name(options->target));
+                            "or native with tcc", sepconv_target_name(options->target));
+    if (options->backend == SEPCONV_BACKEND_CC && options->target == SEPCONV_TARGET_NATIVE)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "target native calls libsepconv's micro-kernels, which the "
+                            "tcc backend hands to the code it compiles; with cc use "
+                            "avx2 or avx512");
     if (options->threads < 0)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "threads=%d is not valid (expected 0 for every core, or "

@@ -39,27 +39,27 @@ static const knob_spec knobs[SEPCONV_KNOB_COUNT] = {
         OPS(0, 0, 0, 1)},
 };
 
-static const char *const target_names[] = {"portable", "avx2", "avx512"};
+static const char *const target_names[] = {"portable", "avx2", "avx512", "native"};
 static const char *const unroll_names[] = {"none", "row", "full"};
 
 /* The spec name of a target. */
 const char *sepconv_target_name(sepconv_target target)
 {
-    return (unsigned)target < 3 ? target_names[target] : "?";
+    return (unsigned)target < SEPCONV_TARGET_COUNT ? target_names[target] : "?";
 }
 
 /* Parses a target name. */
 sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
                                     sepconv_error *error)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < SEPCONV_TARGET_COUNT; i++)
         if (text && strcmp(text, target_names[i]) == 0) {
             *target = (sepconv_target)i;
             return SEPCONV_OK;
         }
     return sepconv_fail(error, SEPCONV_INVALID,
                         "target '%s' is not valid (expected portable | avx2 | "
-                        "avx512)", text ? text : "");
+                        "avx512 | native)", text ? text : "");
 }
 
 /* Whether an op has a knob. */
@@ -87,7 +87,8 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
                                      sepconv_knob knob, sepconv_knob_info *info,
                                      sepconv_error *error)
 {
-    if (!sepconv_schedule_has_knob(op, knob) || (unsigned)target > 2 || !info)
+    if (!sepconv_schedule_has_knob(op, knob) || (unsigned)target >= SEPCONV_TARGET_COUNT ||
+        !info)
         return sepconv_fail(error, SEPCONV_INVALID, "op=%s has no knob %d",
                             sepconv_op_name(op), (int)knob);
     memset(info, 0, sizeof *info);
@@ -107,7 +108,8 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
     static const int64_t tile_h[] = {1, 2, 4, 8, -1};
     switch (knob) {
     case SEPCONV_KNOB_CHANNEL_BLOCK:
-        set_range(info, target == SEPCONV_TARGET_PORTABLE ? channel_portable
+        set_range(info, target == SEPCONV_TARGET_PORTABLE || target == SEPCONV_TARGET_NATIVE
+                            ? channel_portable
                         : target == SEPCONV_TARGET_AVX2   ? channel_avx2
                                                           : channel_avx512,
                   target == SEPCONV_TARGET_AVX512 ? 32 : 16);
@@ -121,6 +123,7 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
     case SEPCONV_KNOB_PIXEL_BLOCK:
         set_range(info, pixel_block, target == SEPCONV_TARGET_AVX512 ? 7 : 4);
         break;
+    /* native's packed blocks are whole AVX-512 vectors for its micro-kernel */
     case SEPCONV_KNOB_OC_BLOCK:
         set_range(info, target == SEPCONV_TARGET_PORTABLE ? oc_portable
                         : target == SEPCONV_TARGET_AVX2   ? oc_avx2
@@ -149,7 +152,7 @@ sepconv_status sepconv_schedule_default(const sepconv_layer *layer,
 {
     if (!layer || !schedule)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer or no schedule given");
-    if ((unsigned)target > 2)
+    if ((unsigned)target >= SEPCONV_TARGET_COUNT)
         return sepconv_fail(error, SEPCONV_INVALID, "target %d is not valid",
                             (int)target);
     memset(schedule, 0, sizeof *schedule);

@@ -239,13 +239,29 @@ sepconv_status sepconv_compare(const sepconv_layer *layer,
 
 /* --------------------------------------------------------------- schedule */
 
-/* What the generated code may use: plain C (any compiler, tcc included), or
- * AVX2+FMA / AVX-512F intrinsics (gcc and clang). */
+/* What the generated code may use: plain C (any compiler, tcc included),
+ * AVX2+FMA / AVX-512F intrinsics (gcc and clang), or plain C that calls
+ * libsepconv's SIMD micro-kernels a row at a time (for tcc, which cannot
+ * emit vector code; they check the CPU and fall back to plain C). */
 typedef enum sepconv_target {
     SEPCONV_TARGET_PORTABLE,
     SEPCONV_TARGET_AVX2,
-    SEPCONV_TARGET_AVX512
+    SEPCONV_TARGET_AVX512,
+    SEPCONV_TARGET_NATIVE
 } sepconv_target;
+
+#define SEPCONV_TARGET_COUNT 4
+
+/* The micro-kernels target "native" calls (NHWC rows; act 0 none, 1 relu,
+ * 2 relu6).  `pixels` outputs of a pointwise stage, packed weights
+ * [ceil(n/block)][m][block]; one output row of a depthwise stage with
+ * multiplier 1, rows[ky] NULL where the tap row is padding. */
+void sepconv_uk_pointwise(const float *in, long in_step, float *out, long out_step,
+                          long pixels, const float *packed, long m, long n, long block,
+                          const float *bias, int act);
+void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const float *w,
+                              long k, long stride, long dilation, long pad_left,
+                              const float *bias, int act, float *out, long out_w);
 
 /* The knobs of a schedule.  Each op has some of them (see
  * sepconv_schedule_has_knob); their ranges depend on the target. */

@@ -104,6 +104,11 @@ function common.activate(act, v)
   return nil
 end
 
+-- The activation as the micro-kernels number it (target native).
+function common.act_code(act)
+  return ({none = 0, relu = 1, relu6 = 2})[act]
+end
+
 -- Splits `count` channels into blocks of `block`: the full blocks end at
 -- `full_end`, then one remainder block of `rest` channels (maybe 0).
 function common.blocks(count, block)

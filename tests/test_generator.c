@@ -26,6 +26,7 @@ typedef struct grid_run {
 /* compiler NULL: the embedded tcc backend, in memory */
 static const grid_run runs[] = {
     {SEPCONV_TARGET_PORTABLE, NULL, NULL, 1},
+    {SEPCONV_TARGET_NATIVE, NULL, NULL, 1},
     {SEPCONV_TARGET_PORTABLE, "cc", "-O1 -Wall -Werror", 1},
     {SEPCONV_TARGET_AVX2, "cc", "-O1 -Wall -Werror", 1},
     {SEPCONV_TARGET_AVX512, "cc", "-O1 -Wall -Werror", 1},
@@ -165,7 +166,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
      * multiplier > 1 occurs; every value of every knob for every target */
     unsigned ops = 0, layouts = 0, paddings = 0, acts = 0, biases = 0;
     bool batch = false, mult = false, dilation = false, stride = false;
-    bool seen[3][4][SEPCONV_KNOB_COUNT][SEPCONV_KNOB_VALUES_MAX] = {{{{false}}}};
+    bool seen[SEPCONV_TARGET_COUNT][4][SEPCONV_KNOB_COUNT][SEPCONV_KNOB_VALUES_MAX] = {{{{false}}}};
     for (size_t i = 0; i < case_count; i++) {
         sepconv_layer l;
         ck_assert_int_eq(sepconv_layer_parse(cases[i].spec, &l, NULL), SEPCONV_OK);
@@ -178,7 +179,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
         mult |= l.multiplier > 1;
         dilation |= l.dilation > 1;
         stride |= l.stride > 1;
-        for (int t = 0; t < 3; t++) {
+        for (int t = 0; t < SEPCONV_TARGET_COUNT; t++) {
             sepconv_schedule s;
             ck_assert_int_eq(grid_schedule(&l, (sepconv_target)t, i, &s, NULL), SEPCONV_OK);
             for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
@@ -198,7 +199,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
     ck_assert_uint_eq(acts, 0x7);
     ck_assert_uint_eq(biases, 0x3);
     ck_assert(batch && mult && dilation && stride);
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < SEPCONV_TARGET_COUNT; t++)
         for (int op = 0; op < 4; op++)
             for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
                 sepconv_knob_info info;

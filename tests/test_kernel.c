@@ -78,6 +78,36 @@ START_TEST(cc_kernel_with_a_simd_target)
 }
 END_TEST
 
+START_TEST(native_target_through_tcc)
+{
+    /* tcc compiles the layer's code; its rows go to libsepconv's SIMD
+     * micro-kernels (AVX-512 here, plain C elsewhere and under valgrind) */
+    const char *specs[] = {"op=sep df=9 m=40 n=70 dk=3 stride=2 bias=1 act=relu6",
+                           "op=dw df=8 m=19 dk=5 dilation=2 act=relu",
+                           "op=pw df=5 m=33 n=17 bias=1"};
+    for (int s = 0; s < 3; s++) {
+        sepconv_layer layer = parse_layer(specs[s]);
+        sepconv_kernel_options options = sepconv_kernel_defaults();
+        options.target = SEPCONV_TARGET_NATIVE;
+        options.threads = 2;
+        sepconv_kernel *kernel = create(&layer, &options);
+        ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
+        check_against_reference(kernel, 8 + (uint64_t)s);
+        sepconv_kernel_free(kernel);
+    }
+    /* native is for tcc: the cc backend cannot hand it the micro-kernels */
+    sepconv_layer layer = parse_layer("op=dw df=6 m=4 dk=3");
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = SEPCONV_BACKEND_CC;
+    options.target = SEPCONV_TARGET_NATIVE;
+    sepconv_kernel *kernel = NULL;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
+                     SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(error.message, "target native calls libsepconv's"));
+}
+END_TEST
+
 START_TEST(refusals)
 {
     sepconv_layer layer = parse_layer("op=dw df=6 m=4 dk=3");
@@ -323,6 +353,7 @@ Suite *kernel_suite(void)
     tcase_set_timeout(c, 900);
     tcase_add_test(c, tcc_kernel_end_to_end);
     tcase_add_test(c, cc_kernel_with_a_simd_target);
+    tcase_add_test(c, native_target_through_tcc);
     tcase_add_test(c, refusals);
     tcase_add_test(c, verify_refuses_a_wrong_kernel);
     tcase_add_test(c, verify_names_an_out_of_bounds_write);

@@ -20,7 +20,7 @@ START_TEST(space_size_is_the_product_less_the_invalid)
     /* fuse=0 leaves tile_h unused: 3 of its 4 values are invalid there */
     ck_assert_int_eq(sepconv_space_size(SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE),
                      5 * 4 * 6 * 4 * 2 * 3 * (1 + 4));
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < SEPCONV_TARGET_COUNT; t++)
         for (int op = 0; op < 4; op++) {
             int64_t product = 1, tile_h = 1, fuse = 1;
             for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
