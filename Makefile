@@ -8,6 +8,7 @@
 #   make bench        sepconv beside XNNPACK and oneDNN (make bench-tune first)
 #   make fuzz         libFuzzer on every input surface, FUZZ_SECONDS each
 #   make check-faults every allocation on the main paths made to fail in turn
+#   make check-threads ThreadSanitizer on eight threads for STRESS_SECONDS
 #   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
 
 SHELL   := /bin/bash
@@ -72,7 +73,7 @@ CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
 .PHONY: all deps test test-run check-asan check-valgrind check-install demo \
-        demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run \
+        demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run check-threads \
         install uninstall clean
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
@@ -174,6 +175,19 @@ check-valgrind:
 check-install: deps
 	@$(MAKE) --no-print-directory all
 	tests/install_check.sh
+
+# ThreadSanitizer over eight threads compiling, running and freeing kernels
+# for STRESS_SECONDS (60 by default).
+STRESS_SECONDS ?= 60
+check-threads: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
+	  LDFLAGS="-fsanitize=thread" build-tsan/tests/run_tests build-tsan/sepconv
+	for suite in kernel reliability; do \
+	  CK_RUN_SUITE=$$suite CK_FORK=no SEPCONV_STRESS_SECONDS=$(STRESS_SECONDS) \
+	    SEPCONV_ROOT=$(CURDIR) SEPCONV_CLI=build-tsan/sepconv \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	    build-tsan/tests/run_tests || exit 1; \
+	done
 
 # ------------------------------------------------------ fault injection
 # The library built so that its n-th allocation can be made to fail, under
@@ -285,4 +299,4 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
 
 clean:
-	rm -rf build build-asan build-fuzz build-fault
+	rm -rf build build-asan build-fuzz build-fault build-tsan
