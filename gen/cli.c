@@ -148,7 +148,7 @@ int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options
     } else if (cli_option(argc, argv, i, "--target", &value, &missing)) {
         sepconv_error error;
         if (missing || sepconv_target_parse(value, &options->target, &error) != SEPCONV_OK)
-            return cli_usage(command, "--target takes portable, avx2 or avx512"), -1;
+            return cli_usage(command, "--target takes portable, avx2, avx512 or native"), -1;
     } else if (cli_option(argc, argv, i, "--log", &value, &missing)) {
         if (missing)
             return cli_usage(command, "--log takes a tuning log file"), -1;
