@@ -421,8 +421,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", error.message);
         return 1;
     }
-    /* measured first, before anything else runs: on a machine whose two
-     * vCPUs share a core, load on the other one halves this figure */
+    /* measured first, before the benchmark's own threads exist */
     double peak = o.list ? 0 : measure_peak();
     size_t extras = sizeof extra_layers / sizeof extra_layers[0];
     stage_result *results = calloc((model.count + extras) * 3, sizeof *results);
