@@ -243,26 +243,12 @@ static bool cache_directory(const sepconv_cc_options *options, char *out, size_t
     const char *setting = getenv("SEPCONV_CACHE");
     if ((options && options->no_cache) || (setting && strcmp(setting, "off") == 0))
         return false;
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     if (options && options->cache_dir)
         snprintf(out, capacity, "%s", options->cache_dir);
-    else if (xdg && xdg[0])
-        snprintf(out, capacity, "%s/sepconv", xdg);
-    else if (home && home[0])
-        snprintf(out, capacity, "%s/.cache/sepconv", home);
-    else
+    else if (!sepconv_cache_home(out, capacity))
         return false;
-    /* make each missing level; an unusable directory just means no cache */
-    for (char *slash = strchr(out + 1, '/');; slash = strchr(slash + 1, '/')) {
-        if (slash)
-            *slash = '\0';
-        if (mkdir(out, 0700) != 0 && errno != EEXIST)
-            return false;
-        if (!slash)
-            break;
-        *slash = '/';
-    }
-    return access(out, W_OK | X_OK) == 0;
+    /* an unusable directory just means no cache */
+    return sepconv_make_dirs(out) && access(out, W_OK | X_OK) == 0;
 }
 
 /* The entry's path for a key. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -91,4 +92,33 @@ sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **by
     *bytes = buffer;
     *length = (size_t)size;
     return SEPCONV_OK;
+}
+
+/* sepconv's cache directory: the cc backend's objects, the tuning log. */
+bool sepconv_cache_home(char *out, size_t capacity)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0])
+        snprintf(out, capacity, "%s/sepconv", xdg);
+    else if (home && home[0])
+        snprintf(out, capacity, "%s/.cache/sepconv", home);
+    else
+        return false;
+    return true;
+}
+
+/* Makes a directory and its missing parents. */
+bool sepconv_make_dirs(char *path)
+{
+    for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash)
+            *slash = '\0';
+        bool made = mkdir(path, 0700) == 0 || errno == EEXIST;
+        if (slash)
+            *slash = '/';
+        if (!made)
+            return false;
+        if (!slash)
+            return true;
+    }
 }

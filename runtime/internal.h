@@ -34,6 +34,14 @@ float *sepconv_alloc_floats(int64_t count);
 sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,
                                        size_t *length);
 
+/* sepconv's cache directory, $XDG_CACHE_HOME/sepconv or ~/.cache/sepconv,
+ * into `out`; false when neither variable is set. */
+bool sepconv_cache_home(char *out, size_t capacity);
+
+/* Makes a directory and every missing parent (mode 0700); false if one
+ * cannot be made. */
+bool sepconv_make_dirs(char *path);
+
 /* Pages holding code relocated by the tcc backend. */
 typedef struct sepconv_code_memory {
     void *base;

@@ -19,24 +19,12 @@
 /* The default log path; makes its directory. */
 sepconv_status sepconv_log_default_path(char *path, size_t capacity, sepconv_error *error)
 {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char dir[4096];
-    if (xdg && xdg[0])
-        snprintf(dir, sizeof dir, "%s/sepconv", xdg);
-    else if (home && home[0])
-        snprintf(dir, sizeof dir, "%s/.cache/sepconv", home);
-    else
+    if (!sepconv_cache_home(dir, sizeof dir))
         return sepconv_fail(error, SEPCONV_INVALID,
                             "no default tuning log: neither XDG_CACHE_HOME nor HOME "
                             "is set; pass a log path");
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        mkdir(parent, 0700);
-    }
-    mkdir(dir, 0700);
+    sepconv_make_dirs(dir); /* if it fails, appending says so */
     snprintf(path, capacity, "%s/tuning.jsonl", dir);
     return SEPCONV_OK;
 }
