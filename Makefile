@@ -68,6 +68,12 @@ CLI_OBJECTS  := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
 STATIC_LIB := $(BUILD)/libsepconv.a
+# the shared library: the file carries the full version, the SONAME only the
+# major one (an ABI break bumps it), libsepconv.so is for the linker's -l
+LIB_VERSION   := $(shell sed -n 's/^\#define SEPCONV_VERSION "\(.*\)"/\1/p' runtime/sepconv.h)
+SONAME        := libsepconv.so.$(firstword $(subst ., ,$(LIB_VERSION)))
+SHARED_FILE   := libsepconv.so.$(LIB_VERSION)
+SHARED_REAL   := $(BUILD)/$(SHARED_FILE)
 SHARED_LIB := $(BUILD)/libsepconv.so
 CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
@@ -127,9 +133,16 @@ $(BUILD)/runtime/backend_tcc.shared.o: runtime/backend_tcc.c runtime/internal.h 
 	@echo "  CC      $< (shared)"
 	$(Q)$(CC) $(ALL_CFLAGS) -DSEPCONV_SHARED -c $< -o $@
 
-$(SHARED_LIB): $(SHARED_OBJECTS)
+$(SHARED_REAL): $(SHARED_OBJECTS)
 	@echo "  LD      $@"
-	$(Q)$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+
+# the SONAME link (what the loader looks for) and the linker's -l name
+$(BUILD)/$(SONAME): $(SHARED_REAL)
+	$(Q)ln -sf $(SHARED_FILE) $@
+
+$(SHARED_LIB): $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $@
 
 $(CLI): $(CLI_OBJECTS) $(STATIC_LIB)
 	@echo "  LD      $@"
@@ -144,13 +157,22 @@ $(TEST_RUNNER): $(TEST_OBJECTS) $(STATIC_LIB)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
+# counts the allocations of kernel runs by replacing malloc, which a
+# sanitizer replaces too: not built under one
+ALLOC_COUNT = $(if $(SANITIZER_FLAGS)$(findstring -fsanitize,$(CFLAGS)),,$(BUILD)/alloc_count)
+
+test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%) $(ALLOC_COUNT)
 	SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) $(TEST_RUNNER)
+	$(if $(ALLOC_COUNT),$(ALLOC_COUNT),@echo "  SKIP    alloc_count: it replaces malloc, and so does the sanitizer")
 	@for t in $(FUZZ_TARGETS); do \
 	  printf "  REPLAY  fuzz_$$t: "; \
 	  $(BUILD)/replay/fuzz_$$t $$(find tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
 	    -type f 2>/dev/null) || exit 1; \
 	done
+
+$(BUILD)/alloc_count: tests/alloc/alloc_count.c $(STATIC_LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) $(LDFLAGS_ALL) $(PROGRAM_LIBS) -o $@
 
 # each fuzz target, driven by tests/fuzz/replay.c over its corpus and the
 # crashes kept as regressions (no libFuzzer needed)
@@ -174,7 +196,7 @@ check-valgrind:
 
 check-install: deps
 	@$(MAKE) --no-print-directory all
-	tests/install_check.sh
+	BUILD=$(BUILD) tests/install_check.sh
 
 # ThreadSanitizer over eight threads compiling, running and freeing kernels
 # for STRESS_SECONDS (60 by default).
@@ -286,15 +308,17 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_REAL) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SHARED_FILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libsepconv.so
 	install -m 644 runtime/sepconv.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n \
-	  's/^#define SEPCONV_VERSION "\(.*\)"/\1/p' runtime/sepconv.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_VERSION)|' \
 	  runtime/sepconv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libsepconv.a $(DESTDIR)$(PREFIX)/lib/libsepconv.so \
+	  $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/$(SHARED_FILE) \
 	  $(DESTDIR)$(PREFIX)/include/sepconv.h $(DESTDIR)$(PREFIX)/bin/sepconv \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
 

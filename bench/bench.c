@@ -68,13 +68,6 @@ __attribute__((target("avx2,fma"))) static double peak_avx2(long iterations)
     PEAK_LOOP(__m256, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps, 8)
 }
 
-/* Orders doubles for qsort. */
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The best of AVX-512 and AVX2 FMA throughput, median of 5 runs, one core. */
 static double measure_peak(void)
 {
@@ -88,9 +81,9 @@ static double measure_peak(void)
             continue;
         for (int r = 0; r < 5; r++)
             runs[r] = kind == 0 ? peak_avx512(20000000) : peak_avx2(20000000);
-        qsort(runs, 5, sizeof runs[0], by_value);
-        if (runs[2] > best)
-            best = runs[2];
+        double median = sepconv_median(runs, 5);
+        if (median > best)
+            best = median;
     }
     return best;
 }
@@ -198,10 +191,8 @@ static void time_runners(runner *runners, int count, int rounds, double *medians
                 runners[r].run(runners[r].state);
             samples[r][round] = (sepconv_seconds() - start) / reps[r];
         }
-    for (int r = 0; r < count; r++) {
-        qsort(samples[r], (size_t)rounds, sizeof samples[r][0], by_value);
-        medians[r] = samples[r][rounds / 2] * 1e3;
-    }
+    for (int r = 0; r < count; r++)
+        medians[r] = sepconv_median(samples[r], (size_t)rounds) * 1e3;
 }
 
 /* Benchmarks one layer (a dw, pw or sep stage) with every implementation. */

@@ -126,7 +126,7 @@ static int cost_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (argv[i][0] == '-')
+        else if (cli_is_option(argv[i]))
             return cli_usage("cost", "unknown option '%s'", argv[i]);
         else if (!cli_input_add(&input, argv[i]))
             return cli_usage("cost", "give one spec (key=value tokens) or one "
@@ -137,7 +137,7 @@ static int cost_run(int argc, char **argv)
     sepconv_error error;
     sepconv_model model;
     if (cli_input_load(&input, &model, &error) != SEPCONV_OK)
-        return cli_fail("cost", &error);
+        return cli_input_fail("cost", &input, &error);
     int code = CLI_OK;
     sepconv_cost total = {0};
     sepconv_cost *costs = calloc(model.count, sizeof *costs);
@@ -172,6 +172,8 @@ const cli_command cli_cost_command = {
     "activation bytes it reads and writes (fp32, unfused).  For sep, also the\n"
     "ratio of its multiply-adds to a standard convolution of the same shape\n"
     "(1/N + 1/D_K^2 at stride 1).  A FILE holds one spec per line and gets a\n"
-    "per-layer table, totals, and each stage kind's share.\n\n"
+    "per-layer table, totals, and each stage kind's share; FILE '-' reads\n"
+    "it from standard input.\n\n"
     "  --json   print one JSON object: {\"layers\": [...], \"totals\": {...}}\n\n"
-    "example: sepconv cost op=sep df=14 m=512 n=1024 dk=3\n"};
+    "example: sepconv cost op=sep df=14 m=512 n=1024 dk=3\n"
+    "         grep sep examples/mobilenet_v1.layers | sepconv cost -\n"};

@@ -11,21 +11,15 @@
 /* Writes `length` bytes to `path` ("-" or NULL: stdout). */
 static int write_text(const char *path, const char *text, size_t length)
 {
-    if (!path || strcmp(path, "-") == 0) {
-        fwrite(text, 1, length, stdout);
-        return fflush(stdout) == 0 ? CLI_OK : CLI_FAILURE;
-    }
-    FILE *file = fopen(path, "wb");
-    if (!file) {
-        fprintf(stderr, "sepconv gen: cannot write %s: %s\n", path, strerror(errno));
+    FILE *file = cli_open_output(path, "gen");
+    if (!file)
+        return CLI_FAILURE;
+    if (cli_write(file, path, text, length, "gen") != CLI_OK) {
+        if (file != stdout)
+            fclose(file); /* the failure is reported */
         return CLI_FAILURE;
     }
-    size_t wrote = fwrite(text, 1, length, file);
-    if (fclose(file) != 0 || wrote != length) {
-        fprintf(stderr, "sepconv gen: error writing %s\n", path);
-        return CLI_FAILURE;
-    }
-    return CLI_OK;
+    return cli_close_output(file, path, "gen");
 }
 
 /* Entry point of `sepconv gen`. */
@@ -53,11 +47,12 @@ static int gen_run(int argc, char **argv)
         } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
             if (missing || sepconv_backend_parse(value, &kernel.backend, NULL) != SEPCONV_OK)
                 return cli_usage("gen", "--backend takes tcc or cc");
+            kernel.backend_given = true;
         } else if (cli_option(argc, argv, &i, "--header", &value, &missing)) {
             if (missing)
                 return cli_usage("gen", "--header takes a file name");
             header = value;
-        } else if (argv[i][0] == '-') {
+        } else if (cli_is_option(argv[i])) {
             return cli_usage("gen", "unknown option '%s'", argv[i]);
         } else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i])) {
             return cli_usage("gen", "'%s' is not a key=value token", argv[i]);
@@ -71,8 +66,14 @@ static int gen_run(int argc, char **argv)
     sepconv_layer layer;
     sepconv_schedule schedule;
     sepconv_source source;
-    if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK ||
-        cli_kernel_schedule(&kernel, &layer, &schedule, &error) != SEPCONV_OK ||
+    if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
+        return cli_usage_error("gen", &error);
+    /* gen compiles nothing: check the schedule with a backend for the target */
+    sepconv_backend builder = kernel.target == SEPCONV_TARGET_NATIVE ? SEPCONV_BACKEND_TCC
+                                                                     : SEPCONV_BACKEND_CC;
+    if (cli_kernel_check(&kernel, builder, &layer, "gen") != CLI_OK)
+        return CLI_USAGE;
+    if (cli_kernel_schedule(&kernel, &layer, &schedule, &error) != SEPCONV_OK ||
         sepconv_generate(&layer, &schedule, &kernel.generate, &source, &error) !=
             SEPCONV_OK)
         return cli_fail("gen", &error);
@@ -103,21 +104,25 @@ const cli_command cli_gen_command = {
     "gen", "generate a layer's kernel as C source (.c and .h)", gen_run,
     "usage: sepconv gen SPEC [--schedule K=V,...] [--target T] [-o FILE.c]\n"
     "                   [--header FILE.h] [--name NAME] [--templates DIR]\n"
-    "                   [--max-source BYTES] [--log FILE] [--backend B] [--json]\n\n"
+    "                   [--max-source SIZE] [--log FILE] [--backend B] [--json]\n\n"
     "Writes the shape-specialized kernel of a layer: every size a constant,\n"
     "taps unrolled, borders split from the interior.  The .c opens with the\n"
     "exact command that reproduces it byte for byte.\n\n"
     "  --schedule K=V,...  knobs over the defaults (see 'sepconv schedules SPEC');\n"
     "                      'best': the tuning log's fastest for this machine\n"
-    "  --log FILE          the tuning log for 'best' (default ~/.cache/sepconv)\n"
-    "  --backend B         whose records 'best' reads: cc (default) or tcc\n"
+    "  --log FILE          the tuning log for 'best' (default\n"
+    "                      ~/.cache/sepconv/tuning.jsonl)\n"
+    "  --backend B         whose records 'best' reads: tcc (the default, as for\n"
+    "                      jit, run, tune and log best; cc for --target avx2\n"
+    "                      and avx512, which only cc builds) or cc\n"
     "  --target T          portable (default; any C compiler, tcc too),\n"
     "                      avx2 or avx512 (intrinsics: gcc or clang), or native\n"
     "                      (calls libsepconv's SIMD micro-kernels; for tcc)\n"
-    "  -o FILE.c           the kernel (default: standard output)\n"
+    "  -o FILE.c           the kernel (default, or '-': standard output)\n"
     "  --header FILE.h     also write its header\n"
     "  --name NAME         the kernel's symbol (default: derived from the shape)\n"
     "  --templates DIR     read templates from DIR (also $SEPCONV_TEMPLATE_DIR)\n"
-    "  --max-source BYTES  the source-size budget (default 4194304)\n"
+    "  --max-source SIZE   the source-size budget in bytes, or with a suffix\n"
+    "                      K, M, G (powers of 1024; default 4M)\n"
     "  --json              print a summary (symbol, sizes) as JSON; needs -o\n\n"
     "example: sepconv gen op=dw df=14 m=512 dk=3 --schedule channel_block=32 -o dw.c\n"};

@@ -8,13 +8,6 @@
 
 #include "cli.h"
 
-/* Orders doubles for qsort. */
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* What one layer measured. */
 typedef struct jit_result {
     double compile_ms, run_ms, reference_ms, gflops;
@@ -48,10 +41,9 @@ static sepconv_status measure(const sepconv_layer *layer, const sepconv_kernel_o
         double start = sepconv_seconds();
         status = sepconv_reference_run(layer, &t, b.output, error);
         result->reference_ms = (sepconv_seconds() - start) * 1e3;
-        qsort(times, (size_t)repeat, sizeof times[0], by_value);
         result->info = sepconv_kernel_get_info(*kernel);
         result->compile_ms = result->info->compile_seconds * 1e3;
-        result->run_ms = times[repeat / 2] * 1e3;
+        result->run_ms = sepconv_median(times, (size_t)repeat) * 1e3;
         result->gflops = 2.0 * (double)cost.macs / (result->run_ms * 1e-3) / 1e9;
     }
     sepconv_buffers_free(&b);
@@ -81,19 +73,22 @@ static int jit_run(int argc, char **argv)
             options.verify = 0;
         } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
             sepconv_error error;
-            if (missing || sepconv_backend_parse(value, &options.backend, &error) != SEPCONV_OK)
+            if (missing || sepconv_backend_parse(value, &kernel_options.backend, &error) !=
+                               SEPCONV_OK)
                 return cli_usage("jit", "--backend takes tcc or cc");
+            kernel_options.backend_given = true;
         } else if (cli_option(argc, argv, &i, "--threads", &value, &missing)) {
             if (missing || !cli_number(value, 0, 1024, &threads))
-                return cli_usage("jit", "--threads takes 0 (every core) to 1024");
+                return cli_usage("jit", "--threads takes 0 (every usable CPU) to 1024");
         } else if (cli_option(argc, argv, &i, "--repeat", &value, &missing)) {
             if (missing || !cli_number(value, 1, 101, &repeat))
                 return cli_usage("jit", "--repeat takes 1..101");
         } else if (cli_option(argc, argv, &i, "--only", &value, &missing)) {
             if (missing)
-                return cli_usage("jit", "--only takes an op: conv, dw, pw or sep");
+                return cli_usage("jit", "--only takes an op (conv, dw, pw, sep) or a "
+                                        "layer's name");
             only = value;
-        } else if (argv[i][0] == '-') {
+        } else if (cli_is_option(argv[i])) {
             return cli_usage("jit", "unknown option '%s'", argv[i]);
         } else if (!cli_input_add(&input, argv[i])) {
             return cli_usage("jit", "give one spec (key=value tokens) or one model "
@@ -102,14 +97,23 @@ static int jit_run(int argc, char **argv)
     }
     if (!input.file && !input.spec[0])
         return cli_usage("jit", "missing SPEC or FILE");
-    options.target = kernel_options.target;
-    options.schedule = kernel_options.schedule;
-    options.generate = kernel_options.generate;
+    options.backend = cli_backend(&kernel_options);
+    cli_kernel_apply(&kernel_options, &options);
     options.threads = (int)threads;
     sepconv_error error;
     sepconv_model model;
     if (cli_input_load(&input, &model, &error) != SEPCONV_OK)
-        return cli_fail("jit", &error);
+        return cli_input_fail("jit", &input, &error);
+    /* what the command line got wrong is found before the table starts */
+    int code = cli_only_check(&model, &input, only, "jit");
+    for (size_t i = 0; i < model.count && code == CLI_OK; i++)
+        if (cli_layer_selected(&model.layers[i], only))
+            code = cli_kernel_check(&kernel_options, options.backend, &model.layers[i],
+                                    "jit");
+    if (code != CLI_OK) {
+        sepconv_model_free(&model);
+        return code;
+    }
     if (json)
         printf("{\"backend\":\"%s\",\"target\":\"%s\",\"layers\":[",
                sepconv_backend_name(options.backend), sepconv_target_name(options.target));
@@ -117,13 +121,14 @@ static int jit_run(int argc, char **argv)
         printf("backend %s, target %s, %d thread%s, median of %lld runs\n"
                "%-8s %11s %10s %9s %10s %8s  %s\n",
                sepconv_backend_name(options.backend), sepconv_target_name(options.target),
-               (int)threads, threads == 1 ? "" : "s", repeat, "layer", "compile ms",
+               sepconv_thread_count((int)threads),
+               sepconv_thread_count((int)threads) == 1 ? "" : "s", repeat, "layer", "compile ms",
                "run ms", "GFLOP/s", "ref ms", "speedup", "verified");
     double totals[3] = {0, 0, 0};
-    int code = CLI_OK, printed = 0, cached = 0;
+    int printed = 0, cached = 0;
     for (size_t i = 0; i < model.count && code == CLI_OK; i++) {
         const sepconv_layer *layer = &model.layers[i];
-        if (only && strcmp(only, sepconv_op_name(layer->op)) != 0)
+        if (!cli_layer_selected(layer, only))
             continue;
         sepconv_kernel *kernel = NULL;
         jit_result r;
@@ -173,14 +178,23 @@ const cli_command cli_jit_command = {
     "jit", "compile layers in process, verify them, time them", jit_run,
     "usage: sepconv jit SPEC|FILE [--backend tcc|cc] [--schedule K=V,...]\n"
     "                   [--target T] [--threads N] [--no-verify] [--repeat N]\n"
-    "                   [--only OP] [--json]\n\n"
+    "                   [--only OP|NAME] [--cc-timeout SECONDS]\n"
+    "                   [--max-source SIZE] [--json]\n\n"
     "Generates each layer's kernel, compiles it in this process (tcc, the\n"
     "default, embedded: about a millisecond; cc: the system compiler with\n"
     "-O3 -march=native and a disk cache under ~/.cache/sepconv), verifies it\n"
     "against the reference, and prints compile time, run time (median of\n"
     "--repeat runs, default 11), GFLOP/s and the speedup over the reference.\n\n"
-    "  --threads N   split output rows over N threads (0: every core)\n"
-    "  --only OP     with a FILE: only the layers of that op\n\n"
+    "FILE '-' reads the model from standard input.\n\n"
+    "  --backend B       tcc (default) or cc; --target avx2 and avx512 need cc\n"
+    "                    and default to it\n"
+    "  --target T        portable (default), native (tcc), avx2 or avx512 (cc)\n"
+    "  --threads N       split output rows over N threads (0: every CPU this\n"
+    "                    process may use; more than those are capped to them)\n"
+    "  --only OP|NAME    with a FILE: only the layers of that op (conv, dw, pw,\n"
+    "                    sep) or of that name=\n"
+    "  --cc-timeout S    stop a cc compile after S seconds (default {cc_timeout})\n"
+    "  --max-source SIZE the source-size budget (default 4M; suffixes K, M, G)\n\n"
     "With tcc, --target native makes the code call libsepconv's SIMD\n"
     "micro-kernels a row at a time: near cc's speed, with no compiler.\n\n"
     "example: sepconv jit examples/mobilenet_v1.layers --only sep --backend cc\n"};

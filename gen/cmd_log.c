@@ -1,11 +1,45 @@
 /*
  * cmd_log.c -- `sepconv log show|best|merge FILE...`: inspect tuning logs,
  * pick the best schedule per layer for this machine, merge shards' logs.
+ * A FILE of "-" is standard input; merge writes standard output unless
+ * -o names a file, which it replaces atomically.
  */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "internal.h" /* sepconv_read_stream */
+
+#define STDIN_LOG_MAX ((size_t)1 << 30) /* as a log file's limit */
+#define STDIN_NAME "standard input"
+
+/* Reads one log named on the command line: "-" is standard input; a file
+ * that is missing is an error here (the library takes it as empty). */
+static sepconv_status read_one(const char *path, sepconv_tune_log *log, sepconv_error *error)
+{
+    if (strcmp(path, "-") == 0) {
+        char *text = NULL;
+        size_t length = 0;
+        sepconv_status status = sepconv_read_stream(stdin, STDIN_NAME, STDIN_LOG_MAX,
+                                                    "tuning log", &text, &length, error);
+        if (status == SEPCONV_OK)
+            status = sepconv_log_parse(text, length, STDIN_NAME, log, error);
+        free(text);
+        return status;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        error->status = SEPCONV_IO;
+        snprintf(error->message, sizeof error->message,
+                 "%s: no such file (expected a tuning log)", path);
+        return SEPCONV_IO;
+    }
+    return sepconv_log_read(path, log, error);
+}
 
 /* Reads every log given; prints skipped-line warnings to stderr. */
 static sepconv_status read_logs(char **paths, int count, sepconv_tune_log *all,
@@ -14,18 +48,28 @@ static sepconv_status read_logs(char **paths, int count, sepconv_tune_log *all,
     memset(all, 0, sizeof *all);
     for (int i = 0; i < count; i++) {
         sepconv_tune_log log;
-        sepconv_status status = sepconv_log_read(paths[i], &log, error);
+        sepconv_status status = read_one(paths[i], &log, error);
         if (status != SEPCONV_OK) {
             sepconv_log_free(all);
             return status;
         }
+        const char *name = strcmp(paths[i], "-") == 0 ? STDIN_NAME : paths[i];
         for (size_t w = 0; w < log.skipped && w < SEPCONV_LOG_WARNINGS; w++)
             fprintf(stderr, "sepconv log: warning: %s\n", log.warnings[w]);
         if (log.skipped > SEPCONV_LOG_WARNINGS)
-            fprintf(stderr, "sepconv log: warning: %s: %zu more lines skipped\n", paths[i],
+            fprintf(stderr, "sepconv log: warning: %s: %zu more lines skipped\n", name,
                     log.skipped - SEPCONV_LOG_WARNINGS);
+        all->skipped += log.skipped;
+        if (all->count == 0) { /* the first records: taken, not copied */
+            free(all->records);
+            all->records = log.records;
+            all->count = log.count;
+            continue;
+        }
+        if (log.count == 0)
+            continue;
         sepconv_tune_record *grown =
-            realloc(all->records, (all->count + log.count + 1) * sizeof *grown);
+            realloc(all->records, (all->count + log.count) * sizeof *grown);
         if (!grown) {
             sepconv_log_free(&log);
             sepconv_log_free(all);
@@ -34,7 +78,6 @@ static sepconv_status read_logs(char **paths, int count, sepconv_tune_log *all,
         all->records = grown;
         memcpy(all->records + all->count, log.records, log.count * sizeof *log.records);
         all->count += log.count;
-        all->skipped += log.skipped;
         sepconv_log_free(&log);
     }
     return SEPCONV_OK;
@@ -83,43 +126,166 @@ static int best(const sepconv_tune_log *log, const sepconv_kernel_options *optio
         found++;
     }
     if (!found)
-        printf("(no records for this environment)\n");
+        printf("(no records for this environment; --backend, --target and --threads "
+               "choose it)\n");
     return CLI_OK;
 }
 
-/* Writes the records of all logs to `output`, each once. */
-static int merge(const sepconv_tune_log *log, const char *output)
+/* Writes every record as its log line. */
+static bool write_records(FILE *out, const sepconv_tune_log *log, sepconv_error *error)
 {
-    sepconv_error error;
-    FILE *check = fopen(output, "r");
-    if (check) {
-        fclose(check);
-        fprintf(stderr, "sepconv log: %s exists; merge writes a new file\n", output);
+    for (size_t i = 0; i < log->count; i++) {
+        char *line = NULL;
+        if (sepconv_log_format(&log->records[i], &line, error) != SEPCONV_OK)
+            return false;
+        bool ok = fputs(line, out) >= 0 && fputc('\n', out) != EOF;
+        free(line);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Refuses an output that is one of the inputs (replacing it would lose
+ * what is being read) or that is not a regular file (a device or FIFO
+ * cannot be replaced by a rename).  CLI_OK, or the exit code. */
+static int check_output(const char *output, char **paths, int count)
+{
+    struct stat out;
+    if (stat(output, &out) != 0)
+        return CLI_OK; /* a new file */
+    if (!S_ISREG(out.st_mode))
+        return cli_usage("log", "merge: -o %s is not a regular file; use -o - for standard "
+                         "output", output);
+    for (int i = 0; i < count; i++) {
+        struct stat in;
+        if (strcmp(paths[i], "-") != 0 && stat(paths[i], &in) == 0 &&
+            in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            return cli_usage("log", "merge: -o %s is also an input (%s); merge into another "
+                             "file, then rename it over", output, paths[i]);
+    }
+    return CLI_OK;
+}
+
+/* Writes the records into `output` through a temporary file beside it and
+ * a rename, so that a reader never sees a half-written log and a failure
+ * leaves the old file whole. */
+static int write_atomically(const char *output, const sepconv_tune_log *log)
+{
+    char target[4096], temp[4200];
+    char *resolved = realpath(output, NULL); /* replace a link's target, not the link */
+    snprintf(target, sizeof target, "%s", resolved ? resolved : output);
+    free(resolved);
+    struct stat st;
+    mode_t mask = umask(0);
+    umask(mask);
+    mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0666 & ~mask;
+    snprintf(temp, sizeof temp, "%s.tmp-XXXXXX", target);
+    int fd = mkstemp(temp);
+    if (fd < 0) {
+        fprintf(stderr, "sepconv log: cannot create a temporary file beside %s: %s\n",
+                output, strerror(errno));
         return CLI_FAILURE;
     }
-    size_t written = 0;
-    char **lines = calloc(log->count + 1, sizeof *lines);
-    for (size_t i = 0; lines && i < log->count; i++) {
-        if (sepconv_log_format(&log->records[i], &lines[i], &error) != SEPCONV_OK)
-            break;
-        bool duplicate = false;
-        for (size_t j = 0; j < i && !duplicate; j++)
-            duplicate = lines[j] && strcmp(lines[j], lines[i]) == 0;
-        if (duplicate)
-            continue;
-        if (sepconv_log_append(output, &log->records[i], &error) != SEPCONV_OK) {
-            for (size_t k = 0; k <= i; k++)
-                free(lines[k]);
-            free(lines);
-            return cli_fail("log", &error);
-        }
-        written++;
+    FILE *file = fdopen(fd, "w");
+    sepconv_error error = {SEPCONV_OK, ""};
+    bool ok = file && fchmod(fd, mode) == 0 && write_records(file, log, &error) &&
+              fflush(file) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    if (file ? fclose(file) != 0 : close(fd) != 0)
+        ok = false;
+    if (ok && rename(temp, target) != 0) {
+        ok = false;
+        saved = errno;
     }
-    for (size_t i = 0; lines && i < log->count; i++)
-        free(lines[i]);
-    free(lines);
-    printf("merged %zu records into %s (%zu duplicates dropped, %zu bad lines skipped)\n",
-           written, output, log->count - written, log->skipped);
+    if (!ok) {
+        unlink(temp);
+        fprintf(stderr, "sepconv log: cannot write %s: %s\n", output,
+                error.message[0] ? error.message : strerror(saved));
+        return CLI_FAILURE;
+    }
+    return CLI_OK;
+}
+
+/* Writes the records of all logs to `output` (NULL or "-": standard
+ * output), each once, in the order read. */
+static int merge(sepconv_tune_log *log, const char *output, char **paths, int count)
+{
+    bool to_stdout = !output || strcmp(output, "-") == 0;
+    int code = to_stdout ? CLI_OK : check_output(output, paths, count);
+    if (code != CLI_OK)
+        return code;
+    size_t read = log->count, dropped = 0;
+    sepconv_error error;
+    if (sepconv_log_unique(log, &dropped, &error) != SEPCONV_OK)
+        return cli_fail("log", &error);
+    if (to_stdout) {
+        error.message[0] = '\0';
+        if (!write_records(stdout, log, &error)) {
+            if (error.message[0]) /* a write error: main reports it at exit */
+                fprintf(stderr, "sepconv log: %s\n", error.message);
+            return CLI_FAILURE;
+        }
+        code = cli_close_output(stdout, "-", "log");
+    } else {
+        code = write_atomically(output, log);
+    }
+    if (code == CLI_OK) /* the records own standard output: the summary goes beside */
+        fprintf(to_stdout ? stderr : stdout,
+                "merged %zu records into %s (%zu duplicates dropped, %zu bad lines "
+                "skipped)\n", read - dropped, to_stdout ? "standard output" : output, dropped,
+                log->skipped);
+    return code;
+}
+
+/* The options of `sepconv log`. */
+typedef struct log_options {
+    sepconv_kernel_options kernel;
+    cli_kernel_options cli;
+    const char *output;
+    char **paths;
+    int count;
+} log_options;
+
+/* Parses the arguments after the action; CLI_OK or the usage code. */
+static int parse_options(int argc, char **argv, log_options *o)
+{
+    bool stdin_named = false;
+    for (int i = 2; i < argc; i++) {
+        const char *value = NULL;
+        bool missing = false;
+        long long number = 0;
+        int parsed = cli_kernel_option(argc, argv, &i, &o->cli, "log");
+        if (parsed < 0)
+            return CLI_USAGE;
+        if (parsed > 0)
+            continue;
+        if (cli_option(argc, argv, &i, "-o", &value, &missing) ||
+            cli_option(argc, argv, &i, "--output", &value, &missing)) {
+            if (missing)
+                return cli_usage("log", "-o takes a file ('-': standard output)");
+            o->output = value;
+        } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
+            if (missing || sepconv_backend_parse(value, &o->cli.backend, NULL) != SEPCONV_OK)
+                return cli_usage("log", "--backend takes tcc or cc");
+            o->cli.backend_given = true;
+        } else if (cli_option(argc, argv, &i, "--threads", &value, &missing)) {
+            if (missing || !cli_number(value, 0, 1024, &number))
+                return cli_usage("log", "--threads takes 0 to 1024");
+            o->kernel.threads = (int)number;
+        } else if (cli_is_option(argv[i])) {
+            return cli_usage("log", "unknown option '%s'", argv[i]);
+        } else {
+            if (strcmp(argv[i], "-") == 0 && stdin_named)
+                return cli_usage("log", "standard input ('-') can be read once only");
+            stdin_named = stdin_named || strcmp(argv[i], "-") == 0;
+            o->paths[o->count++] = argv[i];
+        }
+    }
+    if (o->count == 0)
+        return cli_usage("log", "missing FILE (a tuning log, or '-' for standard input)");
+    if (o->output && strcmp(argv[1], "merge") != 0)
+        return cli_usage("log", "-o is for merge; %s prints to standard output", argv[1]);
     return CLI_OK;
 }
 
@@ -131,61 +297,26 @@ static int log_run(int argc, char **argv)
     const char *action = argv[1];
     if (strcmp(action, "show") && strcmp(action, "best") && strcmp(action, "merge"))
         return cli_usage("log", "unknown action '%s' (expected show, best or merge)", action);
-    sepconv_kernel_options options = sepconv_kernel_defaults();
-    cli_kernel_options kernel = cli_kernel_defaults();
-    const char *output = NULL;
-    char **paths = calloc((size_t)argc, sizeof *paths);
-    int count = 0;
-    for (int i = 2; i < argc && paths; i++) {
-        const char *value = NULL;
-        bool missing = false;
-        long long number = 0;
-        int parsed = cli_kernel_option(argc, argv, &i, &kernel, "log");
-        if (parsed < 0) {
-            free(paths);
-            return CLI_USAGE;
-        }
-        if (parsed > 0)
-            continue;
-        if (cli_option(argc, argv, &i, "-o", &value, &missing)) {
-            output = value;
-        } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
-            if (missing || sepconv_backend_parse(value, &options.backend, NULL) != SEPCONV_OK) {
-                free(paths);
-                return cli_usage("log", "--backend takes tcc or cc");
-            }
-        } else if (cli_option(argc, argv, &i, "--threads", &value, &missing)) {
-            if (missing || !cli_number(value, 0, 1024, &number)) {
-                free(paths);
-                return cli_usage("log", "--threads takes 0 to 1024");
-            }
-            options.threads = (int)number;
-        } else if (argv[i][0] == '-') {
-            free(paths);
-            return cli_usage("log", "unknown option '%s'", argv[i]);
-        } else {
-            paths[count++] = argv[i];
-        }
-    }
-    if (!paths)
+    log_options o = {sepconv_kernel_defaults(), cli_kernel_defaults(), NULL, NULL, 0};
+    o.paths = calloc((size_t)argc, sizeof *o.paths);
+    if (!o.paths) {
+        fprintf(stderr, "sepconv log: out of memory\n");
         return CLI_FAILURE;
-    options.target = kernel.target;
-    int code = CLI_OK;
-    if (count == 0)
-        code = cli_usage("log", "missing FILE (a tuning log)");
-    else if (strcmp(action, "merge") == 0 && !output)
-        code = cli_usage("log", "merge needs -o OUTPUT");
+    }
+    int code = parse_options(argc, argv, &o);
+    o.kernel.target = o.cli.target;
+    o.kernel.backend = cli_backend(&o.cli); /* the default backend of every command */
     sepconv_tune_log log;
     sepconv_error error;
-    if (code == CLI_OK && read_logs(paths, count, &log, &error) != SEPCONV_OK)
+    if (code == CLI_OK && read_logs(o.paths, o.count, &log, &error) != SEPCONV_OK) {
         code = cli_fail("log", &error);
-    else if (code == CLI_OK) {
-        code = strcmp(action, "show") == 0 ? show(&log)
-               : strcmp(action, "best") == 0 ? best(&log, &options)
-                                             : merge(&log, output);
+    } else if (code == CLI_OK) {
+        code = strcmp(action, "show") == 0   ? show(&log)
+               : strcmp(action, "best") == 0 ? best(&log, &o.kernel)
+                                             : merge(&log, o.output, o.paths, o.count);
         sepconv_log_free(&log);
     }
-    free(paths);
+    free(o.paths);
     return code;
 }
 
@@ -193,11 +324,17 @@ const cli_command cli_log_command = {
     "log", "inspect, pick from and merge tuning logs", log_run,
     "usage: sepconv log show FILE...\n"
     "       sepconv log best FILE... [--backend tcc|cc] [--target T] [--threads N]\n"
-    "       sepconv log merge FILE... -o OUTPUT\n\n"
+    "       sepconv log merge FILE... [-o OUTPUT]\n\n"
     "show   every record: status, backend, target, median, ratio to the\n"
     "       default schedule, spec and schedule\n"
     "best   per layer, the fastest successful record measured in this\n"
     "       environment (sepconv version, backend, target, compiler, flags,\n"
-    "       CPU, threads); records from elsewhere are ignored\n"
-    "merge  the records of all FILEs into a new OUTPUT, duplicates dropped\n"
-    "Lines that are not records are skipped with a warning naming the line.\n"};
+    "       CPU, threads); records from elsewhere are ignored.  The backend\n"
+    "       is tcc unless --backend cc (or --target avx2/avx512), as for tune\n"
+    "merge  the records of all FILEs, each once, in the order read, to\n"
+    "       standard output, or to OUTPUT, which is replaced atomically (a\n"
+    "       temporary file beside it, then a rename); OUTPUT may not be one\n"
+    "       of the FILEs\n\n"
+    "A FILE of '-' is standard input.  A missing or unreadable FILE, or one\n"
+    "that is not a regular file, is an error.  Lines that are not records are\n"
+    "skipped with a warning naming the line.\n"};

@@ -8,13 +8,6 @@
 
 #include "cli.h"
 
-/* Orders doubles for qsort. */
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Entry point of `sepconv reference`. */
 static int reference_run(int argc, char **argv)
 {
@@ -32,7 +25,7 @@ static int reference_run(int argc, char **argv)
         } else if (cli_option(argc, argv, &i, "--seed", &value, &missing)) {
             if (missing || !cli_number(value, 0, INT64_MAX, &seed))
                 return cli_usage("reference", "--seed takes a whole number >= 0");
-        } else if (argv[i][0] == '-') {
+        } else if (cli_is_option(argv[i])) {
             return cli_usage("reference", "unknown option '%s'", argv[i]);
         } else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i])) {
             return cli_usage("reference", "'%s' is not a key=value token", argv[i]);
@@ -43,8 +36,9 @@ static int reference_run(int argc, char **argv)
     sepconv_error error;
     sepconv_layer layer;
     sepconv_cost cost;
-    if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK ||
-        sepconv_cost_compute(&layer, &cost, &error) != SEPCONV_OK)
+    if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
+        return cli_usage_error("reference", &error);
+    if (sepconv_cost_compute(&layer, &cost, &error) != SEPCONV_OK)
         return cli_fail("reference", &error);
     sepconv_buffers buffers;
     if (sepconv_buffers_alloc(&layer, &buffers, &error) != SEPCONV_OK)
@@ -60,8 +54,7 @@ static int reference_run(int argc, char **argv)
         times[r] = sepconv_seconds() - start;
     }
     if (code == CLI_OK) {
-        qsort(times, (size_t)repeat, sizeof times[0], compare_doubles);
-        double median = times[repeat / 2];
+        double median = sepconv_median(times, (size_t)repeat);
         double gflops = 2.0 * (double)cost.macs / median / 1e9;
         char spec[1024];
         sepconv_layer_format(&layer, spec, sizeof spec, NULL);

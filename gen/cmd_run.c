@@ -2,8 +2,11 @@
  * cmd_run.c -- `sepconv run SPEC`: runs a layer's generated kernel on NumPy
  * .npy files, so users can compare sepconv with their framework.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -44,6 +47,60 @@ static sepconv_status load_tensor(const sepconv_layer *layer, sepconv_tensor_kin
     return status;
 }
 
+/* Copies a file's bytes to standard output. */
+static sepconv_status copy_to_stdout(const char *path, sepconv_error *error)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return cli_error(error, SEPCONV_IO, "cannot reread the output written aside "
+                                            "for standard output");
+    char buffer[65536];
+    size_t got;
+    bool wrote = true;
+    errno = 0;
+    while (wrote && (got = fread(buffer, 1, sizeof buffer, file)) > 0)
+        wrote = fwrite(buffer, 1, got, stdout) == got;
+    wrote = wrote && fflush(stdout) == 0;
+    int cause = errno;
+    bool read_failed = ferror(file) != 0;
+    fclose(file);
+    if (!wrote) {
+        snprintf(error->message, sizeof error->message, "error writing standard "
+                 "output: %s", cause ? strerror(cause) : "a write failed");
+        clearerr(stdout); /* reported here: not again at exit */
+        return error->status = SEPCONV_IO;
+    }
+    if (read_failed)
+        return cli_error(error, SEPCONV_IO, "cannot reread the output written aside "
+                                            "for standard output");
+    return SEPCONV_OK;
+}
+
+/* Writes the output array to a .npy file, or ("-") to standard output. */
+static sepconv_status write_output(const char *path, const float *data,
+                                   const int64_t *shape, int rank, sepconv_error *error)
+{
+    if (strcmp(path, "-") != 0)
+        return sepconv_npy_write(path, data, shape, rank, error);
+    /* the library writes .npy files by name: write one aside and copy it */
+    const char *tmp = getenv("TMPDIR");
+    char aside[4096];
+    snprintf(aside, sizeof aside, "%s/sepconv-run-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(aside);
+    if (fd < 0) {
+        snprintf(error->message, sizeof error->message, "cannot make a temporary file "
+                 "in %s for standard output: %s", tmp && tmp[0] ? tmp : "/tmp",
+                 strerror(errno));
+        return error->status = SEPCONV_IO;
+    }
+    close(fd);
+    sepconv_status status = sepconv_npy_write(aside, data, shape, rank, error);
+    if (status == SEPCONV_OK)
+        status = copy_to_stdout(aside, error);
+    unlink(aside);
+    return status;
+}
+
 /* Entry point of `sepconv run`. */
 static int run_run(int argc, char **argv)
 {
@@ -70,12 +127,20 @@ static int run_run(int argc, char **argv)
         }
         if (taken)
             continue;
-        if (strcmp(argv[i], "--reference") == 0)
+        const char *value = NULL;
+        bool missing = false;
+        if (strcmp(argv[i], "--reference") == 0) {
             reference = true;
-        else if (argv[i][0] == '-')
+        } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
+            if (missing || sepconv_backend_parse(value, &kernel_options.backend, NULL) !=
+                               SEPCONV_OK)
+                return cli_usage("run", "--backend takes tcc or cc");
+            kernel_options.backend_given = true;
+        } else if (cli_is_option(argv[i])) {
             return cli_usage("run", "unknown option '%s'", argv[i]);
-        else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i]))
+        } else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i])) {
             return cli_usage("run", "'%s' is not a key=value token", argv[i]);
+        }
     }
     if (!input.spec[0])
         return cli_usage("run", "missing SPEC");
@@ -85,7 +150,14 @@ static int run_run(int argc, char **argv)
     sepconv_error error;
     sepconv_layer layer;
     if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
-        return cli_fail("run", &error);
+        return cli_usage_error("run", &error);
+    for (int t = 0; t < 5; t++)
+        if (files.path[t] && strcmp(files.path[t], "-") == 0)
+            return cli_usage("run", "%s reads a file; only --output takes '-' (standard "
+                             "output)", tensor_options[t]);
+    sepconv_backend backend = cli_backend(&kernel_options);
+    if (!reference && cli_kernel_check(&kernel_options, backend, &layer, "run") != CLI_OK)
+        return CLI_USAGE;
     sepconv_array arrays[5];
     memset(arrays, 0, sizeof arrays);
     sepconv_status status = SEPCONV_OK;
@@ -104,11 +176,8 @@ static int run_run(int argc, char **argv)
         status = sepconv_reference_run(&layer, &tensors, output, &error);
     } else if (status == SEPCONV_OK) {
         sepconv_kernel_options options = sepconv_kernel_defaults();
-        options.backend = kernel_options.target == SEPCONV_TARGET_PORTABLE
-                              ? SEPCONV_BACKEND_TCC : SEPCONV_BACKEND_CC;
-        options.target = kernel_options.target;
-        options.schedule = kernel_options.schedule;
-        options.generate = kernel_options.generate;
+        options.backend = backend;
+        cli_kernel_apply(&kernel_options, &options);
         sepconv_kernel *kernel = NULL;
         status = sepconv_kernel_create(&layer, &options, &kernel, &error);
         if (status == SEPCONV_OK)
@@ -121,8 +190,8 @@ static int run_run(int argc, char **argv)
         int64_t shape[SEPCONV_RANK_MAX];
         int rank;
         sepconv_tensor_shape(&layer, SEPCONV_TENSOR_OUTPUT, shape, &rank);
-        status = sepconv_npy_write(files.path[SEPCONV_TENSOR_OUTPUT], output, shape, rank,
-                                   &error);
+        status = write_output(files.path[SEPCONV_TENSOR_OUTPUT], output, shape, rank,
+                              &error);
     }
     free(output);
     for (int t = 0; t < 5; t++)
@@ -134,8 +203,10 @@ const cli_command cli_run_command = {
     "run", "run a layer's generated kernel on .npy files", run_run,
     "usage: sepconv run SPEC --input X.npy --weights W.npy [--bias B.npy]\n"
     "                   [--pw-weights W2.npy] [--pw-bias B2.npy] --output Y.npy\n"
-    "                   [--schedule K=V,...] [--target T] [--reference]\n\n"
-    "Runs the layer on NumPy float32 arrays (C order) and writes the output.\n"
+    "                   [--backend tcc|cc] [--target T] [--schedule K=V,...]\n"
+    "                   [--cc-timeout SECONDS] [--max-source SIZE] [--reference]\n\n"
+    "Runs the layer on NumPy float32 arrays (C order) and writes the output\n"
+    "(--output -: to standard output).\n"
     "Shapes must follow the layout's convention (see the README):\n"
     "  nhwc: input (batch, h, w, m); conv (dk, dk, m, n); dw (dk, dk, m, mult);\n"
     "        pw (m, n); output (batch, out_h, out_w, c)\n"
@@ -144,5 +215,13 @@ const cli_command cli_run_command = {
     "For op=sep, --weights are the depthwise and --pw-weights the pointwise\n"
     "weights.  The kernel is generated, compiled and verified first;\n"
     "--reference runs the generic reference loops instead.\n\n"
+    "  --backend B         tcc (default; embedded, no compiler needed) or cc (the\n"
+    "                      system compiler, cached under ~/.cache/sepconv);\n"
+    "                      --target avx2 and avx512 default to cc\n"
+    "  --target T          portable (default), native (tcc calling libsepconv's\n"
+    "                      SIMD micro-kernels), avx2 or avx512 (cc)\n"
+    "  --schedule K=V,...  knobs over the defaults, or 'best' from the tuning log\n"
+    "  --cc-timeout S      stop a cc compile after S seconds (default {cc_timeout})\n"
+    "  --max-source SIZE   the source-size budget (default 4M; suffixes K, M, G)\n\n"
     "example: sepconv run op=dw df=8 m=4 dk=3 --input x.npy --weights w.npy \\\n"
     "           --output y.npy\n"};

@@ -20,7 +20,7 @@ static int schedules_run(int argc, char **argv)
             continue;
         if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (argv[i][0] == '-')
+        else if (cli_is_option(argv[i]))
             return cli_usage("schedules", "unknown option '%s'", argv[i]);
         else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i]))
             return cli_usage("schedules", "'%s' is not a key=value token", argv[i]);
@@ -30,7 +30,7 @@ static int schedules_run(int argc, char **argv)
     sepconv_error error;
     sepconv_layer layer;
     if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
-        return cli_fail("schedules", &error);
+        return cli_usage_error("schedules", &error);
     if (json)
         printf("{\"op\":\"%s\",\"target\":\"%s\",\"knobs\":[",
                sepconv_op_name(layer.op), sepconv_target_name(kernel.target));

@@ -8,34 +8,44 @@
 
 #include "cli.h"
 
+#define BUDGET_MAX (7 * 24 * 3600.0) /* a week */
+
 /* How progress is shown: a redrawn bar on a terminal, lines otherwise. */
 typedef struct progress_view {
     bool tty, quiet;
+    bool open; /* a bar is drawn without its newline yet */
+    double budget; /* this layer's share of --budget; 0: none */
     const char *label;
 } progress_view;
 
 /* Shows one step of a sweep on stderr. */
 static void show_progress(void *context, const sepconv_tune_progress *p)
 {
-    const progress_view *view = context;
+    progress_view *view = context;
     if (view->quiet)
         return;
     double eta = p->done ? p->elapsed_seconds / (double)p->done * (double)(p->total - p->done)
                          : 0.0;
+    if (view->budget > 0 && eta > view->budget - p->elapsed_seconds)
+        eta = view->budget > p->elapsed_seconds ? view->budget - p->elapsed_seconds : 0.0;
     char best[96] = "none yet";
     if (p->best)
         snprintf(best, sizeof best, "%.3fx of default", p->best->ratio);
+    bool ok = strcmp(p->last->status, "ok") == 0;
     if (view->tty) {
         int width = 24, filled = p->total ? (int)(width * p->done / p->total) : width;
         fprintf(stderr, "\r%-8s [%.*s%.*s] %zu/%zu  ETA %3.0fs  best %s   ", view->label,
                 filled, "########################", width - filled,
                 "........................", p->done, p->total, eta, best);
-        if (p->done == p->total)
+        view->open = p->done != p->total;
+        if (!view->open)
             fputc('\n', stderr);
+    } else if (ok) { /* this candidate's own ratio, then the best apart */
+        fprintf(stderr, "%s %zu/%zu ok %s: ratio %.3fx of default; best so far %s\n",
+                view->label, p->done, p->total, p->last->schedule, p->last->ratio, best);
     } else {
-        fprintf(stderr, "%s %zu/%zu %s %s %s\n", view->label, p->done, p->total,
-                strcmp(p->last->status, "ok") == 0 ? "ok" : "failed", p->last->schedule,
-                best);
+        fprintf(stderr, "%s %zu/%zu failed %s; best so far %s\n", view->label, p->done,
+                p->total, p->last->schedule, best);
     }
     fflush(stderr);
 }
@@ -47,10 +57,14 @@ static void print_ranking(const char *name, const sepconv_tune_result *r, int to
     size_t failed = 0;
     for (size_t i = 0; i < r->count; i++)
         failed += strcmp(r->records[i].status, "ok") != 0;
-    printf("%s: %s\n  default %.3f ms, reference %.2f ms, %zu candidates (%zu failed)\n",
+    printf("%s: %s\n  default %.3f ms, reference %.2f ms, %zu candidates (%zu failed)",
            name, r->baseline.spec, r->baseline.median_ms, r->reference_ms, r->count, failed);
-    printf("  %4s %8s %10s %7s %8s %10s %9s  %s\n", "rank", "ratio", "median ms", "spread",
-           "GFLOP/s", "vs default", "vs ref", "schedule");
+    if (r->not_tried)
+        printf(", %zu not tried: the budget was spent", r->not_tried);
+    printf("\n");
+    if (r->count > failed)
+        printf("  %4s %8s %10s %7s %8s %10s %9s  %s\n", "rank", "ratio", "median ms",
+               "spread", "GFLOP/s", "vs default", "vs ref", "schedule");
     for (size_t i = 0; i < r->count && (int)i < top; i++) {
         const sepconv_tune_record *c = &r->records[i];
         if (strcmp(c->status, "ok") != 0)
@@ -104,21 +118,21 @@ static int parse_options(int argc, char **argv, cli_input *input, sepconv_tune_o
         } else if (strcmp(argv[i], "--quiet") == 0) {
             view->quiet = true;
         } else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
-            if (missing || sepconv_backend_parse(value, &o->kernel.backend, NULL) != SEPCONV_OK)
+            if (missing || sepconv_backend_parse(value, &kernel->backend, NULL) != SEPCONV_OK)
                 return cli_usage("tune", "--backend takes tcc or cc");
+            kernel->backend_given = true;
         } else if (cli_option(argc, argv, &i, "--threads", &value, &missing)) {
             if (missing || !cli_number(value, 0, 1024, &number))
-                return cli_usage("tune", "--threads takes 0 (every core) to 1024");
+                return cli_usage("tune", "--threads takes 0 (every usable CPU) to 1024");
             o->kernel.threads = (int)number;
         } else if (cli_option(argc, argv, &i, "--trials", &value, &missing)) {
             if (missing || !cli_number(value, 1, 1 << 30, &number))
                 return cli_usage("tune", "--trials takes a count of at least 1");
             o->trials = number;
         } else if (cli_option(argc, argv, &i, "--budget", &value, &missing)) {
-            char *end = NULL;
-            o->budget_seconds = value ? strtod(value, &end) : 0;
-            if (missing || !end || *end || !(o->budget_seconds > 0))
-                return cli_usage("tune", "--budget takes seconds (> 0)");
+            if (missing || !cli_seconds(value, BUDGET_MAX, &o->budget_seconds))
+                return cli_usage("tune", "--budget takes seconds, more than 0 and at most "
+                                 "%.0f, not '%s'", BUDGET_MAX, value ? value : "");
         } else if (cli_option(argc, argv, &i, "--strategy", &value, &missing)) {
             if (missing || (strcmp(value, "grid") && strcmp(value, "random")))
                 return cli_usage("tune", "--strategy takes grid or random");
@@ -132,13 +146,14 @@ static int parse_options(int argc, char **argv, cli_input *input, sepconv_tune_o
                 return cli_usage("tune", "--shard takes I/N with 0 <= I < N");
         } else if (cli_option(argc, argv, &i, "--only", &value, &missing)) {
             if (missing)
-                return cli_usage("tune", "--only takes an op: conv, dw, pw or sep");
+                return cli_usage("tune", "--only takes an op (conv, dw, pw, sep) or a "
+                                 "layer's name");
             *only = value;
         } else if (cli_option(argc, argv, &i, "--top", &value, &missing)) {
             if (missing || !cli_number(value, 1, 1000, &number))
                 return cli_usage("tune", "--top takes 1..1000");
             *top = (int)number;
-        } else if (argv[i][0] == '-') {
+        } else if (cli_is_option(argv[i])) {
             return cli_usage("tune", "unknown option '%s'", argv[i]);
         } else if (!cli_input_add(input, argv[i])) {
             return cli_usage("tune", "give one spec or one model file, not '%s' too", argv[i]);
@@ -151,6 +166,118 @@ static int parse_options(int argc, char **argv, cli_input *input, sepconv_tune_o
     return CLI_OK;
 }
 
+/* The totals of a run over its layers. */
+typedef struct run_totals {
+    double best, baseline, reference;
+    size_t tuned, untuned;
+} run_totals;
+
+/* Reports a layer left untuned (the budget ran out before it, or while
+ * its default schedule was built): in the table or as a JSON object. */
+static void print_untuned(const char *name, const sepconv_layer *layer, const char *what,
+                          const char *reason, bool json, int printed)
+{
+    char spec[512] = "";
+    sepconv_layer_format(layer, spec, sizeof spec, NULL);
+    if (json) {
+        printf("%s{\"name\":", printed ? "," : "");
+        cli_json_string(stdout, name);
+        printf(",\"spec\":");
+        cli_json_string(stdout, spec);
+        printf(",\"tuned\":false,\"reason\":");
+        char text[SEPCONV_MESSAGE_MAX + 128];
+        snprintf(text, sizeof text, "%s: %s", what, reason);
+        cli_json_string(stdout, text);
+        printf("}");
+    } else {
+        printf("%s: %s\n  %s: %s\n", name, spec, what, reason);
+    }
+}
+
+/* Prints one tuned layer's result as a JSON object. */
+static void print_json_layer(const char *name, const sepconv_tune_result *result,
+                             const sepconv_tune_record *best, int printed)
+{
+    printf("%s{\"name\":", printed ? "," : "");
+    cli_json_string(stdout, name);
+    printf(",\"spec\":");
+    cli_json_string(stdout, result->baseline.spec);
+    printf(",\"tuned\":true,\"default_ms\":%.4f,\"reference_ms\":%.3f,\"candidates\":%zu,"
+           "\"not_tried\":%zu,\"best\":", result->baseline.median_ms, result->reference_ms,
+           result->count, result->not_tried);
+    if (best)
+        printf("{\"schedule\":\"%s\",\"ratio\":%.4f,\"median_ms\":%.4f}}", best->schedule,
+               best->ratio, best->ratio * result->baseline.median_ms);
+    else
+        printf("null}");
+}
+
+/* Tunes the selected layers within the budget: each layer gets an equal
+ * share of the time left, and once it is spent the rest are not tried. */
+static int tune_layers(const sepconv_model *model, const char *only,
+                       sepconv_tune_options *options, progress_view *view, int top,
+                       bool json, run_totals *totals)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < model->count; i++)
+        left += cli_layer_selected(&model->layers[i], only);
+    double budget = options->budget_seconds, deadline = sepconv_seconds() + budget;
+    int printed = 0;
+    for (size_t i = 0; i < model->count; i++) {
+        const sepconv_layer *layer = &model->layers[i];
+        if (!cli_layer_selected(layer, only))
+            continue;
+        char name[64], reason[SEPCONV_MESSAGE_MAX + 64];
+        snprintf(name, sizeof name, "%s", layer->name[0] ? layer->name : sepconv_op_name(layer->op));
+        double remaining = deadline - sepconv_seconds();
+        if (budget > 0 && remaining <= 0) {
+            snprintf(reason, sizeof reason, "the budget of %g s was spent before it", budget);
+            print_untuned(name, layer, "not tried", reason, json, printed++);
+            totals->untuned++;
+            left--;
+            continue;
+        }
+        if (budget > 0)
+            options->budget_seconds = remaining / (double)left;
+        view->budget = options->budget_seconds;
+        left--;
+        view->label = name;
+        sepconv_tune_result result;
+        sepconv_error error;
+        double started = sepconv_seconds();
+        sepconv_status status = sepconv_tune_layer(layer, options, &result, &error);
+        if (view->open) /* the budget stopped the bar short of its end */
+            fputc('\n', stderr);
+        view->open = false;
+        if (status == SEPCONV_LIMIT && budget > 0 &&
+            sepconv_seconds() - started >= options->budget_seconds) { /* its share ran out */
+            snprintf(reason, sizeof reason, "%s", error.message);
+            print_untuned(name, layer, "not tuned", reason, json, printed++);
+            totals->untuned++;
+            continue;
+        }
+        if (status != SEPCONV_OK) {
+            if (json)
+                printf("]}\n"); /* keep standard output valid JSON */
+            return cli_fail("tune", &error);
+        }
+        const sepconv_tune_record *best = result.count && strcmp(result.records[0].status, "ok") == 0
+                                              ? &result.records[0] : NULL;
+        double ratio = best && best->ratio < 1.0 ? best->ratio : 1.0;
+        totals->best += ratio * result.baseline.median_ms;
+        totals->baseline += result.baseline.median_ms;
+        totals->reference += result.reference_ms;
+        totals->tuned++;
+        if (json)
+            print_json_layer(name, &result, best, printed);
+        else
+            print_ranking(name, &result, top);
+        printed++;
+        sepconv_tune_result_free(&result);
+    }
+    return CLI_OK;
+}
+
 /* Entry point of `sepconv tune`. */
 static int tune_run(int argc, char **argv)
 {
@@ -160,70 +287,42 @@ static int tune_run(int argc, char **argv)
     const char *only = NULL;
     int top = 5;
     bool json = false;
-    progress_view view = {isatty(STDERR_FILENO) != 0, false, ""};
+    progress_view view = {isatty(STDERR_FILENO) != 0, false, false, 0.0, ""};
     int code = parse_options(argc, argv, &input, &options, &kernel, &only, &top, &json,
                              &view);
     if (code != CLI_OK)
         return code;
-    options.kernel.target = kernel.target;
-    options.kernel.generate = kernel.generate;
+    cli_kernel_apply(&kernel, &options.kernel);
+    options.kernel.backend = cli_backend(&kernel);
     options.log_path = kernel.log_path;
     options.progress = show_progress;
     options.progress_context = &view;
+    code = cli_kernel_check(&kernel, options.kernel.backend, NULL, "tune");
+    if (code != CLI_OK)
+        return code;
     sepconv_error error;
     sepconv_model model;
     if (cli_input_load(&input, &model, &error) != SEPCONV_OK)
-        return cli_fail("tune", &error);
-    size_t selected = 0;
-    for (size_t i = 0; i < model.count; i++)
-        selected += !only || strcmp(only, sepconv_op_name(model.layers[i].op)) == 0;
-    if (selected > 1 && options.budget_seconds > 0)
-        options.budget_seconds /= (double)selected; /* the budget is for the whole run */
-    double best_total = 0, default_total = 0, reference_total = 0;
-    if (json)
-        printf("{\"layers\":[");
-    int printed = 0;
-    for (size_t i = 0; i < model.count && code == CLI_OK; i++) {
-        const sepconv_layer *layer = &model.layers[i];
-        if (only && strcmp(only, sepconv_op_name(layer->op)) != 0)
-            continue;
-        char name[64];
-        snprintf(name, sizeof name, "%s", layer->name[0] ? layer->name : sepconv_op_name(layer->op));
-        view.label = name;
-        sepconv_tune_result result;
-        if (sepconv_tune_layer(layer, &options, &result, &error) != SEPCONV_OK) {
-            code = cli_fail("tune", &error);
-            break;
-        }
-        const sepconv_tune_record *best = result.count && strcmp(result.records[0].status, "ok") == 0
-                                              ? &result.records[0] : NULL;
-        double ratio = best && best->ratio < 1.0 ? best->ratio : 1.0;
-        best_total += ratio * result.baseline.median_ms;
-        default_total += result.baseline.median_ms;
-        reference_total += result.reference_ms;
-        if (json) {
-            printf("%s{\"name\":\"%s\",\"spec\":\"%s\",\"default_ms\":%.4f,\"reference_ms\":%.3f,"
-                   "\"candidates\":%zu,\"best\":", printed ? "," : "", name,
-                   result.baseline.spec, result.baseline.median_ms, result.reference_ms,
-                   result.count);
-            if (best)
-                printf("{\"schedule\":\"%s\",\"ratio\":%.4f,\"median_ms\":%.4f}}",
-                       best->schedule, best->ratio, best->ratio * result.baseline.median_ms);
-            else
-                printf("null}");
-        } else {
-            print_ranking(name, &result, top);
-        }
-        printed++;
-        sepconv_tune_result_free(&result);
-    }
+        return cli_input_fail("tune", &input, &error);
+    code = cli_only_check(&model, &input, only, "tune");
+    run_totals totals = {0};
+    double budget = options.budget_seconds;
     if (code == CLI_OK && json)
-        printf("],\"best_total_ms\":%.4f,\"default_total_ms\":%.4f,\"reference_total_ms\":%.3f}\n",
-               best_total, default_total, reference_total);
-    else if (code == CLI_OK && printed > 1)
-        printf("total: best %.3f ms, default %.3f ms (%.2fx), reference %.1f ms (%.1fx)\n",
-               best_total, default_total, default_total / best_total, reference_total,
-               reference_total / best_total);
+        printf("{\"layers\":[");
+    if (code == CLI_OK)
+        code = tune_layers(&model, only, &options, &view, top, json, &totals);
+    if (code == CLI_OK && json)
+        printf("],\"best_total_ms\":%.4f,\"default_total_ms\":%.4f,\"reference_total_ms\":%.3f,"
+               "\"untuned_layers\":%zu}\n",
+               totals.best, totals.baseline, totals.reference, totals.untuned);
+    else if (code == CLI_OK && totals.tuned > 1)
+        printf("total: best %.3f ms, default %.3f ms (%.2fx), reference %.1f ms (%.1fx)%s\n",
+               totals.best, totals.baseline, totals.baseline / totals.best, totals.reference,
+               totals.reference / totals.best, totals.untuned ? " over the tuned layers" : "");
+    if (code == CLI_OK && totals.untuned)
+        fprintf(stderr, "sepconv tune: %zu of %zu layers not tuned within the budget of "
+                        "%g s; raise --budget or use --only\n", totals.untuned,
+                totals.untuned + totals.tuned, budget);
     sepconv_model_free(&model);
     return code;
 }
@@ -232,20 +331,32 @@ const cli_command cli_tune_command = {
     "tune", "search the schedule space for the fastest verified kernel", tune_run,
     "usage: sepconv tune SPEC|FILE [--backend tcc|cc] [--target T] [--threads N]\n"
     "                    [--trials N | --budget SECONDS] [--strategy grid|random]\n"
-    "                    [--seed S] [--shard I/N] [--log FILE] [--only OP]\n"
-    "                    [--top K] [--quiet] [--json]\n\n"
+    "                    [--seed S] [--shard I/N] [--log FILE] [--only OP|NAME]\n"
+    "                    [--max-source SIZE] [--cc-timeout S] [--top K] [--quiet]\n"
+    "                    [--json]\n\n"
     "Compiles, verifies and times each candidate schedule of each layer,\n"
     "interleaved with the default schedule so that the ratio between them\n"
     "holds on a noisy machine, and appends one record per candidate to the\n"
     "tuning log (default ~/.cache/sepconv/tuning.jsonl).  Candidates that fail\n"
     "to compile or verify are recorded as failed and never chosen.  Then\n"
-    "'sepconv gen SPEC --schedule best' and the API's \"auto\" schedule use it.\n\n"
+    "'sepconv gen SPEC --schedule best' and the API's \"auto\" schedule use it.\n"
+    "The backend is tcc unless --backend cc (or --target avx2/avx512) is given,\n"
+    "as for gen, jit and 'log best'.\n\n"
     "  --trials N       at most N candidates per layer (default: all)\n"
-    "  --budget S       stop starting candidates after S seconds (whole run)\n"
+    "  --budget S       wall-clock bound on the whole run: each layer gets an\n"
+    "                   equal share of the time left, compiles are stopped when\n"
+    "                   it runs out, and the candidates and layers left are\n"
+    "                   reported as not tried\n"
     "  --strategy       grid (space order) or random (seeded, --seed S)\n"
     "  --shard I/N      only candidates k with k mod N = I: run N shards on\n"
     "                   different cores or machines, then 'sepconv log merge'\n"
+    "  --only OP|NAME   with a FILE: only the layers of that op or name\n"
+    "  --max-source SIZE  refuse candidates with more C than SIZE (suffix K, M\n"
+    "                   or G; default 512K with cc, the generator's with tcc)\n"
+    "  --cc-timeout S   stop a cc compile after S seconds (the budget may cut it\n"
+    "                   shorter)\n"
     "  --top K          rows of the ranked table per layer (default 5)\n"
-    "  --quiet          no progress (on a terminal: a bar; otherwise: lines)\n\n"
+    "  --quiet          no progress (on a terminal: a bar; otherwise: one line\n"
+    "                   per candidate with its ratio and the best so far)\n\n"
     "example: sepconv tune examples/mobilenet_v1.layers --only sep --backend cc \\\n"
     "           --strategy random --trials 12\n"};

@@ -75,7 +75,9 @@ static bool libtcc_present(void)
 #endif
 }
 
-/* Compiles and relocates with the lock held; fills memory and symbols. */
+/* Compiles and relocates with the lock held; fills memory and symbols.
+ * `source` has a NUL after its `length` bytes: tcc_compile_string reads
+ * up to one. */
 static sepconv_status compile_locked(const char *source, size_t length,
                                      const char *const *names, size_t count,
                                      sepconv_code_memory *memory, void **addresses,
@@ -154,14 +156,32 @@ sepconv_status sepconv_tcc_compile(const char *source, size_t length,
                             "tcc: libtcc is not linked into this program; link with "
                             "$(pkg-config --libs sepconv), which adds -ltcc, or use "
                             "the cc backend");
+    /* tcc reads up to a NUL: a NUL inside would silently cut the source */
+    const char *nul = memchr(source, '\0', length);
+    if (nul)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "tcc: the source holds a NUL byte at offset %zu of its %zu "
+                            "bytes (expected C text without NULs)",
+                            (size_t)(nul - source), length);
+    if (length == SIZE_MAX)
+        return sepconv_fail(error, SEPCONV_LIMIT, "tcc: the source is too long");
+    /* `source` need not end in a NUL after `length` bytes: compile a copy */
+    char *text = malloc(length + 1);
     void **addresses = calloc(count ? count : 1, sizeof *addresses);
-    if (!addresses)
-        return sepconv_fail(error, SEPCONV_NOMEM, "tcc: out of memory");
+    if (!text || !addresses) {
+        free(text);
+        free(addresses);
+        return sepconv_fail(error, SEPCONV_NOMEM, "tcc: out of memory for a %zu-byte "
+                                                  "source", length);
+    }
+    memcpy(text, source, length);
+    text[length] = '\0';
     sepconv_code_memory memory = {NULL, 0};
     pthread_mutex_lock(&tcc_lock);
-    sepconv_status status = compile_locked(source, length, names, count, &memory,
+    sepconv_status status = compile_locked(text, length, names, count, &memory,
                                            addresses, error);
     pthread_mutex_unlock(&tcc_lock);
+    free(text);
     if (status == SEPCONV_OK)
         status = sepconv_code_from_memory(&memory, names, addresses, count, code, error);
     free(addresses);

@@ -1,6 +1,7 @@
 /*
  * buffers.c -- owned tensors for one layer, and seeded random fill.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,10 +16,13 @@ uint64_t sepconv_random_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* Allocates `count` floats aligned to 64 bytes, zeroed. */
+/* Allocates `count` floats aligned to 64 bytes, zeroed; NULL for a count
+ * that is negative or whose bytes overflow. */
 float *sepconv_alloc_floats(int64_t count)
 {
-    size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64; /* checked by layer */
+    if (count < 0 || (uint64_t)count > (SIZE_MAX - 63) / sizeof(float))
+        return NULL;
+    size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64;
     float *block = aligned_alloc(64, bytes ? bytes : 64);
     if (block)
         memset(block, 0, bytes);

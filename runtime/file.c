@@ -1,22 +1,43 @@
 /*
  * file.c -- reading whole text files with a size limit.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-/* Reads a file into a NUL-terminated heap string of at most `limit` bytes. */
-sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
-                                 char **text, size_t *length, sepconv_error *error)
+/* Opens a regular file for reading, without blocking: a FIFO or a device
+ * in its place would wait forever for a writer.  NULL with errno set
+ * (EINVAL for a file that is not regular). */
+static FILE *open_regular(const char *path)
 {
-    FILE *file = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    FILE *file = fdopen(fd, "rb");
     if (!file)
-        return sepconv_fail(error, SEPCONV_IO, "%s: cannot open: %s", path,
-                            strerror(errno));
+        close(fd);
+    return file;
+}
+
+/* Reads an open stream to its end into a NUL-terminated heap string of at
+ * most `limit` bytes; `name` says where it came from in messages. */
+sepconv_status sepconv_read_stream(FILE *file, const char *name, size_t limit,
+                                   const char *what, char **text, size_t *length,
+                                   sepconv_error *error)
+{
     sepconv_status status = SEPCONV_OK;
     size_t size = 0, capacity = 4096;
     char *buffer = malloc(capacity);
@@ -25,7 +46,7 @@ sepconv_status sepconv_read_file(const char *path, size_t limit, const char *wha
             if (capacity > limit) {
                 status = sepconv_fail(error, SEPCONV_LIMIT,
                                       "%s: larger than %zu bytes; not a %s",
-                                      path, limit, what);
+                                      name, limit, what);
                 break;
             }
             char *grown = realloc(buffer, capacity * 2);
@@ -44,17 +65,17 @@ sepconv_status sepconv_read_file(const char *path, size_t limit, const char *wha
     }
     if (!buffer)
         status = sepconv_fail(error, SEPCONV_NOMEM, "%s: out of memory reading it",
-                              path);
+                              name);
     else if (status == SEPCONV_OK && ferror(file))
-        status = sepconv_fail(error, SEPCONV_IO, "%s: read error", path);
+        status = sepconv_fail(error, SEPCONV_IO, "%s: read error: %s", name,
+                              strerror(errno));
     else if (status == SEPCONV_OK && size > limit)
         status = sepconv_fail(error, SEPCONV_LIMIT,
-                              "%s: larger than %zu bytes; not a %s", path, limit,
+                              "%s: larger than %zu bytes; not a %s", name, limit,
                               what);
     else if (status == SEPCONV_OK && memchr(buffer, '\0', size))
         status = sepconv_fail(error, SEPCONV_INVALID,
-                              "%s: contains a NUL byte; not a %s", path, what);
-    fclose(file);
+                              "%s: contains a NUL byte; not a %s", name, what);
     if (status != SEPCONV_OK) {
         free(buffer);
         return status;
@@ -65,12 +86,29 @@ sepconv_status sepconv_read_file(const char *path, size_t limit, const char *wha
     return SEPCONV_OK;
 }
 
+/* Reads a file into a NUL-terminated heap string of at most `limit` bytes. */
+sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
+                                 char **text, size_t *length, sepconv_error *error)
+{
+    FILE *file = open_regular(path);
+    if (!file && errno == EINVAL)
+        return sepconv_fail(error, SEPCONV_IO, "%s: not a regular file (a FIFO, a "
+                            "device or a directory?); expected a %s", path, what);
+    if (!file)
+        return sepconv_fail(error, SEPCONV_IO, "%s: cannot open: %s", path,
+                            strerror(errno));
+    sepconv_status status = sepconv_read_stream(file, path, limit, what, text, length,
+                                                error);
+    fclose(file);
+    return status;
+}
+
 /* Reads a whole binary file into a heap buffer (no messages: callers treat
  * any failure as "not there"). */
 sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,
                                        size_t *length)
 {
-    FILE *file = fopen(path, "rb");
+    FILE *file = open_regular(path);
     if (!file)
         return SEPCONV_IO;
     sepconv_status status = SEPCONV_OK;

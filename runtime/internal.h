@@ -26,9 +26,20 @@ void sepconv_error_prefix(sepconv_error *error, const char *format, ...)
 sepconv_status sepconv_read_file(const char *path, size_t limit, const char *what,
                                  char **text, size_t *length, sepconv_error *error);
 
+/* Reads an open stream (standard input, say) to its end the same way;
+ * `name` stands for the path in messages.  The caller closes the stream. */
+sepconv_status sepconv_read_stream(FILE *file, const char *name, size_t limit,
+                                   const char *what, char **text, size_t *length,
+                                   sepconv_error *error);
+
 /* Allocates `count` floats aligned to 64 bytes (a cache line, an AVX-512
  * vector), zeroed; NULL on failure.  Free with free(). */
 float *sepconv_alloc_floats(int64_t count);
+
+/* The CPUs the cgroup CPU quotas of this process allow, 0 for no limit,
+ * with the file systems read under `root` ("" for the real ones; tests
+ * pass a fake tree).  In kernel.c. */
+int sepconv_cgroup_cpu_limit(const char *root);
 
 /* Reads a whole binary file (at most `limit` bytes) into a heap buffer. */
 sepconv_status sepconv_read_file_bytes(const char *path, size_t limit, char **bytes,

@@ -5,6 +5,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthreadpool.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +25,10 @@ struct sepconv_kernel {
     int weights_set;
     pthreadpool_t pool; /* NULL for one thread */
     size_t threads;
+    size_t chunks;         /* row ranges of a run: min(threads, rows) */
+    size_t scratch_stride; /* scratch_bytes rounded up to a cache line */
+    char *scratch;         /* chunks x scratch_stride: sepconv_kernel_run's */
+    atomic_int running;    /* 1 while a sepconv_kernel_run uses `scratch` */
 };
 
 static const char *const backend_names[] = {"tcc", "cc"};
@@ -52,6 +59,8 @@ double sepconv_seconds(void)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
+
+/* ---------------------------------------------------------------- kernels */
 
 /* The defaults: tcc, portable, default schedule, one thread, verified. */
 sepconv_kernel_options sepconv_kernel_defaults(void)
@@ -96,6 +105,44 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
     return SEPCONV_OK;
 }
 
+/* The bytes of a run's scratch: a cache-line-rounded slice per chunk, so
+ * that chunks on different threads never share a line; false on overflow. */
+static bool scratch_size(int64_t scratch_bytes, size_t chunks, size_t *stride,
+                         size_t *total)
+{
+    *stride = *total = 0;
+    if (scratch_bytes <= 0)
+        return true;
+    if ((uint64_t)scratch_bytes > (uint64_t)(SIZE_MAX - 63) ||
+        (uint64_t)scratch_bytes > (uint64_t)INT64_MAX - 63)
+        return false;
+    *stride = ((size_t)scratch_bytes + 63) / 64 * 64;
+    return !__builtin_mul_overflow(*stride, chunks, total) && *total <= (size_t)INT64_MAX;
+}
+
+/* Allocates the scratch sepconv_kernel_run hands its chunks, once, so that
+ * runs allocate nothing.  Zeroed here only to touch the pages: the
+ * templates write every scratch element before they read it (verify fills
+ * its scratch with NaN and would see a read of one never written). */
+static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
+{
+    long long rows = (long long)(k->layer.batch * k->layer.out_h);
+    k->chunks = (long long)k->threads < rows ? k->threads : (size_t)rows;
+    size_t total;
+    if (!scratch_size(k->entry.scratch_bytes, k->chunks, &k->scratch_stride, &total))
+        return sepconv_fail(error, SEPCONV_OVERFLOW,
+                            "kernel: %zu x %lld bytes of scratch overflow the address "
+                            "space (expected a layer whose intermediate fits in memory)",
+                            k->chunks, (long long)k->entry.scratch_bytes);
+    if (total == 0)
+        return SEPCONV_OK;
+    k->scratch = (char *)sepconv_alloc_floats((int64_t)(total / sizeof(float)));
+    if (!k->scratch)
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory for %zu x %zu "
+                            "bytes of scratch", k->chunks, k->scratch_stride);
+    return SEPCONV_OK;
+}
+
 /* Makes a layer's kernel: schedule, generate, compile, verify. */
 sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
                                      const sepconv_kernel_options *options,
@@ -120,11 +167,12 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
                             "avx2 or avx512");
     if (options->threads < 0)
         return sepconv_fail(error, SEPCONV_INVALID,
-                            "threads=%d is not valid (expected 0 for every core, or "
-                            "1 or more)", options->threads);
+                            "threads=%d is not valid (expected 0 for every usable CPU, "
+                            "or 1 or more)", options->threads);
     sepconv_kernel *k = calloc(1, sizeof *k);
     if (!k)
         return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory");
+    atomic_init(&k->running, 0);
     k->layer = *layer;
     k->info.backend = options->backend;
     k->info.target = options->target;
@@ -138,11 +186,12 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
         status = sepconv_schedule_parse(options->schedule, layer, options->target,
                                         &k->schedule, error);
     }
-    if (status == SEPCONV_OK && options->threads != 1) {
-        k->pool = pthreadpool_create((size_t)options->threads);
+    size_t threads = (size_t)sepconv_thread_count(options->threads);
+    if (status == SEPCONV_OK && threads > 1) {
+        k->pool = pthreadpool_create(threads);
         if (!k->pool)
-            status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %d threads",
-                                  options->threads);
+            status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
+                                  threads);
     }
     k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
     k->info.threads = (int)k->threads;
@@ -150,7 +199,9 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     memset(&source, 0, sizeof source);
     if (status == SEPCONV_OK) {
         double start = sepconv_seconds();
-        status = sepconv_generate(layer, &k->schedule, &options->generate, &source, error);
+        sepconv_generate_options generate = options->generate;
+        generate.for_cc = options->backend == SEPCONV_BACKEND_CC; /* its budget */
+        status = sepconv_generate(layer, &k->schedule, &generate, &source, error);
         k->info.generate_seconds = sepconv_seconds() - start;
     }
     if (status == SEPCONV_OK) {
@@ -161,6 +212,8 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
         status = compile(k, options, &source, error);
     }
     sepconv_source_free(&source);
+    if (status == SEPCONV_OK)
+        status = alloc_scratch(k, error);
     if (status == SEPCONV_OK && options->verify) {
         double start = sepconv_seconds();
         status = sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
@@ -248,9 +301,8 @@ typedef struct run_split {
     const sepconv_kernel *kernel;
     const float *input;
     float *output;
-    char *scratch; /* chunks x scratch_bytes */
+    char *scratch; /* chunks x scratch_stride, or NULL */
     long rows;
-    size_t chunks;
 } run_split;
 
 /* A task: output rows [chunk*rows/chunks, (chunk+1)*rows/chunks).  Rows
@@ -260,45 +312,93 @@ static void run_chunk(void *context, size_t chunk)
     const run_split *split = context;
     HAPPENS_AFTER(context);
     const sepconv_kernel *k = split->kernel;
-    long begin = (long)((size_t)split->rows * chunk / split->chunks);
-    long end = (long)((size_t)split->rows * (chunk + 1) / split->chunks);
-    size_t stride = ((size_t)k->entry.scratch_bytes + 63) / 64 * 64;
-    void *scratch = split->scratch ? split->scratch + chunk * stride : NULL;
+    long begin = (long)((size_t)split->rows * chunk / k->chunks);
+    long end = (long)((size_t)split->rows * (chunk + 1) / k->chunks);
+    void *scratch = split->scratch ? split->scratch + chunk * k->scratch_stride : NULL;
     k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
                  split->output, scratch, begin, end);
     HAPPENS_BEFORE(context);
 }
 
-/* Runs the kernel over every output row, split across its threads. */
-sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
-                                  float *output, sepconv_error *error)
+/* Checks what every run needs. */
+static sepconv_status check_run(const sepconv_kernel *kernel, const float *input,
+                                const float *output, sepconv_error *error)
 {
     if (!kernel || !input || !output)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: missing arguments");
     if (!kernel->weights_set)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "kernel run: set the weights first (sepconv_kernel_set_weights)");
+    return SEPCONV_OK;
+}
+
+/* Runs every chunk, on the pool if there is one; allocates nothing. */
+static void run_chunks(const sepconv_kernel *kernel, const float *input, float *output,
+                       char *scratch)
+{
     run_split split = {.kernel = kernel, .input = input, .output = output,
+                       .scratch = kernel->scratch_stride ? scratch : NULL,
                        .rows = (long)(kernel->layer.batch * kernel->layer.out_h)};
-    /* each chunk's scratch starts on a cache line */
-    size_t stride = ((size_t)kernel->entry.scratch_bytes + 63) / 64 * 64;
-    split.chunks = kernel->threads < (size_t)split.rows ? kernel->threads
-                                                        : (size_t)split.rows;
-    if (kernel->entry.scratch_bytes > 0) {
-        split.scratch = (char *)sepconv_alloc_floats((int64_t)(split.chunks * stride / 4));
-        if (!split.scratch)
-            return sepconv_fail(error, SEPCONV_NOMEM, "kernel run: out of memory for "
-                                "%zu x %lld bytes of scratch", split.chunks,
-                                (long long)kernel->entry.scratch_bytes);
-    }
-    if (kernel->pool && split.chunks > 1) {
+    if (kernel->pool && kernel->chunks > 1) {
         HAPPENS_BEFORE(&split);
-        pthreadpool_parallelize_1d(kernel->pool, run_chunk, &split, split.chunks, 0);
+        /* YIELD_WORKERS: idle workers sleep instead of spinning for
+         * milliseconds, which took CPU from the rest of the process */
+        pthreadpool_parallelize_1d(kernel->pool, run_chunk, &split, kernel->chunks,
+                                   PTHREADPOOL_FLAG_YIELD_WORKERS);
         HAPPENS_AFTER(&split);
     } else
-        for (size_t chunk = 0; chunk < split.chunks; chunk++)
+        for (size_t chunk = 0; chunk < kernel->chunks; chunk++)
             run_chunk(&split, chunk);
-    free(split.scratch);
+}
+
+/* The workspace bytes sepconv_kernel_run_with_workspace needs. */
+size_t sepconv_kernel_workspace_bytes(const sepconv_kernel *kernel)
+{
+    return kernel ? kernel->chunks * kernel->scratch_stride : 0;
+}
+
+/* Runs the kernel with the caller's workspace: reentrant. */
+sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
+                                                 const float *input, float *output,
+                                                 void *workspace, size_t workspace_bytes,
+                                                 sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, input, output, error);
+    if (status != SEPCONV_OK)
+        return status;
+    size_t needed = sepconv_kernel_workspace_bytes(kernel);
+    if (needed > 0 && (!workspace || workspace_bytes < needed))
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the workspace has %zu bytes at %p, the kernel "
+                            "needs %zu (sepconv_kernel_workspace_bytes)",
+                            workspace ? workspace_bytes : 0, workspace, needed);
+    if ((uintptr_t)workspace % _Alignof(float) != 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the workspace at %p is not aligned to %zu bytes "
+                            "(expected a float's alignment; 64 is best)", workspace,
+                            _Alignof(float));
+    run_chunks(kernel, input, output, workspace);
+    return SEPCONV_OK;
+}
+
+/* Runs the kernel over every output row with its own workspace, split
+ * across its threads; one call at a time per kernel. */
+sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
+                                  float *output, sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, input, output, error);
+    if (status != SEPCONV_OK)
+        return status;
+    /* the kernel is const to its users; only this flag changes, atomically */
+    atomic_int *running = &((sepconv_kernel *)kernel)->running;
+    if (atomic_exchange(running, 1) != 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the kernel is already running in another thread, "
+                            "and its own workspace serves one run at a time (expected "
+                            "one caller, or sepconv_kernel_run_with_workspace with a "
+                            "workspace per thread)");
+    run_chunks(kernel, input, output, kernel->scratch);
+    atomic_store(running, 0);
     return SEPCONV_OK;
 }
 
@@ -327,5 +427,6 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
     free(kernel->pw_weights);
     free(kernel->pw_bias);
     free(kernel->packed);
+    free(kernel->scratch);
     free(kernel);
 }

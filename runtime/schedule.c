@@ -74,7 +74,8 @@ static void set_range(sepconv_knob_info *info, const int64_t *values,
                       int64_t default_value)
 {
     info->count = 0;
-    for (int i = 0; values[i] >= 0 && i < SEPCONV_KNOB_VALUES_MAX; i++) {
+    /* the bound first: a full list has no -1 within the array's reach */
+    for (int i = 0; i < SEPCONV_KNOB_VALUES_MAX && values[i] >= 0; i++) {
         info->values[i] = values[i];
         info->value_names[i] = NULL;
         info->count++;

@@ -328,13 +328,22 @@ sepconv_status sepconv_schedule_format(const sepconv_schedule *schedule,
 
 /* ------------------------------------------------------------- generator */
 
+/* The source-size budgets when none is given: tcc compiles megabytes of C
+ * in milliseconds, but gcc -O3 takes seconds per hundred KiB of unrolled
+ * kernel (measured: 140 KiB 5 s, 400 KiB 20-35 s on a Zen 4), so source for
+ * the cc backend gets a budget that stays well inside its compile limit. */
+#define SEPCONV_SOURCE_BUDGET_DEFAULT ((size_t)4 << 20)
+#define SEPCONV_CC_SOURCE_BUDGET_DEFAULT ((size_t)128 << 10)
+
 /* How to generate: all fields may be zero for the defaults. */
 typedef struct sepconv_generate_options {
     const char *name;         /* kernel symbol; NULL derives one */
     const char *template_dir; /* NULL: $SEPCONV_TEMPLATE_DIR, else built in */
-    size_t source_budget;     /* bytes of C; 0: 4 MiB */
+    size_t source_budget;     /* bytes of C; 0: SEPCONV_SOURCE_BUDGET_DEFAULT,
+                                 or SEPCONV_CC_SOURCE_BUDGET_DEFAULT for_cc */
     int64_t instruction_budget; /* Lua instructions; 0: 500 million */
     size_t memory_budget;     /* Lua heap bytes; 0: 256 MiB */
+    int for_cc;               /* 1: the source is for the cc backend */
 } sepconv_generate_options;
 
 #define SEPCONV_SYMBOL_MAX 128
@@ -369,22 +378,48 @@ void sepconv_source_free(sepconv_source *source);
 /* Compiled code loaded into this process; knows nothing of convolutions. */
 typedef struct sepconv_code sepconv_code;
 
+/* The default wall-clock limit of one cc compile, in seconds (MobileNet's
+ * layers take 1-4 s on a slow CPU). */
+#define SEPCONV_CC_TIMEOUT_DEFAULT 30.0
+
 /* How the system compiler ("cc" backend) is run and cached. */
 typedef struct sepconv_cc_options {
-    const char *compiler;  /* NULL: $CC, else "cc" */
-    const char *flags;     /* NULL: "-O3 -march=native" (space-separated) */
+    const char *compiler;  /* NULL: $CC, else "cc"; words split at white space
+                              ("ccache gcc"), no quoting */
+    const char *flags;     /* NULL: "-O3 -march=native" (split at any white
+                              space) */
     const char *save_dir;  /* where failing sources are kept; NULL: $TMPDIR */
     const char *cache_dir; /* NULL: $XDG_CACHE_HOME/sepconv or ~/.cache/sepconv */
     int no_cache;          /* 1: neither read nor write the cache (also
                               SEPCONV_CACHE=off) */
+    double timeout_seconds; /* wall-clock limit of one compile; 0: the
+                               default, SEPCONV_CC_TIMEOUT_DEFAULT */
 } sepconv_cc_options;
 
 /* Compiles C source with the system compiler into a shared object and
  * loads it, through a disk cache keyed by an XXH3-128 hash of the source,
- * the compiler's identity and version, and the flags.  Entries are written
- * under a temporary name and renamed; a corrupt entry is discarded and
- * rebuilt.  On a compile error the message holds the compiler's text and
- * the path where the source was saved. */
+ * the compiler's identity and version, the flags, what they resolve to on
+ * this machine (the compiler's predefined macros: -march=native differs
+ * between CPUs) and the CPU's features.  Entries are written under a
+ * temporary name and renamed; a corrupt entry (or one that is not a regular
+ * file) is discarded and rebuilt; a cache directory that is not writable
+ * still serves its hits.
+ *
+ * The compiler runs in a process group of its own with TMPDIR set to a
+ * private directory; past timeout_seconds the group is killed and the call
+ * returns SEPCONV_LIMIT.  Temporary files are removed on every path.  On a
+ * compile error or a timeout the message holds the compiler's text and the
+ * path where the source was saved (a name of its own per failure).
+ *
+ * Generated code imports nothing: objects are linked with -nostdlib, and
+ * one that leaves any symbol undefined or needs any library (system(),
+ * printf, libm...) is refused with SEPCONV_UNSUPPORTED naming it before it
+ * is loaded, so no constructor of it runs.  The one exception is the four
+ * functions compilers call on their own even in freestanding code:
+ * memcpy, memmove, memset, memcmp.  An object whose flags need CPU
+ * features this CPU lacks (AVX-512 from a cache shared with another
+ * machine) is refused the same way; SEPCONV_CPU_HIDE="avx512 sha..."
+ * simulates a CPU without those features. */
 sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
                                   sepconv_code **code, sepconv_error *error);
@@ -395,6 +430,13 @@ sepconv_status sepconv_cc_compile(const char *source, size_t length,
 sepconv_status sepconv_tcc_compile(const char *source, size_t length,
                                    const char *const *names, size_t count,
                                    sepconv_code **code, sepconv_error *error);
+
+/* Kills the process group of every compiler the cc backend is running and
+ * removes their temporary directories; the compiles in progress fail.
+ * Async-signal-safe: a program's SIGTERM/SIGINT/SIGHUP handler should call
+ * it (the compiler is in its own process group, which a terminal's ^C does
+ * not reach), then re-raise the signal with its default action. */
+void sepconv_cc_kill_all(void);
 
 /* The first line of `compiler --version`, the cc backend's identity. */
 sepconv_status sepconv_cc_identity(const sepconv_cc_options *options, char *text,
@@ -458,7 +500,11 @@ typedef struct sepconv_kernel_options {
                                "auto": the best record of the tuning log for
                                this layer and environment, else the default */
     const char *log_path;   /* the tuning log for "auto"; NULL: the default */
-    int threads;            /* 1 by default; 0 means every core */
+    int threads;            /* 1 by default; 0 means every usable CPU
+                               (sepconv_usable_cpus); more than those are
+                               capped to them, as workers sharing a CPU
+                               only slow each other: info.threads is what
+                               a run uses */
     int verify;             /* 1: check against the reference when created */
     uint64_t verify_seed;
     sepconv_generate_options generate;
@@ -467,8 +513,12 @@ typedef struct sepconv_kernel_options {
 
 sepconv_kernel_options sepconv_kernel_defaults(void);
 
-/* A compiled, verified kernel for one layer: immutable once its weights are
- * set, and safe to run from several threads at once. */
+/* A compiled, verified kernel for one layer, immutable once its weights are
+ * set.  It owns the workspace its runs need (made when it is created, so a
+ * run allocates nothing), and that serves one sepconv_kernel_run at a time:
+ * a second call while one is under way fails with SEPCONV_INVALID.  To run
+ * one kernel from several threads at once, give each thread a workspace of
+ * its own and call sepconv_kernel_run_with_workspace. */
 typedef struct sepconv_kernel sepconv_kernel;
 
 /* What making a kernel took. */
@@ -480,7 +530,8 @@ typedef struct sepconv_kernel_info {
     double generate_seconds, compile_seconds, verify_seconds;
     int from_cache; /* the cc backend found it in its disk cache */
     int tuned;      /* schedule "auto" found a tuning record */
-    int threads;    /* the threads a run uses */
+    int threads;    /* the threads a run uses: options.threads, with 0
+                       and counts above sepconv_usable_cpus() made that */
     int verified;
     sepconv_verify_report report;
     size_t source_bytes;
@@ -497,9 +548,33 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
                                           const sepconv_tensors *tensors,
                                           sepconv_error *error);
 
-/* Runs the layer: input and output in the layer's layout. */
+/* Runs the layer: input and output in the layer's layout, the kernel's own
+ * workspace; one call at a time per kernel (see sepconv_kernel). */
 sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
                                   float *output, sepconv_error *error);
+
+/* The workspace bytes a run needs (0 if none): a cache-line-rounded slice
+ * of scratch per thread of the kernel. */
+size_t sepconv_kernel_workspace_bytes(const sepconv_kernel *kernel);
+
+/* Runs the layer like sepconv_kernel_run, in the caller's workspace of
+ * workspace_bytes (at least sepconv_kernel_workspace_bytes; float-aligned,
+ * 64-byte-aligned is best; NULL when that is 0).  Safe to call from several
+ * threads at once on one kernel, each with its own workspace; a kernel with
+ * threads shares its pool, so such calls take turns on it. */
+sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
+                                                 const float *input, float *output,
+                                                 void *workspace, size_t workspace_bytes,
+                                                 sepconv_error *error);
+
+/* The CPUs this process may use: the calling thread's affinity mask
+ * (sched_getaffinity), within its cgroup's CPU quota (v2 cpu.max, v1
+ * cpu.cfs_quota_us), rounded up; at least 1.  What threads = 0 means. */
+int sepconv_usable_cpus(void);
+
+/* The threads a kernel made with options.threads = `requested` runs on:
+ * 0 gives sepconv_usable_cpus(), and more than those are capped to them. */
+int sepconv_thread_count(int requested);
 
 const sepconv_layer *sepconv_kernel_layer(const sepconv_kernel *kernel);
 const sepconv_kernel_info *sepconv_kernel_get_info(const sepconv_kernel *kernel);
@@ -566,14 +641,29 @@ sepconv_status sepconv_log_default_path(char *path, size_t capacity,
                                         sepconv_error *error);
 
 /* Appends one record with a single write to a file opened O_APPEND, so
- * concurrent tuners and shards can share a log. */
+ * concurrent tuners and shards can share a log.  When the file ends in a
+ * torn line (a crash or a full disk cut a write short) the write starts
+ * with a newline, so the record is never glued onto it.  Only a regular
+ * file is a log: a FIFO or device is refused without blocking. */
 sepconv_status sepconv_log_append(const char *path, const sepconv_tune_record *record,
                                   sepconv_error *error);
 
 /* Reads a log; lines that are not valid records are skipped and counted,
- * with a warning naming the file and line.  A missing file is an empty log. */
+ * with a warning naming the file and line.  A missing file is an empty log;
+ * a FIFO, device or directory is refused (IO) without blocking. */
 sepconv_status sepconv_log_read(const char *path, sepconv_tune_log *log,
                                 sepconv_error *error);
+
+/* Parses the text of a log (standard input, say) as sepconv_log_read does
+ * a file's; `origin` names it in the warnings. */
+sepconv_status sepconv_log_parse(const char *text, size_t length, const char *origin,
+                                 sepconv_tune_log *log, sepconv_error *error);
+
+/* Drops every record equal in all fields to an earlier one, keeping the
+ * order of the rest; *dropped (if not NULL) counts them.  Linear time: a
+ * hash table of XXH3 hashes of the records. */
+sepconv_status sepconv_log_unique(sepconv_tune_log *log, size_t *dropped,
+                                  sepconv_error *error);
 
 /* The best successful record for `spec` (compared without its name= label)
  * in `environment` (same sepconv version, backend, target, compiler, flags,
@@ -595,6 +685,15 @@ sepconv_status sepconv_log_schedule(const sepconv_layer *layer,
                                     const sepconv_kernel_options *options,
                                     const char *log_path, sepconv_schedule *schedule,
                                     int *found, sepconv_error *error);
+
+/* When sepconv_log_schedule found nothing, the message that says so: the
+ * log, the layer's canonical spec, the backend, target and threads looked
+ * for, whether records of the layer exist from another environment, and
+ * the `sepconv tune` command that makes one. */
+sepconv_status sepconv_log_missing(const sepconv_layer *layer,
+                                   const sepconv_kernel_options *options,
+                                   const char *log_path, char *out, size_t capacity,
+                                   sepconv_error *error);
 
 /* ------------------------------------------------------------------- tune */
 
@@ -636,7 +735,10 @@ typedef struct sepconv_tune_options {
     sepconv_strategy strategy;
     uint64_t seed;
     int64_t trials;        /* 0: every candidate */
-    double budget_seconds; /* 0: no limit; else start no candidate after it */
+    double budget_seconds; /* 0: no limit; else a wall-clock bound on the
+                              whole call: each compile's timeout is cut to
+                              the time left, timing stops at it, and the
+                              candidates left are counted as not tried */
     int shard, shards;     /* this sweep's part: 0 of 1 for all */
     const char *log_path;  /* NULL: the default log; records are appended */
     int no_log;
@@ -651,13 +753,15 @@ sepconv_tune_options sepconv_tune_defaults(void);
 typedef struct sepconv_tune_result {
     sepconv_tune_record *records;
     size_t count;
+    size_t not_tried;      /* candidates left when the budget ran out */
     sepconv_tune_record baseline;
     double reference_ms;
     int64_t macs;
 } sepconv_tune_result;
 
 /* Tunes a layer: compiles, verifies and times each candidate interleaved
- * with the default schedule, appending a record per candidate to the log. */
+ * with the default schedule, appending a record per candidate to the log.
+ * LIMIT when the budget ran out before the default schedule was built. */
 sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
                                   const sepconv_tune_options *options,
                                   sepconv_tune_result *result, sepconv_error *error);
@@ -728,6 +832,17 @@ uint64_t sepconv_random_next(uint64_t *state);
  * the count tells how many were made since arming. */
 void sepconv_fault_arm(long n);
 long sepconv_fault_count(void);
+
+/* ---------------------------------------------------------------- stats */
+
+/* The q-quantile (0 <= q <= 1) of count samples, which it sorts in place
+ * (NaN last): linear interpolation between the closest ranks, at position
+ * q * (count - 1) from 0 (numpy's default; of 1 2 3 4 the 0.5-quantile is
+ * 2.5, the 0.25-quantile 1.75).  NaN if count is 0, samples NULL or q
+ * outside [0, 1]. */
+double sepconv_quantile(double *samples, size_t count, double q);
+/* sepconv_quantile(samples, count, 0.5). */
+double sepconv_median(double *samples, size_t count);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,19 @@
 #define MEASURE_CAP_SECONDS 1.0 /* per candidate, after compiling */
 #define STABLE 0.01             /* medians within 1% of the last round's */
 
+/* The wall-clock bound of a sweep: an absolute deadline on the monotonic
+ * clock, or none. */
+typedef struct deadline {
+    bool set;
+    double at;
+} deadline;
+
+/* Seconds left before the deadline (a large number when there is none). */
+static double time_left(const deadline *d)
+{
+    return d->set ? d->at - sepconv_seconds() : 1e30;
+}
+
 /* The ranges of the knobs an op has, in knob order. */
 static int knob_ranges(sepconv_op op, sepconv_target target, sepconv_knob_info *infos,
                        sepconv_knob *knobs)
@@ -137,19 +150,6 @@ sepconv_tune_options sepconv_tune_defaults(void)
     return options;
 }
 
-/* Orders doubles for qsort. */
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The value at quantile q of sorted samples. */
-static double quantile(const double *sorted, int count, double q)
-{
-    return sorted[(int)(q * (count - 1) + 0.5)];
-}
-
 /* Times `reps` runs of a kernel, in seconds per run. */
 static double time_runs(const sepconv_kernel *kernel, const sepconv_buffers *b, int reps)
 {
@@ -160,9 +160,11 @@ static double time_runs(const sepconv_kernel *kernel, const sepconv_buffers *b, 
 }
 
 /* Measures a candidate against the baseline, interleaved round by round,
- * until the candidate's median settles or the time cap is reached. */
+ * until the candidate's median settles, the time cap is reached or the
+ * sweep's deadline passes (after one round: a median needs a sample). */
 static void measure(const sepconv_kernel *candidate, const sepconv_kernel *baseline,
-                    const sepconv_buffers *b, sepconv_tune_record *record)
+                    const sepconv_buffers *b, const deadline *until,
+                    sepconv_tune_record *record)
 {
     double first = time_runs(candidate, b, 1); /* warm-up, and the sample size */
     time_runs(baseline, b, 1);
@@ -178,24 +180,25 @@ static void measure(const sepconv_kernel *candidate, const sepconv_kernel *basel
         theirs[rounds] = time_runs(baseline, b, reps);
         mine[rounds] = time_runs(candidate, b, reps);
         rounds++;
+        if (time_left(until) <= 0)
+            break;
         if (rounds < ROUNDS_MIN)
             continue;
         memcpy(sorted, mine, (size_t)rounds * sizeof *mine);
-        qsort(sorted, (size_t)rounds, sizeof *sorted, by_value);
-        double median = quantile(sorted, rounds, 0.5);
+        double median = sepconv_median(sorted, (size_t)rounds);
         if (fabs(median - last_median) <= STABLE * median ||
             sepconv_seconds() - start > MEASURE_CAP_SECONDS)
             break;
         last_median = median;
     }
     memcpy(sorted, mine, (size_t)rounds * sizeof *mine);
-    qsort(sorted, (size_t)rounds, sizeof *sorted, by_value);
-    record->median_ms = quantile(sorted, rounds, 0.5) * 1e3;
-    record->spread = (quantile(sorted, rounds, 0.75) - quantile(sorted, rounds, 0.25)) /
-                     quantile(sorted, rounds, 0.5);
+    record->median_ms = sepconv_median(sorted, (size_t)rounds) * 1e3;
+    /* sepconv_quantile sorts in place: later calls on `sorted` are cheap */
+    record->spread = (sepconv_quantile(sorted, (size_t)rounds, 0.75) -
+                      sepconv_quantile(sorted, (size_t)rounds, 0.25)) /
+                     (record->median_ms * 1e-3);
     memcpy(sorted, theirs, (size_t)rounds * sizeof *theirs);
-    qsort(sorted, (size_t)rounds, sizeof *sorted, by_value);
-    record->baseline_ms = quantile(sorted, rounds, 0.5) * 1e3;
+    record->baseline_ms = sepconv_median(sorted, (size_t)rounds) * 1e3;
     record->ratio = record->median_ms / record->baseline_ms;
 }
 
@@ -215,27 +218,46 @@ static void start_record(sepconv_tune_record *record, const char *spec,
     strftime(record->timestamp, sizeof record->timestamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
 }
 
-/* Builds a kernel for a schedule with its weights; NULL and a message on
- * failure. */
-static sepconv_kernel *build(const sepconv_layer *layer, const sepconv_tune_options *o,
-                             const char *schedule_text, const sepconv_tensors *tensors,
-                             sepconv_error *error)
+/* The compile timeout of a candidate: its own limit, cut to the time left
+ * in the sweep's budget. */
+static double compile_timeout(const sepconv_cc_options *cc, const deadline *until)
 {
+    double own = cc->timeout_seconds;
+#ifdef SEPCONV_CC_TIMEOUT_DEFAULT
+    if (!(own > 0))
+        own = SEPCONV_CC_TIMEOUT_DEFAULT;
+#endif
+    if (!until->set)
+        return own;
+    double left = time_left(until);
+    if (left < 1e-3)
+        left = 1e-3; /* 0 would mean "the default" */
+    return own > 0 && own < left ? own : left;
+}
+
+/* Builds a kernel for a schedule with its weights, its compile bounded by
+ * the deadline. */
+static sepconv_status build(const sepconv_layer *layer, const sepconv_tune_options *o,
+                            const char *schedule_text, const sepconv_tensors *tensors,
+                            const deadline *until, sepconv_kernel **kernel,
+                            sepconv_error *error)
+{
+    *kernel = NULL;
+    if (time_left(until) <= 0)
+        return sepconv_fail(error, SEPCONV_LIMIT, "the budget of %.1f s is spent",
+                            o->budget_seconds);
     sepconv_kernel_options options = o->kernel;
     options.schedule = schedule_text;
     options.verify = 1;
-    /* gcc takes minutes over megabytes of unrolled C: a sweep through cc
-     * refuses candidates beyond 512 KiB of source at once (as failed) */
-    if (options.backend == SEPCONV_BACKEND_CC && options.generate.source_budget == 0)
-        options.generate.source_budget = (size_t)512 << 10;
-    sepconv_kernel *kernel = NULL;
-    if (sepconv_kernel_create(layer, &options, &kernel, error) != SEPCONV_OK)
-        return NULL;
-    if (sepconv_kernel_set_weights(kernel, tensors, error) != SEPCONV_OK) {
-        sepconv_kernel_free(kernel);
-        return NULL;
+    options.cc.timeout_seconds = compile_timeout(&o->kernel.cc, until);
+    sepconv_status status = sepconv_kernel_create(layer, &options, kernel, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_kernel_set_weights(*kernel, tensors, error);
+    if (status != SEPCONV_OK) {
+        sepconv_kernel_free(*kernel);
+        *kernel = NULL;
     }
-    return kernel;
+    return status;
 }
 
 /* Orders records: successes by ratio, then failures. */
@@ -256,6 +278,9 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (!layer || !options || !result)
         return sepconv_fail(error, SEPCONV_INVALID, "tune: missing arguments");
     memset(result, 0, sizeof *result);
+    /* the budget bounds the whole call, the default schedule included */
+    deadline until = {options->budget_seconds > 0,
+                      sepconv_seconds() + options->budget_seconds};
     char log_path[4096] = "";
     sepconv_status status = SEPCONV_OK;
     if (!options->no_log) {
@@ -299,17 +324,21 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
         result->reference_ms = (sepconv_seconds() - start) * 1e3;
     }
     if (status == SEPCONV_OK) {
-        baseline = build(layer, options, NULL, &tensors, error);
-        if (!baseline)
+        status = build(layer, options, NULL, &tensors, &until, &baseline, error);
+        if (status != SEPCONV_OK && time_left(&until) <= 0) {
+            status = SEPCONV_LIMIT; /* a compile cut short by the budget */
+            sepconv_error_prefix(error, "the budget of %.1f s ran out while building the "
+                                        "default schedule", options->budget_seconds);
+        } else if (status != SEPCONV_OK) {
             sepconv_error_prefix(error, "the default schedule");
-        status = baseline ? SEPCONV_OK : error ? error->status : SEPCONV_INVALID;
+        }
     }
     if (status == SEPCONV_OK) {
         sepconv_schedule defaults;
         sepconv_schedule_default(layer, options->kernel.target, &defaults, NULL);
         start_record(&result->baseline, spec, layer, &defaults, &environment);
         snprintf(result->baseline.status, sizeof result->baseline.status, "ok");
-        measure(baseline, baseline, &b, &result->baseline);
+        measure(baseline, baseline, &b, &until, &result->baseline);
         /* logged too, so that "best" never picks a schedule slower than the
          * default when no candidate beat it */
         if (log_path[0])
@@ -318,15 +347,24 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     double start = sepconv_seconds();
     const sepconv_tune_record *best = NULL;
     for (size_t i = 0; status == SEPCONV_OK && i < count; i++) {
-        if (options->budget_seconds > 0 && sepconv_seconds() - start > options->budget_seconds)
+        if (time_left(&until) <= 0) {
+            result->not_tried = count - i;
             break;
+        }
         sepconv_tune_record *record = &result->records[result->count++];
         start_record(record, spec, layer, &candidates[i], &environment);
         sepconv_error failure;
-        sepconv_kernel *kernel = build(layer, options, record->schedule, &tensors, &failure);
+        sepconv_kernel *kernel = NULL;
+        build(layer, options, record->schedule, &tensors, &until, &kernel, &failure);
+        if (!kernel && time_left(&until) <= 0) {
+            /* cut short by the budget: says nothing of the schedule */
+            result->count--;
+            result->not_tried = count - i;
+            break;
+        }
         if (kernel) {
             snprintf(record->status, sizeof record->status, "ok");
-            measure(kernel, baseline, &b, record);
+            measure(kernel, baseline, &b, &until, record);
             if (!best || record->ratio < best->ratio)
                 best = record;
         } else {

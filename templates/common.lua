@@ -92,6 +92,58 @@ function common.segments(axis, split_all)
   return list
 end
 
+-- Whether a spatial stage loops over its taps in C instead of unrolling
+-- them.  Unrolled, every tap of every border row x column segment is its
+-- own statement, and gcc -O3 took minutes on a 7x7 kernel (issue #10): a
+-- stage unrolls at most `most` taps per pixel, and 5 segments a side (both
+-- hold for any D_K <= 3 when `most` is 9).
+function common.loops_taps(rows, cols, most)
+  local function widest(list)
+    local wide = 0
+    for _, s in ipairs(list) do wide = math.max(wide, s.hi - s.lo + 1) end
+    return wide
+  end
+  return widest(rows) * widest(cols) > most or #rows > 5 or #cols > 5
+end
+
+-- With taps looped: the segments before and after the longest one become
+-- one segment each whose tap range is found at run time (`clamped`, lo and
+-- hi the names `var_lo`, `var_hi` that common.tap_bounds declares), so the
+-- code no longer grows with the kernel's size.
+function common.merge_borders(list, var)
+  if #list <= 3 then return list end
+  local best = 1
+  for i, s in ipairs(list) do
+    if s.last - s.first > list[best].last - list[best].first then best = i end
+  end
+  local merged = {}
+  local function merge(a, b)
+    if a > b then return end
+    if a == b then merged[#merged + 1] = list[a] return end
+    merged[#merged + 1] = {first = list[a].first, last = list[b].last,
+                           lo = var .. "_lo", hi = var .. "_hi", clamped = true}
+  end
+  merge(1, best - 1)
+  merged[#merged + 1] = list[best]
+  merge(best + 1, #list)
+  return merged
+end
+
+-- C declarations of `var`_lo and `var`_hi, the taps of position `pos` (an
+-- expression) that land inside the input along `axis` (hi < lo: none): a
+-- list of three statements.
+function common.tap_bounds(axis, pos, var)
+  local base, d, last, k = var .. "_base", axis.dilation, axis.input - 1, axis.kernel - 1
+  local inside = "(" .. last .. " - " .. base .. ")" .. (d > 1 and " / " .. d or "")
+  local first = d > 1 and "(" .. (d - 1) .. " - " .. base .. ") / " .. d or "-" .. base
+  return {
+    string.format("const long %s = %s; /* input index of tap 0 */", base,
+                  common.affine(pos, axis.stride, -axis.pad)),
+    string.format("const long %s_lo = %s >= 0 ? 0 : %s;", var, base, first),
+    string.format("const long %s_hi = %s > %d ? -1 : %s < %d ? %s : %d;", var, base,
+                  last, inside, k, inside, k)}
+end
+
 -- The C statement applying an activation to float variable `v` in place.
 -- NaN passes through both (as in the reference): only x < 0 and x > 6 clamp.
 function common.activate(act, v)

@@ -82,6 +82,7 @@ int main(void)
     srunner_add_suite(runner, kernel_suite());
     srunner_add_suite(runner, tune_suite());
     srunner_add_suite(runner, reliability_suite());
+    srunner_add_suite(runner, stats_suite());
     srunner_add_suite(runner, generator_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);

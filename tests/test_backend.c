@@ -4,7 +4,10 @@
  * running the compiler, corrupt entries rebuilt, concurrent processes).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,14 +163,23 @@ START_TEST(tcc_compiles_from_many_threads)
 }
 END_TEST
 
-/* A compiler wrapper that counts the compiles it runs (not --version). */
+/* A compiler wrapper that counts the compiles it runs (not its queries:
+ * --version, the predefined macros) and, when $SEPCONV_TEST_MARCH is set,
+ * compiles -march=native as -march=$SEPCONV_TEST_MARCH: another CPU. */
 static void write_counting_compiler(const char *dir, char *path, size_t capacity)
 {
     snprintf(path, capacity, "%s/counting-cc", dir);
     FILE *file = fopen(path, "w");
     ck_assert_ptr_nonnull(file);
     fprintf(file, "#!/bin/sh\n"
-                  "[ \"$1\" = --version ] || echo compile >> '%s/compiles'\n"
+                  "case \" $* \" in *\" -shared \"*) echo compile >> '%s/compiles';; esac\n"
+                  "for a in \"$@\"; do\n"
+                  "  shift\n"
+                  "  if [ \"$a\" = -march=native ] && [ -n \"$SEPCONV_TEST_MARCH\" ]; then\n"
+                  "    a=-march=$SEPCONV_TEST_MARCH\n"
+                  "  fi\n"
+                  "  set -- \"$@\" \"$a\"\n"
+                  "done\n"
                   "exec cc \"$@\"\n", dir);
     fclose(file);
     chmod(path, 0755);
@@ -349,6 +361,523 @@ START_TEST(cc_errors_name_the_problem)
 }
 END_TEST
 
+/* ------------------------------------------------- bounded, named, contained */
+
+/* Writes an executable shell script. */
+static void write_script(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    fputs(text, file);
+    fclose(file);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+/* A compiler that hangs on every compile (queries go to cc): it records its
+ * PID and that of a child it waits for (as gcc waits for cc1) in dir. */
+static void write_hanging_compiler(const char *dir, char *path, size_t capacity)
+{
+    snprintf(path, capacity, "%s/hanging-cc", dir);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "#!/bin/sh\n"
+             "case \" $* \" in *\" -shared \"*)\n"
+             "  echo $$ > '%s/compiler.pid'\n"
+             "  sleep 40 &\n"
+             "  echo $! > '%s/sleeper.tmp' && mv '%s/sleeper.tmp' '%s/sleeper.pid'\n"
+             "  wait\n"
+             "  exit 1;;\n"
+             "esac\n"
+             "exec cc \"$@\"\n", dir, dir, dir, dir);
+    write_script(path, text);
+}
+
+/* Reads a PID from dir/name, waiting up to `seconds` for the file. */
+static pid_t read_pid(const char *dir, const char *name, int seconds)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (int look = 0; look < seconds * 20; look++) {
+        FILE *file = fopen(path, "r");
+        long pid = 0;
+        bool got = file && fscanf(file, "%ld", &pid) == 1;
+        if (file)
+            fclose(file);
+        if (got && pid > 0)
+            return (pid_t)pid;
+        usleep(50000);
+    }
+    return -1;
+}
+
+/* Whether a process is gone (or a zombie nobody reaped yet), waiting up to
+ * five seconds for it to die. */
+static bool process_gone(pid_t pid)
+{
+    for (int look = 0; look < 100; look++) {
+        char path[64], stat_text[256] = "";
+        snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+        FILE *file = fopen(path, "r");
+        if (!file)
+            return true;
+        bool read = fgets(stat_text, sizeof stat_text, file) != NULL;
+        fclose(file);
+        const char *state = strrchr(stat_text, ')');
+        if (read && state && (state[2] == 'Z' || state[2] == 'X'))
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* How many names in `dir` start with `prefix`. */
+static int count_prefixed(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int count = 0;
+    for (struct dirent *entry; (entry = readdir(d));)
+        count += strncmp(entry->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return count;
+}
+
+/* The path after "saved as " in a message, up to a ',', ')', ':' or ';'. */
+static void saved_path(const char *message, char *path, size_t capacity)
+{
+    const char *saved = strstr(message, "saved as ");
+    ck_assert_msg(saved != NULL, "no saved source in: %s", message);
+    saved += strlen("saved as ");
+    snprintf(path, capacity, "%.*s", (int)strcspn(saved, ",):;"), saved);
+}
+
+START_TEST(cc_compile_has_a_time_limit)
+{
+    char dir[64], tmp[128], compiler[128];
+    fresh_dir(dir, sizeof dir, "limit");
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    write_hanging_compiler(dir, compiler, sizeof compiler);
+    setenv("TMPDIR", tmp, 1);
+    sepconv_cc_options options = {.compiler = compiler, .flags = "-O1",
+                                  .timeout_seconds = 1, .no_cache = 1};
+    sepconv_code *code = NULL;
+    sepconv_error error;
+    sepconv_status status = sepconv_cc_compile(twice_source, strlen(twice_source),
+                                               &options, &code, &error);
+    unsetenv("TMPDIR");
+    ck_assert_msg(status == SEPCONV_LIMIT, "%d: %s", status, error.message);
+    ck_assert_ptr_null(code);
+    ck_assert_ptr_nonnull(strstr(error.message, "did not finish within the 1 s compile "
+                                                "limit"));
+    ck_assert_ptr_nonnull(strstr(error.message, "byte source"));
+    ck_assert_ptr_nonnull(strstr(error.message, "--cc-timeout"));
+    char kept[256];
+    saved_path(error.message, kept, sizeof kept);
+    ck_assert_msg(strncmp(kept, tmp, strlen(tmp)) == 0, "%s", kept);
+    ck_assert_int_eq(access(kept, R_OK), 0);
+    unlink(kept);
+    /* the compiler and the child it waited for were killed: its group */
+    pid_t leader = read_pid(dir, "compiler.pid", 1);
+    pid_t sleeper = read_pid(dir, "sleeper.pid", 1);
+    ck_assert_int_gt(leader, 0);
+    ck_assert_int_gt(sleeper, 0);
+    ck_assert(process_gone(leader));
+    ck_assert(process_gone(sleeper));
+    ck_assert_int_eq(count_prefixed(tmp, "sepconv-cc-"), 0);
+    /* a limit that is no number of seconds is refused */
+    options.timeout_seconds = -2;
+    ck_assert_int_eq(sepconv_cc_compile(twice_source, strlen(twice_source), &options,
+                                        &code, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "timeout_seconds=-2"));
+    remove_dir(dir);
+}
+END_TEST
+
+/* A thread that compiles with the hanging compiler; returns the status. */
+static void *hanging_compile(void *argument)
+{
+    const sepconv_cc_options *options = argument;
+    sepconv_code *code = NULL;
+    static sepconv_error error;
+    return (void *)(long)sepconv_cc_compile(twice_source, strlen(twice_source), options,
+                                            &code, &error);
+}
+
+START_TEST(cc_kill_all_stops_running_compilers)
+{
+    char dir[64], tmp[128], compiler[128];
+    fresh_dir(dir, sizeof dir, "killall");
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    write_hanging_compiler(dir, compiler, sizeof compiler);
+    setenv("TMPDIR", tmp, 1);
+    sepconv_cc_options options = {.compiler = compiler, .flags = "-O1", .no_cache = 1,
+                                  .save_dir = dir};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, hanging_compile, &options), 0);
+    pid_t sleeper = read_pid(dir, "sleeper.pid", 30);
+    pid_t leader = read_pid(dir, "compiler.pid", 1);
+    ck_assert_int_gt(sleeper, 0);
+    ck_assert_int_eq(count_prefixed(tmp, "sepconv-cc-"), 1); /* it is there meanwhile */
+    sepconv_cc_kill_all();
+    /* gone long before the 40 s sleep would end, while the thread waits */
+    ck_assert(process_gone(sleeper));
+    ck_assert(process_gone(leader));
+    void *result;
+    pthread_join(thread, &result);
+    unsetenv("TMPDIR");
+    ck_assert_int_eq((long)result, SEPCONV_UNSUPPORTED); /* killed: a failed compile */
+    ck_assert_int_eq(count_prefixed(tmp, "sepconv-cc-"), 0);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(cc_sigterm_to_the_cli_kills_its_compiler)
+{
+    const char *cli = getenv("SEPCONV_CLI");
+    ck_assert_msg(cli != NULL, "SEPCONV_CLI is not set (run through make test)");
+    char dir[64], tmp[128], compiler[128];
+    fresh_dir(dir, sizeof dir, "sigterm");
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    write_hanging_compiler(dir, compiler, sizeof compiler);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        setenv("CC", compiler, 1);
+        setenv("TMPDIR", tmp, 1);
+        setenv("SEPCONV_CACHE", "off", 1);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(cli, cli, "jit", "op=dw", "df=6", "m=8", "dk=3", "--backend", "cc",
+              (char *)NULL);
+        _exit(127);
+    }
+    pid_t sleeper = read_pid(dir, "sleeper.pid", 60);
+    pid_t leader = read_pid(dir, "compiler.pid", 1);
+    ck_assert_int_gt(sleeper, 0);
+    ck_assert_int_eq(kill(child, SIGTERM), 0);
+    int status = 0;
+    pid_t waited = 0;
+    for (int look = 0; look < 400 && waited == 0; look++) {
+        waited = waitpid(child, &status, WNOHANG);
+        if (waited == 0)
+            usleep(50000);
+    }
+    if (waited == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        ck_abort_msg("sepconv did not end within 20 s of SIGTERM");
+    }
+    /* it died of the signal, as a program without a handler would */
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    ck_assert(process_gone(leader));
+    ck_assert(process_gone(sleeper));
+    ck_assert_int_eq(count_prefixed(tmp, "sepconv-cc-"), 0);
+    remove_dir(dir);
+}
+END_TEST
+
+/* A thread of concurrent compiles, each with flags of its own. */
+static void *flag_compile(void *argument)
+{
+    long k = (long)argument, wrong = 0;
+    for (int round = 0; round < 2; round++) {
+        char flags[64];
+        snprintf(flags, sizeof flags, "-O0\t-DVALUE=%ld -DROUND=%d", k, round);
+        const char *source = "int value(void) { return VALUE * 10 + ROUND; }\n";
+        sepconv_cc_options options = {.flags = flags, .no_cache = 1};
+        sepconv_code *code = NULL;
+        if (sepconv_cc_compile(source, strlen(source), &options, &code, NULL) != SEPCONV_OK)
+            wrong++;
+        else if (((int (*)(void))sepconv_code_symbol(code, "value"))() != k * 10 + round)
+            wrong++;
+        sepconv_code_free(code);
+    }
+    return (void *)wrong;
+}
+
+START_TEST(cc_flags_are_split_into_words_per_compile)
+{
+    /* any white space separates flags, so the check sees every flag */
+    const char *unsafe[] = {"-O2\t-ffast-math", "-O2\n-ffast-math", "-ffast-math\r"};
+    for (int i = 0; i < 3; i++) {
+        sepconv_cc_options options = {.flags = unsafe[i], .no_cache = 1};
+        sepconv_code *code = NULL;
+        sepconv_error error;
+        ck_assert_int_eq(sepconv_cc_compile(twice_source, strlen(twice_source), &options,
+                                            &code, &error), SEPCONV_INVALID);
+        ck_assert_ptr_nonnull(strstr(error.message, "the flag -ffast-math breaks IEEE"));
+    }
+    /* threads compiling at once each get their own flags */
+    pthread_t threads[6];
+    for (long t = 0; t < 6; t++)
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, flag_compile, (void *)(t + 1)),
+                         0);
+    long wrong = 0;
+    for (int t = 0; t < 6; t++) {
+        void *result;
+        pthread_join(threads[t], &result);
+        wrong += (long)result;
+    }
+    ck_assert_int_eq(wrong, 0);
+}
+END_TEST
+
+START_TEST(cc_failed_sources_are_kept_apart)
+{
+    char dir[64];
+    fresh_dir(dir, sizeof dir, "failed");
+    const char *bad[] = {"int f(void) { return first_bug; }\n",
+                         "int g(void) { return second_bug; }\n"};
+    char kept[2][256];
+    for (int i = 0; i < 2; i++) {
+        sepconv_cc_options options = {.flags = "-O1", .no_cache = 1, .save_dir = dir};
+        sepconv_code *code = NULL;
+        sepconv_error error;
+        ck_assert_int_eq(sepconv_cc_compile(bad[i], strlen(bad[i]), &options, &code,
+                                            &error), SEPCONV_UNSUPPORTED);
+        saved_path(error.message, kept[i], sizeof kept[i]);
+    }
+    ck_assert_str_ne(kept[0], kept[1]);
+    for (int i = 0; i < 2; i++) {
+        FILE *file = fopen(kept[i], "r");
+        ck_assert_ptr_nonnull(file);
+        char text[128] = "";
+        ck_assert_uint_gt(fread(text, 1, sizeof text - 1, file), 0);
+        fclose(file);
+        ck_assert_str_eq(text, bad[i]); /* each file holds its own source */
+    }
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(cc_compiler_command_may_have_words)
+{
+    sepconv_cc_options options = {.compiler = "env  cc", .flags = "-O1", .no_cache = 1};
+    sepconv_code_free(cc_twice(&options));
+    /* $CC too, through the cache path (which asks --version) */
+    char dir[64], cache[128];
+    fresh_dir(dir, sizeof dir, "words");
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    setenv("CC", "env cc", 1);
+    sepconv_cc_options from_env = {.flags = "-O1", .cache_dir = cache};
+    sepconv_code *code = cc_twice(&from_env);
+    char identity[128];
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_cc_identity(&from_env, identity, sizeof identity, &error),
+                     SEPCONV_OK);
+    /* a missing first word is named as such */
+    setenv("CC", "/nonexistent/ccache cc", 1);
+    sepconv_code *none = NULL;
+    ck_assert_int_eq(sepconv_cc_compile(twice_source, strlen(twice_source), &from_env,
+                                        &none, &error), SEPCONV_UNSUPPORTED);
+    unsetenv("CC");
+    ck_assert_ptr_nonnull(strstr(error.message, "cannot run '/nonexistent/ccache' of the "
+                                                "compiler command"));
+    ck_assert_int_eq(count_files(cache, ".so"), 1);
+    sepconv_code_free(code);
+    remove_dir(dir);
+}
+END_TEST
+
+/* Compiles twice_source in a child process (fresh per-process compiler
+ * facts, as on another machine) with $SEPCONV_TEST_MARCH = march and
+ * SEPCONV_CPU_HIDE = hide if not NULL; checks the status and, on success,
+ * whether it was a cache hit, or that the message names `named`. */
+static void compile_elsewhere(const sepconv_cc_options *options, const char *march,
+                              const char *hide, sepconv_status expected,
+                              int from_cache, const char *named)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        setenv("SEPCONV_TEST_MARCH", march, 1);
+        if (hide)
+            setenv("SEPCONV_CPU_HIDE", hide, 1);
+        sepconv_code *code = NULL;
+        sepconv_error error = {0};
+        sepconv_status status = sepconv_cc_compile(twice_source, strlen(twice_source),
+                                                   options, &code, &error);
+        bool ok = status == expected;
+        if (ok && status == SEPCONV_OK)
+            ok = sepconv_code_from_cache(code) == from_cache &&
+                 ((int_fn)sepconv_code_symbol(code, "twice"))(5) == 10;
+        if (ok && named)
+            ok = strstr(error.message, named) != NULL;
+        if (!ok)
+            fprintf(stderr, "march %s: status %d, from cache %d: %s\n", march, status,
+                    sepconv_code_from_cache(code), error.message);
+        sepconv_code_free(code);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "march %s", march);
+}
+
+START_TEST(cc_cache_keys_on_what_the_flags_resolve_to)
+{
+    char dir[64], cache[128], compiler[128];
+    fresh_dir(dir, sizeof dir, "resolve");
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    write_counting_compiler(dir, compiler, sizeof compiler);
+    /* the same flag text, resolved for two CPUs by the wrapper */
+    sepconv_cc_options options = {.compiler = compiler, .flags = "-O1 -march=native",
+                                  .cache_dir = cache};
+    compile_elsewhere(&options, "x86-64-v3", NULL, SEPCONV_OK, 0, NULL);
+    compile_elsewhere(&options, "x86-64-v3", NULL, SEPCONV_OK, 1, NULL);
+    ck_assert_int_eq(compiles(dir), 1);
+    compile_elsewhere(&options, "x86-64-v2", NULL, SEPCONV_OK, 0, NULL); /* not a hit */
+    ck_assert_int_eq(compiles(dir), 2);
+    ck_assert_int_eq(count_files(cache, ".so"), 2);
+    compile_elsewhere(&options, "x86-64-v2", NULL, SEPCONV_OK, 1, NULL);
+    /* code for AVX-512 on a CPU without it is refused, not loaded */
+    compile_elsewhere(&options, "x86-64-v4", "avx512", SEPCONV_UNSUPPORTED, 0,
+                      "needs avx512");
+    options.no_cache = 1;
+    compile_elsewhere(&options, "x86-64-v4", "avx512", SEPCONV_UNSUPPORTED, 0,
+                      "needs avx512");
+    /* and code for AVX2 on a CPU without AVX2 */
+    compile_elsewhere(&options, "x86-64-v3", "avx2", SEPCONV_UNSUPPORTED, 0,
+                      "needs avx2, which this CPU lacks");
+    ck_assert_int_eq(compiles(dir), 2);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(cc_objects_import_nothing)
+{
+    char dir[64], marker[128];
+    fresh_dir(dir, sizeof dir, "imports");
+    snprintf(marker, sizeof marker, "%s/marker", dir);
+    /* a constructor would run at load time, before any kernel call */
+    char source[512];
+    snprintf(source, sizeof source,
+             "int system(const char *);\n"
+             "__attribute__((constructor)) static void early(void) "
+             "{ system(\"touch %s\"); }\n"
+             "int twice(int x) { return 2 * x; }\n", marker);
+    sepconv_cc_options options = {.flags = "-O1", .no_cache = 1, .save_dir = dir};
+    sepconv_code *code = NULL;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_cc_compile(source, strlen(source), &options, &code, &error),
+                     SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_null(code);
+    ck_assert_ptr_nonnull(strstr(error.message, "imports system"));
+    ck_assert_int_eq(access(marker, F_OK), -1);
+    /* the four functions compilers call on their own are allowed */
+    const char *copying = "void *memcpy(void *, const void *, unsigned long);\n"
+                          "int twice(int x) { int y; memcpy(&y, &x, sizeof y); "
+                          "return 2 * y; }\n";
+    options.flags = "-O1 -fno-builtin"; /* a real call, not an inlined copy */
+    ck_assert_msg(sepconv_cc_compile(copying, strlen(copying), &options, &code, &error) ==
+                  SEPCONV_OK, "%s", error.message);
+    ck_assert_int_eq(((int_fn)sepconv_code_symbol(code, "twice"))(4), 8);
+    sepconv_code_free(code);
+    /* a template whose kernel calls system() */
+    char templates[64];
+    char bug[256];
+    snprintf(bug, sizeof bug,
+             "    { extern int system(const char *); system(\"touch %s\"); }\n", marker);
+    write_buggy_templates(templates, sizeof templates, bug);
+    sepconv_layer layer = parse_layer("op=dw df=6 m=4 dk=3");
+    sepconv_kernel_options kernel_options = sepconv_kernel_defaults();
+    kernel_options.backend = SEPCONV_BACKEND_CC;
+    kernel_options.cc.flags = "-O1";
+    kernel_options.cc.no_cache = 1;
+    kernel_options.cc.save_dir = dir;
+    kernel_options.generate.template_dir = templates;
+    sepconv_kernel *kernel = NULL;
+    ck_assert_int_eq(sepconv_kernel_create(&layer, &kernel_options, &kernel, &error),
+                     SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(error.message, "imports system"));
+    ck_assert_int_eq(access(marker, F_OK), -1);
+    remove_dir(templates);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(cc_read_only_cache_serves_hits)
+{
+    char dir[64], cache[128], compiler[128];
+    fresh_dir(dir, sizeof dir, "readonly");
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    write_counting_compiler(dir, compiler, sizeof compiler);
+    sepconv_cc_options options = {.compiler = compiler, .flags = "-O1",
+                                  .cache_dir = cache};
+    sepconv_code_free(cc_twice(&options));
+    /* published read-only for others, as an administrator might */
+    damage_entry(cache, "chmod 0644 $f");
+    ck_assert_int_eq(chmod(cache, 0555), 0);
+    ck_assert_int_eq(chmod(dir, 0777), 0); /* the wrapper's count, as another user */
+    char count_path[300];
+    snprintf(count_path, sizeof count_path, "%s/compiles", dir);
+    ck_assert_int_eq(chmod(count_path, 0666), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        /* root writes anywhere: become a user the mode applies to */
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        if (access(cache, W_OK) == 0)
+            _exit(4);
+        sepconv_code *code = NULL;
+        int ok = sepconv_cc_compile(twice_source, strlen(twice_source), &options, &code,
+                                    NULL) == SEPCONV_OK && sepconv_code_from_cache(code);
+        sepconv_code_free(code);
+        code = NULL;
+        /* a miss still compiles, without storing */
+        const char *other = "int twice(int x) { return x + x; }\n";
+        ok = ok && sepconv_cc_compile(other, strlen(other), &options, &code, NULL) ==
+                       SEPCONV_OK && !sepconv_code_from_cache(code);
+        sepconv_code_free(code);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",
+                  status);
+    ck_assert_int_eq(compiles(dir), 2); /* the hit ran no compile, the miss did */
+    ck_assert_int_eq(count_files(cache, ".so"), 1);
+    chmod(cache, 0755);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(cc_fifo_in_the_cache_is_replaced)
+{
+    char dir[64], cache[128];
+    fresh_dir(dir, sizeof dir, "fifo");
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    sepconv_cc_options options = {.flags = "-O1", .cache_dir = cache};
+    sepconv_code_free(cc_twice(&options));
+    damage_entry(cache, "rm $f && mkfifo $f");
+    /* in a child with an alarm: the old code blocked opening the FIFO */
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        alarm(20);
+        sepconv_code *code = NULL;
+        int ok = sepconv_cc_compile(twice_source, strlen(twice_source), &options, &code,
+                                    NULL) == SEPCONV_OK && !sepconv_code_from_cache(code) &&
+                 ((int_fn)sepconv_code_symbol(code, "twice"))(2) == 4;
+        sepconv_code_free(code);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+    sepconv_code *code = cc_twice(&options); /* the rebuilt entry is a file again */
+    ck_assert_int_eq(sepconv_code_from_cache(code), 1);
+    sepconv_code_free(code);
+    remove_dir(dir);
+}
+END_TEST
+
 Suite *backend_suite(void)
 {
     Suite *suite = suite_create("backend");
@@ -366,6 +895,16 @@ Suite *backend_suite(void)
     tcase_add_test(cc, cc_cache_two_processes_at_once);
     tcase_add_test(cc, cc_cache_can_be_turned_off);
     tcase_add_test(cc, cc_errors_name_the_problem);
+    tcase_add_test(cc, cc_compile_has_a_time_limit);
+    tcase_add_test(cc, cc_kill_all_stops_running_compilers);
+    tcase_add_test(cc, cc_sigterm_to_the_cli_kills_its_compiler);
+    tcase_add_test(cc, cc_flags_are_split_into_words_per_compile);
+    tcase_add_test(cc, cc_failed_sources_are_kept_apart);
+    tcase_add_test(cc, cc_compiler_command_may_have_words);
+    tcase_add_test(cc, cc_cache_keys_on_what_the_flags_resolve_to);
+    tcase_add_test(cc, cc_objects_import_nothing);
+    tcase_add_test(cc, cc_read_only_cache_serves_hits);
+    tcase_add_test(cc, cc_fifo_in_the_cache_is_replaced);
     suite_add_tcase(suite, cc);
     return suite;
 }

@@ -12,45 +12,20 @@
 
 #include "tests.h"
 
-/* What one run of the command printed and returned. */
-typedef struct outcome {
-    int code;
-    char out[16384];
-    char err[4096];
-} outcome;
+typedef cli_outcome outcome;
 
-/* Reads up to capacity-1 bytes of a file into `text`. */
-static void slurp(const char *path, char *text, size_t capacity)
+/* Runs `sepconv ARGS` (ARGS already shell-quoted) with standard input from
+ * `in` (NULL: /dev/null) and standard output to `to` (NULL: captured in
+ * out), capturing standard error. */
+static outcome *run_cli_io(const char *args, const char *in, const char *to)
 {
-    FILE *file = fopen(path, "rb");
-    size_t got = file ? fread(text, 1, capacity - 1, file) : 0;
-    text[got] = '\0';
-    if (file)
-        fclose(file);
+    return run_sepconv_in(NULL, in, to, args);
 }
 
-/* Runs `sepconv ARGS` (ARGS already shell-quoted), capturing both streams. */
+/* Runs `sepconv ARGS`, capturing both streams. */
 static outcome *run_cli(const char *args)
 {
-    static outcome result;
-    const char *cli = getenv("SEPCONV_CLI");
-    ck_assert_msg(cli != NULL, "SEPCONV_CLI is not set (run through make test)");
-    char out_path[] = "/tmp/sepconv-cli-out-XXXXXX";
-    char err_path[] = "/tmp/sepconv-cli-err-XXXXXX";
-    close(mkstemp(out_path));
-    close(mkstemp(err_path));
-    char command[8192];
-    const char *root = getenv("SEPCONV_ROOT");
-    snprintf(command, sizeof command, "cd '%s' && '%s' %s >%s 2>%s",
-             root ? root : ".", cli, args, out_path, err_path);
-    int status = system(command);
-    ck_assert_msg(WIFEXITED(status), "'%s' did not exit normally", command);
-    result.code = WEXITSTATUS(status);
-    slurp(out_path, result.out, sizeof result.out);
-    slurp(err_path, result.err, sizeof result.err);
-    unlink(out_path);
-    unlink(err_path);
-    return &result;
+    return run_cli_io(args, NULL, NULL);
 }
 
 /* A path under the build's absolute CLI path, made absolute if relative. */
@@ -81,6 +56,87 @@ START_TEST(help_and_version)
 }
 END_TEST
 
+START_TEST(help_of_a_command_and_version_command)
+{
+    /* `help CMD` is `CMD --help`, not the top-level help */
+    outcome *r = run_cli("help gen");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "usage: sepconv gen SPEC"));
+    ck_assert_ptr_null(strstr(r->out, "usage: sepconv <command>"));
+    char *help = strdup(r->out);
+    r = run_cli("gen --help");
+    ck_assert_str_eq(r->out, help);
+    free(help);
+    r = run_cli("help frobnicate");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "unknown command 'frobnicate'"));
+    r = run_cli("version");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "sepconv " SEPCONV_VERSION "\n"));
+    ck_assert_ptr_nonnull(strstr(r->out, "Lua 5.4"));
+    ck_assert_str_eq(r->err, "");
+}
+END_TEST
+
+/* Runs `sepconv ARGS` with one environment variable set, restoring it. */
+static outcome *run_cli_with(const char *name, const char *value, const char *args)
+{
+    const char *was = getenv(name);
+    char *saved = was ? strdup(was) : NULL;
+    setenv(name, value, 1);
+    outcome *r = run_cli(args);
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+    return r;
+}
+
+/* The names of every environment variable the sources read, one a line. */
+static char *variables_read(void)
+{
+    static char names[4096];
+    char command[1024];
+    const char *root = getenv("SEPCONV_ROOT");
+    snprintf(command, sizeof command, "cd '%s' && cat runtime/*.c gen/*.c | "
+             "grep -o 'getenv(\"[A-Za-z_0-9]*\")' | sed 's/getenv(\"//; s/\")//' | "
+             "sort -u", root ? root : ".");
+    FILE *pipe = popen(command, "r");
+    ck_assert_ptr_nonnull(pipe);
+    size_t got = fread(names, 1, sizeof names - 1, pipe);
+    names[got] = '\0';
+    ck_assert_int_eq(pclose(pipe), 0);
+    return names;
+}
+
+START_TEST(help_names_the_cache_and_every_variable)
+{
+    char *names = variables_read();
+    ck_assert_ptr_nonnull(strstr(names, "XDG_CACHE_HOME\n")); /* the scan works */
+    const char *commands[] = {"--help", "jit --help", "run --help", "gen --help",
+                              "tune --help"};
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        outcome *r = run_cli(commands[c]);
+        ck_assert_int_eq(r->code, 0);
+        char copy[4096];
+        snprintf(copy, sizeof copy, "%s", names);
+        for (char *name = strtok(copy, "\n"); name; name = strtok(NULL, "\n"))
+            ck_assert_msg(strstr(r->out, name) != NULL, "'sepconv %s' does not name $%s",
+                          commands[c], name);
+    }
+    /* the cache directory named is the one in effect */
+    outcome *r = run_cli_with("XDG_CACHE_HOME", "/tmp/sepconv-cli-xdg", "jit --help");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "/tmp/sepconv-cli-xdg/sepconv"));
+    ck_assert_ptr_null(strstr(r->out, "~/.cache"));
+    r = run_cli_with("XDG_CACHE_HOME", "/tmp/sepconv-cli-xdg", "tune --help");
+    ck_assert_int_ne(access("/tmp/sepconv-cli-xdg", F_OK), 0); /* help makes nothing */
+    ck_assert_ptr_nonnull(strstr(r->out, "/tmp/sepconv-cli-xdg/sepconv/tuning.jsonl"));
+    ck_assert_ptr_null(strstr(r->out, "~/.cache"));
+}
+END_TEST
+
 START_TEST(bad_usage_exits_2)
 {
     outcome *r = run_cli("");
@@ -103,19 +159,45 @@ START_TEST(bad_usage_exits_2)
 }
 END_TEST
 
-START_TEST(bad_specs_exit_1_with_the_reason)
+START_TEST(bad_specs_exit_2_with_the_reason)
 {
+    /* a spec typed on the command line is usage, for every command */
     outcome *r = run_cli("cost op=sep df=0 m=32 n=64 dk=3");
-    ck_assert_int_eq(r->code, 1);
+    ck_assert_int_eq(r->code, 2);
     ck_assert_str_eq(r->out, "");
     ck_assert_str_eq(r->err, "sepconv cost: df=0 is out of range "
-                             "(expected 1..2147483647)\n");
+                             "(expected 1..2147483647)\nTry 'sepconv cost --help'.\n");
+    const char *commands[] = {"gen", "jit", "schedules", "reference", "tune",
+                              "run --input x.npy --weights w.npy --output y.npy"};
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        char args[256];
+        snprintf(args, sizeof args, "%s op=dw df=0 m=4 dk=3", commands[c]);
+        r = run_cli(args);
+        ck_assert_msg(r->code == 2, "'sepconv %s' exits %d", args, r->code);
+        ck_assert_ptr_nonnull(strstr(r->err, "df=0 is out of range"));
+        ck_assert_str_eq(r->out, "");
+    }
+    r = run_cli("cost op=dw df=2147483647 m=2147483647 dk=1");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "64 bits"));
+    /* so is a --schedule that does not suit the layer */
+    r = run_cli("jit op=dw df=6 m=4 dk=3 --schedule tile_w=3");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_str_eq(r->out, "");
+    /* a file that cannot be read, or holds a bad spec, is a failure */
     r = run_cli("cost examples/does-not-exist.layers");
     ck_assert_int_eq(r->code, 1);
     ck_assert_ptr_nonnull(strstr(r->err, "cannot open"));
-    r = run_cli("cost op=dw df=2147483647 m=2147483647 dk=1");
+    FILE *model = fopen("/tmp/sepconv-cli-bad.layers", "w");
+    fputs("op=dw df=6 m=4 dk=3\nop=dw df=0 m=4 dk=3\n", model);
+    fclose(model);
+    r = run_cli("cost /tmp/sepconv-cli-bad.layers");
     ck_assert_int_eq(r->code, 1);
-    ck_assert_ptr_nonnull(strstr(r->err, "64 bits"));
+    ck_assert_ptr_nonnull(strstr(r->err, "/tmp/sepconv-cli-bad.layers:2: df=0"));
+    r = run_cli_io("cost -", "/tmp/sepconv-cli-bad.layers", NULL);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "standard input:2: df=0"));
+    unlink("/tmp/sepconv-cli-bad.layers");
 }
 END_TEST
 
@@ -160,7 +242,7 @@ END_TEST
 static const char *file_text(const char *path)
 {
     static char text[1 << 20];
-    slurp(path, text, sizeof text);
+    read_text_file(path, text, sizeof text);
     return text;
 }
 
@@ -221,7 +303,7 @@ END_TEST
 START_TEST(gen_reports_bad_input)
 {
     outcome *r = run_cli("gen op=dw df=6 m=5 dk=3 --schedule oc_block=8");
-    ck_assert_int_eq(r->code, 1);
+    ck_assert_int_eq(r->code, 2); /* the command line is wrong */
     ck_assert_ptr_nonnull(strstr(r->err, "op=dw has no schedule knob 'oc_block'"));
     r = run_cli("gen op=dw df=6 m=5 dk=3 --target avx9");
     ck_assert_int_eq(r->code, 2);
@@ -373,12 +455,321 @@ START_TEST(tune_shards_merge_and_best)
     ck_assert_int_eq(r->code, 0);
     ck_assert_str_eq(r->err, "");
     snprintf(args, sizeof args, "log merge %s -o %s", logs[0], logs[2]);
-    ck_assert_int_eq(run_cli(args)->code, 1); /* never overwrites */
+    ck_assert_int_eq(run_cli(args)->code, 0); /* -o is replaced, atomically */
+    ck_assert_int_eq(line_count(logs[2]), 4);
     for (int i = 0; i < 3; i++)
         unlink(logs[i]);
     ck_assert_int_eq(run_cli("tune op=dw df=6 m=8 dk=3 --trials 2 --budget 1")->code, 2);
     ck_assert_int_eq(run_cli("tune op=dw df=6 m=8 dk=3 --shard 2/2")->code, 2);
     ck_assert_int_eq(run_cli("log frobnicate x.jsonl")->code, 2);
+}
+END_TEST
+
+/* Appends a successful record of `spec` under `schedule` to a tuning log,
+ * measured in this machine's environment for tcc, target portable. */
+static void append_record(const char *log, const char *spec, const char *schedule_text)
+{
+    sepconv_tune_record record;
+    memset(&record, 0, sizeof record);
+    sepconv_layer layer = parse_layer(spec);
+    ck_assert_int_eq(sepconv_layer_format(&layer, record.spec, sizeof record.spec, NULL),
+                     SEPCONV_OK);
+    snprintf(record.op, sizeof record.op, "%s", sepconv_op_name(layer.op));
+    sepconv_schedule schedule;
+    ck_assert_int_eq(sepconv_schedule_parse(schedule_text, &layer, SEPCONV_TARGET_PORTABLE,
+                                            &schedule, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_schedule_format(&schedule, record.schedule,
+                                             sizeof record.schedule, NULL), SEPCONV_OK);
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = SEPCONV_BACKEND_TCC;
+    ck_assert_int_eq(sepconv_environment_get(&options, &record.environment, NULL),
+                     SEPCONV_OK);
+    snprintf(record.status, sizeof record.status, "ok");
+    record.median_ms = 0.5;
+    record.baseline_ms = 1.0;
+    record.ratio = 0.5;
+    snprintf(record.timestamp, sizeof record.timestamp, "2026-01-01T00:00:00Z");
+    ck_assert_int_eq(sepconv_log_append(log, &record, NULL), SEPCONV_OK);
+}
+
+START_TEST(failed_writes_to_stdout_exit_1)
+{
+    const char *log = "/tmp/sepconv-cli-full.jsonl";
+    unlink(log);
+    append_record(log, "op=dw df=6 m=8 dk=3", "channel_block=8");
+    const char *commands[] = {"gen op=dw df=6 m=8 dk=3", "cost op=sep df=14 m=8 n=8 dk=3",
+                              "cost examples/mobilenet_v1.layers --json",
+                              "log show /tmp/sepconv-cli-full.jsonl", "--help",
+                              "schedules op=dw df=6 m=8 dk=3",
+                              "gen op=dw df=6 m=8 dk=3 -o -"};
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        outcome *r = run_cli_io(commands[c], NULL, "/dev/full");
+        ck_assert_msg(r->code == 1, "'sepconv %s >/dev/full' exits %d", commands[c],
+                      r->code);
+        ck_assert_msg(strstr(r->err, "error writing standard output: No space left") != NULL,
+                      "'sepconv %s >/dev/full' says '%s'", commands[c], r->err);
+    }
+    /* and the same to a file named with -o */
+    outcome *r = run_cli("gen op=dw df=6 m=8 dk=3 -o /dev/full");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "error writing /dev/full"));
+    /* the output written in full is still a success */
+    r = run_cli("log show /tmp/sepconv-cli-full.jsonl");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "1 records"));
+    unlink(log);
+}
+END_TEST
+
+/* Writes the input and weights of a layer (seeded) as .npy files x.npy,
+ * w.npy (and w2.npy for sep) under /tmp/sepconv-cli-<tag>-. */
+static void write_inputs(const sepconv_layer *layer, sepconv_buffers *b, const char *tag)
+{
+    ck_assert_int_eq(sepconv_buffers_alloc(layer, b, NULL), SEPCONV_OK);
+    sepconv_buffers_fill_random(layer, b, 31);
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/sepconv-cli-%s-x.npy", tag);
+    write_random(layer, SEPCONV_TENSOR_INPUT, b->input, path);
+    snprintf(path, sizeof path, "/tmp/sepconv-cli-%s-w.npy", tag);
+    write_random(layer, SEPCONV_TENSOR_WEIGHTS, b->weights, path);
+    if (layer->op == SEPCONV_OP_SEP) {
+        snprintf(path, sizeof path, "/tmp/sepconv-cli-%s-w2.npy", tag);
+        write_random(layer, SEPCONV_TENSOR_PW_WEIGHTS, b->pw_weights, path);
+    }
+}
+
+/* Checks an output .npy file against the reference within the tolerance. */
+static void assert_matches_reference(const sepconv_layer *layer, const sepconv_buffers *b,
+                                     const char *path)
+{
+    sepconv_array y;
+    sepconv_error error;
+    ck_assert_msg(sepconv_npy_read(path, &y, &error) == SEPCONV_OK, "%s", error.message);
+    ck_assert_int_eq(y.count, layer->output_elements);
+    sepconv_tensors t = sepconv_buffers_tensors(b);
+    float *expected = malloc((size_t)layer->output_elements * sizeof(float));
+    double *magnitude = malloc((size_t)layer->output_elements * sizeof(double));
+    ck_assert_int_eq(sepconv_reference_run(layer, &t, expected, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_reference_magnitude(layer, &t, magnitude, NULL), SEPCONV_OK);
+    sepconv_comparison comparison;
+    ck_assert_msg(sepconv_compare(layer, expected, y.data, magnitude, &comparison, &error) ==
+                      SEPCONV_OK, "%s", error.message);
+    ck_assert_int_eq(comparison.checked, layer->output_elements);
+    free(expected);
+    free(magnitude);
+    sepconv_array_free(&y);
+}
+
+START_TEST(run_target_native_and_backends)
+{
+    const char *spec = "op=sep df=9 m=8 n=16 dk=3";
+    sepconv_layer layer = parse_layer(spec);
+    sepconv_buffers b;
+    write_inputs(&layer, &b, "native");
+    const char *files = "--input /tmp/sepconv-cli-native-x.npy --weights "
+                        "/tmp/sepconv-cli-native-w.npy --pw-weights "
+                        "/tmp/sepconv-cli-native-w2.npy";
+    char args[1024];
+    unlink("/tmp/sepconv-cli-native-y.npy");
+    snprintf(args, sizeof args, "run %s %s --target native --output "
+             "/tmp/sepconv-cli-native-y.npy", spec, files);
+    outcome *r = run_cli(args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    assert_matches_reference(&layer, &b, "/tmp/sepconv-cli-native-y.npy");
+    /* without --backend, avx2 is built by cc, the one backend that can */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        unlink("/tmp/sepconv-cli-native-y.npy");
+        snprintf(args, sizeof args, "run %s %s --target avx2 --output "
+                 "/tmp/sepconv-cli-native-y.npy", spec, files);
+        r = run_cli(args);
+        ck_assert_msg(r->code == 0, "%s", r->err);
+        assert_matches_reference(&layer, &b, "/tmp/sepconv-cli-native-y.npy");
+    }
+    /* --backend tcc says the same as no --backend for native; the impossible
+     * pairs are usage errors */
+    snprintf(args, sizeof args, "run %s %s --target native --backend tcc --output "
+             "/tmp/sepconv-cli-native-y.npy", spec, files);
+    ck_assert_int_eq(run_cli(args)->code, 0);
+    snprintf(args, sizeof args, "run %s %s --target native --backend cc --output "
+             "/tmp/sepconv-cli-native-y.npy", spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "--target native"));
+    snprintf(args, sizeof args, "run %s %s --target avx2 --backend tcc --output "
+             "/tmp/sepconv-cli-native-y.npy", spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "--target avx2 needs --backend cc"));
+    r = run_cli("run op=dw df=6 m=4 dk=3 --backend gcc --input x --weights w --output y");
+    ck_assert_int_eq(r->code, 2);
+    unlink("/tmp/sepconv-cli-native-x.npy");
+    unlink("/tmp/sepconv-cli-native-w.npy");
+    unlink("/tmp/sepconv-cli-native-w2.npy");
+    unlink("/tmp/sepconv-cli-native-y.npy");
+    sepconv_buffers_free(&b);
+}
+END_TEST
+
+START_TEST(run_writes_npy_to_stdout)
+{
+    const char *spec = "op=dw df=7 m=5 dk=3 stride=2";
+    sepconv_layer layer = parse_layer(spec);
+    sepconv_buffers b;
+    write_inputs(&layer, &b, "stdout");
+    char args[1024];
+    const char *to = "/tmp/sepconv-cli-stdout-y.npy";
+    unlink(to);
+    snprintf(args, sizeof args, "run %s --input /tmp/sepconv-cli-stdout-x.npy --weights "
+             "/tmp/sepconv-cli-stdout-w.npy --output -", spec);
+    outcome *r = run_cli_io(args, NULL, to);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_str_eq(r->err, "");
+    assert_matches_reference(&layer, &b, to);
+    /* no file called '-' was made */
+    char dash[4096];
+    snprintf(dash, sizeof dash, "%s/-", getenv("SEPCONV_ROOT") ? getenv("SEPCONV_ROOT") : ".");
+    ck_assert_int_ne(access(dash, F_OK), 0);
+    /* a full standard output is a failure */
+    r = run_cli_io(args, NULL, "/dev/full");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "standard output"));
+    unlink(to);
+    unlink("/tmp/sepconv-cli-stdout-x.npy");
+    unlink("/tmp/sepconv-cli-stdout-w.npy");
+    sepconv_buffers_free(&b);
+}
+END_TEST
+
+START_TEST(model_from_stdin)
+{
+    outcome *r = run_cli_io("cost -", "examples/mobilenet_v1.layers", NULL);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "total: 568.740 million multiply-adds, "
+                                         "4221032 parameters"));
+    FILE *model = fopen("/tmp/sepconv-cli-stdin.layers", "w");
+    fputs("# two small layers\nop=dw name=first df=6 m=8 dk=3\n"
+          "op=pw name=second df=4 m=4 n=8\n", model);
+    fclose(model);
+    r = run_cli_io("jit - --only second --repeat 1", "/tmp/sepconv-cli-stdin.layers", NULL);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "\nsecond "));
+    ck_assert_ptr_null(strstr(r->out, "first"));
+    r = run_cli_io("jit - --only first --repeat 1 --json", "/tmp/sepconv-cli-stdin.layers",
+                   NULL);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "\"name\":\"first\""));
+    r = run_cli_io("cost -", "/dev/null", NULL);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "standard input: no layers"));
+    unlink("/tmp/sepconv-cli-stdin.layers");
+}
+END_TEST
+
+START_TEST(jit_refuses_before_printing)
+{
+    outcome *r = run_cli("jit examples/mobilenet_v1.layers --only nosuchname");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_str_eq(r->out, "");
+    ck_assert_ptr_nonnull(strstr(r->err, "no layer named nosuchname in "
+                                         "examples/mobilenet_v1.layers (names: conv1, "));
+    ck_assert_ptr_nonnull(strstr(r->err, "sep13")); /* the names it could have been */
+    r = run_cli("jit op=dw df=6 m=4 dk=3 --target avx2 --backend tcc");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_str_eq(r->out, "");
+    ck_assert_ptr_nonnull(strstr(r->err, "--target avx2 needs --backend cc"));
+    r = run_cli("jit op=dw df=6 m=4 dk=3 --target native --backend cc");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_str_eq(r->out, "");
+    r = run_cli("jit op=dw name=one df=6 m=4 dk=3 --only pw");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "no layer named pw in the spec (names: one; "
+                                         "ops: dw)"));
+}
+END_TEST
+
+START_TEST(gen_best_reads_the_default_backend)
+{
+    const char *log = "/tmp/sepconv-cli-best.jsonl";
+    unlink(log);
+    append_record(log, "op=dw df=6 m=8 dk=3", "channel_block=8,tile_w=1,unroll=row");
+    /* no --backend: tcc's record, the backend tune and jit default to */
+    outcome *r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --log "
+                         "/tmp/sepconv-cli-best.jsonl");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_str_eq(r->err, "");
+    ck_assert_ptr_nonnull(strstr(r->out, "--schedule channel_block=8,tile_w=1,unroll=row "));
+    /* jit and run take 'best' too, from the same default backend */
+    r = run_cli("jit op=dw df=6 m=8 dk=3 --schedule best --repeat 1 --json --log "
+                "/tmp/sepconv-cli-best.jsonl");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "\"schedule\":\"channel_block=8,tile_w=1,"
+                                         "unroll=row\""));
+    r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --backend cc --log "
+                "/tmp/sepconv-cli-best.jsonl");
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_ptr_nonnull(strstr(r->err, "no cc/portable record"));
+    unlink(log);
+}
+END_TEST
+
+START_TEST(max_source_takes_suffixes)
+{
+    outcome *r = run_cli("gen op=dw df=6 m=8 dk=3 --max-source 1G");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    r = run_cli("gen op=dw df=6 m=8 dk=3 --max-source 64KiB");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    const char *bad[] = {"1X", "-5", "99999999999999999999", "20000000000000G", "2T",
+                         "1023", "", "1.5M", "M"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "gen op=dw df=6 m=8 dk=3 --max-source '%s'", bad[i]);
+        r = run_cli(args);
+        ck_assert_msg(r->code == 2, "--max-source '%s' exits %d", bad[i], r->code);
+        ck_assert_ptr_nonnull(strstr(r->err, "--max-source takes a size"));
+    }
+    /* a budget too small for the kernel: the message names the flag */
+    r = run_cli("gen op=dw df=6 m=8 dk=3 --max-source 1K --schedule unroll=full");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "--max-source SIZE"));
+    r = run_cli("gen op=sep df=112 m=32 n=64 dk=3 --schedule unroll=full");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "raise the budget with --max-source SIZE"));
+}
+END_TEST
+
+START_TEST(cc_timeout_option)
+{
+    const char *bad[] = {"0", "-1", "abc", "nan", "inf", "1e9", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "jit op=dw df=6 m=8 dk=3 --backend cc --cc-timeout '%s'",
+                 bad[i]);
+        outcome *r = run_cli(args);
+        ck_assert_msg(r->code == 2, "--cc-timeout '%s' exits %d", bad[i], r->code);
+        ck_assert_ptr_nonnull(strstr(r->err, "--cc-timeout takes seconds"));
+    }
+    outcome *r = run_cli("jit op=dw df=6 m=8 dk=3 --backend cc --cc-timeout 300 --repeat 1");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    /* the limit reaches the cc backend: a millisecond is too short for cc */
+    r = run_cli_with("SEPCONV_CACHE", "off",
+                     "jit op=dw df=6 m=8 dk=3 --backend cc --cc-timeout 0.001 --repeat 1");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_msg(strstr(r->err, "0.001 s") != NULL, "%s", r->err);
+    r = run_cli("run --help");
+    ck_assert_ptr_nonnull(strstr(r->out, "--cc-timeout S"));
+    ck_assert_ptr_null(strstr(r->out, "{cc_timeout}"));
+    char expected[64];
+    snprintf(expected, sizeof expected, "(default %g s)",
+#ifdef SEPCONV_CC_TIMEOUT_DEFAULT
+             (double)(SEPCONV_CC_TIMEOUT_DEFAULT)
+#else
+             30.0
+#endif
+    );
+    ck_assert_ptr_nonnull(strstr(r->out, expected));
+    r = run_cli("jit --help");
+    ck_assert_ptr_nonnull(strstr(r->out, expected));
 }
 END_TEST
 
@@ -389,8 +780,10 @@ Suite *cli_suite(void)
     TCase *c = tcase_create("cli");
     tcase_set_timeout(c, 60);
     tcase_add_test(c, help_and_version);
+    tcase_add_test(c, help_of_a_command_and_version_command);
+    tcase_add_test(c, help_names_the_cache_and_every_variable);
     tcase_add_test(c, bad_usage_exits_2);
-    tcase_add_test(c, bad_specs_exit_1_with_the_reason);
+    tcase_add_test(c, bad_specs_exit_2_with_the_reason);
     tcase_add_test(c, cost_of_one_layer);
     tcase_add_test(c, cost_of_mobilenet);
     tcase_add_test(c, reference_reports_time);
@@ -400,6 +793,14 @@ Suite *cli_suite(void)
     tcase_add_test(c, schedules_lists_knobs);
     tcase_add_test(c, run_on_npy_files);
     tcase_add_test(c, tune_shards_merge_and_best);
+    tcase_add_test(c, failed_writes_to_stdout_exit_1);
+    tcase_add_test(c, run_target_native_and_backends);
+    tcase_add_test(c, run_writes_npy_to_stdout);
+    tcase_add_test(c, model_from_stdin);
+    tcase_add_test(c, jit_refuses_before_printing);
+    tcase_add_test(c, gen_best_reads_the_default_backend);
+    tcase_add_test(c, max_source_takes_suffixes);
+    tcase_add_test(c, cc_timeout_option);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -150,11 +150,11 @@ START_TEST(grid_run_matches_reference)
     const grid_run *run = &runs[_i];
     if (!cpu_runs(run->target))
         return; /* this machine cannot run the target's code */
+    /* a batch takes every run->every-th case from `first` on, BATCH of
+     * them; the next batch starts where that one's stride ends */
     size_t stride = BATCH * run->every;
     for (size_t first = 0; first < case_count; first += stride)
-        for (size_t offset = 0; offset < run->every && first + offset < case_count;
-             offset += run->every)
-            check_batch(run, first + offset);
+        check_batch(run, first);
 }
 END_TEST
 
@@ -214,6 +214,207 @@ START_TEST(grid_covers_every_option_and_knob_value)
 }
 END_TEST
 
+/* Generates a spec under a schedule ("" for the default), for cc or not,
+ * within `budget` bytes (0: the default). */
+static sepconv_status generate_for(const char *spec, const char *schedule,
+                                   sepconv_target target, bool for_cc, size_t budget,
+                                   sepconv_source *source, sepconv_error *error)
+{
+    sepconv_layer layer;
+    sepconv_schedule parsed;
+    ck_assert_msg(sepconv_layer_parse(spec, &layer, error) == SEPCONV_OK, "%s: %s", spec,
+                  error->message);
+    ck_assert_msg(sepconv_schedule_parse(schedule, &layer, target, &parsed, error) ==
+                      SEPCONV_OK, "%s: %s", schedule, error->message);
+    sepconv_generate_options options = {.source_budget = budget, .for_cc = for_cc};
+    return sepconv_generate(&layer, &parsed, &options, source, error);
+}
+
+/* The layer of issue #10 whose unroll=row source (917 KB) gcc compiled for
+ * 5 minutes: 7 row segments x 19 columns x 49 taps. */
+static const char *const unrolled_conv = "op=conv h=9 w=19 m=5 n=3 dk=7";
+static const char *const unrolled_schedule = "channel_block=16,tile_w=8,unroll=row";
+
+START_TEST(estimate_sees_unrolled_rows_coming)
+{
+    sepconv_source source, again;
+    sepconv_error error;
+    ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
+                                  false, (size_t)1 << 30, &source, &error), SEPCONV_OK);
+    /* a budget of 0.8x the real size is refused by the estimate, before
+     * rendering ("would be at least"), not by the renderer on its way */
+    size_t real = source.code_length;
+    ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
+                                  false, real * 8 / 10, &again, &error), SEPCONV_LIMIT);
+    ck_assert_msg(strstr(error.message, "would be at least"), "%s", error.message);
+    ck_assert_ptr_null(again.code);
+    /* and the estimate is a lower bound: the real size itself passes */
+    ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
+                                  false, real, &again, &error), SEPCONV_OK);
+    sepconv_source_free(&again);
+    sepconv_source_free(&source);
+    /* the same over every unroll and target, on layers with large kernels */
+    const char *specs[] = {unrolled_conv, "op=dw df=14 m=64 dk=7 mult=2 act=relu",
+                           "op=sep df=12 m=16 n=24 dk=5 stride=2 layout=nchw",
+                           "op=conv df=10 m=4 n=20 dk=5 dilation=2 bias=1"};
+    const char *schedules[] = {"unroll=row", "unroll=full", "unroll=row,tile_w=8"};
+    for (int i = 0; i < 4; i++)
+        for (int u = 0; u < 3; u++)
+            for (int t = 0; t < 3; t++) {
+                sepconv_target target = (sepconv_target)t;
+                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, false,
+                                              (size_t)1 << 30, &source, &error),
+                                 SEPCONV_OK);
+                real = source.code_length;
+                sepconv_source_free(&source);
+                ck_assert_msg(generate_for(specs[i], schedules[u], target, false, real,
+                                           &again, &error) == SEPCONV_OK,
+                              "%s %s: %s", specs[i], schedules[u], error.message);
+                sepconv_source_free(&again);
+                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, false,
+                                              real / 2, &again, &error), SEPCONV_LIMIT);
+                ck_assert_msg(strstr(error.message, "would be at least"),
+                              "%s %s %s: estimate below half the real %zu bytes: %s",
+                              specs[i], schedules[u], sepconv_target_name(target), real,
+                              error.message);
+            }
+}
+END_TEST
+
+START_TEST(cc_source_has_its_own_budget)
+{
+    /* 440 KiB of unrolled depthwise: fine for tcc's 4 MiB; for cc, whose
+     * compile of it took 20 s, refused at once by the estimate */
+    const char *spec = "op=dw df=112 m=32 dk=3";
+    sepconv_source source;
+    sepconv_error error;
+    ck_assert_int_eq(generate_for(spec, "unroll=row", SEPCONV_TARGET_PORTABLE, false, 0,
+                                  &source, &error), SEPCONV_OK);
+    ck_assert_uint_gt(source.code_length, SEPCONV_CC_SOURCE_BUDGET_DEFAULT);
+    ck_assert_uint_le(source.code_length, SEPCONV_SOURCE_BUDGET_DEFAULT);
+    sepconv_source_free(&source);
+    ck_assert_int_eq(generate_for(spec, "unroll=row", SEPCONV_TARGET_PORTABLE, true, 0,
+                                  &source, &error), SEPCONV_LIMIT);
+    ck_assert_ptr_null(source.code);
+    char expected[160];
+    snprintf(expected, sizeof expected, "source-size budget of %zu bytes (128.0 KiB), "
+             "the cc backend's default (options.generate.source_budget)",
+             SEPCONV_CC_SOURCE_BUDGET_DEFAULT);
+    ck_assert_msg(strstr(error.message, expected), "%s", error.message);
+    ck_assert_ptr_nonnull(strstr(error.message, "would be at least"));
+    ck_assert_ptr_nonnull(strstr(error.message, "raise the budget"));
+    /* a budget given applies to cc as well */
+    ck_assert_int_eq(generate_for(spec, "unroll=row", SEPCONV_TARGET_PORTABLE, true,
+                                  (size_t)1 << 20, &source, &error), SEPCONV_OK);
+    sepconv_source_free(&source);
+    /* the kernel API generates for its backend */
+    sepconv_layer layer;
+    ck_assert_int_eq(sepconv_layer_parse(spec, &layer, &error), SEPCONV_OK);
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = SEPCONV_BACKEND_CC;
+    options.schedule = "unroll=row";
+    sepconv_kernel *kernel = NULL;
+    ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
+                     SEPCONV_LIMIT);
+    ck_assert_msg(strstr(error.message, "the cc backend's default"), "%s", error.message);
+    ck_assert_ptr_null(kernel);
+}
+END_TEST
+
+START_TEST(budget_messages_read_as_sizes)
+{
+    sepconv_source source;
+    sepconv_error error;
+    /* 512 KiB once printed as "524288 bytes (0 MiB)" */
+    ck_assert_int_eq(generate_for("op=dw df=112 m=32 dk=3", "unroll=row",
+                                  SEPCONV_TARGET_AVX2, true, (size_t)512 << 10, &source,
+                                  &error), SEPCONV_LIMIT);
+    ck_assert_msg(strstr(error.message, "budget of 524288 bytes (512.0 KiB), as given "
+                                        "(options.generate.source_budget)"),
+                  "%s", error.message);
+    ck_assert_ptr_null(strstr(error.message, "0 MiB"));
+    /* a source that the estimate lets through but the renderer stops: the
+     * same readable budget, and where to raise it */
+    ck_assert_int_eq(generate_for("op=dw df=6 m=8 dk=3", "", SEPCONV_TARGET_PORTABLE,
+                                  false, 0, &source, &error), SEPCONV_OK);
+    size_t real = source.code_length;
+    sepconv_source_free(&source);
+    ck_assert_int_eq(generate_for("op=dw df=6 m=8 dk=3", "", SEPCONV_TARGET_PORTABLE,
+                                  false, real - 1, &source, &error), SEPCONV_LIMIT);
+    char expected[160];
+    snprintf(expected, sizeof expected, "passed the source-size budget of %zu bytes "
+             "(%.1f KiB), as given (options.generate.source_budget)", real - 1,
+             (double)(real - 1) / 1024);
+    ck_assert_msg(strstr(error.message, expected), "%s", error.message);
+    ck_assert_ptr_nonnull(strstr(error.message, "raise the budget"));
+}
+END_TEST
+
+/* Layers at the edges of what the spec accepts: the largest kernels a
+ * padded input takes, one channel and a thousand, one row and 224. */
+static const char *const edge_layers[] = {
+    "op=conv df=9 m=8 n=8 dk=7", "op=conv df=7 m=8 n=8 dk=7",
+    "op=conv df=14 m=32 n=32 dk=5", "op=conv h=9 w=19 m=5 n=3 dk=7",
+    "op=conv df=56 m=3 n=1000 dk=7 stride=2 bias=1 act=relu",
+    "op=conv df=40 m=1 n=1 dk=39", "op=conv h=1 w=300 m=2 n=33 dk=250 layout=nchw",
+    "op=conv df=20 m=17 n=9 dk=9 dilation=2 stride=3",
+    "op=dw df=224 m=32 dk=7", "op=dw df=64 m=1 dk=63 bias=1",
+    "op=dw df=30 m=1000 dk=29 mult=2 layout=nchw", "op=dw h=2 w=200 m=5 dk=199",
+    "op=sep df=112 m=32 n=64 dk=7 act=relu6", "op=sep df=20 m=1 n=1000 dk=19",
+    "op=sep df=9 m=1000 n=7 dk=9 stride=2 dilation=3 layout=nchw",
+    "op=pw df=224 m=3 n=1000 stride=2", "op=pw h=1 w=500 m=1000 n=1"};
+#define EDGE_LAYERS (sizeof edge_layers / sizeof edge_layers[0])
+
+START_TEST(default_schedules_fit_the_cc_budget)
+{
+    for (size_t i = 0; i < EDGE_LAYERS; i++)
+        for (int t = 0; t < SEPCONV_TARGET_COUNT; t++) {
+            sepconv_source source;
+            sepconv_error error;
+            ck_assert_msg(generate_for(edge_layers[i], "", (sepconv_target)t, true, 0,
+                                       &source, &error) == SEPCONV_OK,
+                          "%s --target %s: %s", edge_layers[i],
+                          sepconv_target_name((sepconv_target)t), error.message);
+            ck_assert_uint_le(source.code_length, SEPCONV_CC_SOURCE_BUDGET_DEFAULT);
+            sepconv_source_free(&source);
+        }
+}
+END_TEST
+
+START_TEST(largest_default_compiles_with_cc)
+{
+    /* not a timing test: the largest default source of issue #10's layers
+     * compiles with cc -O3 and verifies */
+    __builtin_cpu_init();
+    sepconv_target target = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                                ? SEPCONV_TARGET_AVX2 : SEPCONV_TARGET_PORTABLE;
+    size_t largest = 0, worst = 0;
+    for (size_t i = 0; i < 4; i++) {
+        sepconv_source source;
+        sepconv_error error;
+        ck_assert_int_eq(generate_for(edge_layers[i], "", target, true, 0, &source, &error),
+                         SEPCONV_OK);
+        if (source.code_length > largest) {
+            largest = source.code_length;
+            worst = i;
+        }
+        sepconv_source_free(&source);
+    }
+    sepconv_layer layer;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_layer_parse(edge_layers[worst], &layer, &error), SEPCONV_OK);
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = SEPCONV_BACKEND_CC;
+    options.target = target;
+    options.cc.no_cache = 1;
+    sepconv_kernel *kernel = NULL;
+    ck_assert_msg(sepconv_kernel_create(&layer, &options, &kernel, &error) == SEPCONV_OK,
+                  "%s: %s", edge_layers[worst], error.message);
+    ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
+    sepconv_kernel_free(kernel);
+}
+END_TEST
+
 Suite *generator_suite(void)
 {
     Suite *suite = suite_create("generator");
@@ -222,5 +423,13 @@ Suite *generator_suite(void)
     tcase_add_test(grid, grid_covers_every_option_and_knob_value);
     tcase_add_loop_test(grid, grid_run_matches_reference, 0, (int)RUN_COUNT);
     suite_add_tcase(suite, grid);
+    TCase *budget = tcase_create("budget");
+    tcase_set_timeout(budget, 300);
+    tcase_add_test(budget, estimate_sees_unrolled_rows_coming);
+    tcase_add_test(budget, cc_source_has_its_own_budget);
+    tcase_add_test(budget, budget_messages_read_as_sizes);
+    tcase_add_test(budget, default_schedules_fit_the_cc_budget);
+    tcase_add_test(budget, largest_default_compiles_with_cc);
+    suite_add_tcase(suite, budget);
     return suite;
 }

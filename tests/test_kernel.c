@@ -1,15 +1,21 @@
 /*
  * test_kernel.c -- the runtime API: create, set weights, run; verify on
- * compile refusing a wrong kernel; threads; many kernels at once.
+ * compile refusing a wrong kernel; threads and the CPUs they may use; many
+ * kernels at once; one kernel run from several threads.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests.h"
+#include "internal.h" /* sepconv_cgroup_cpu_limit */
 
 /* Creates a kernel that must build; fails the test with the message. */
 static sepconv_kernel *create(const sepconv_layer *layer, const sepconv_kernel_options *o)
@@ -21,27 +27,40 @@ static sepconv_kernel *create(const sepconv_layer *layer, const sepconv_kernel_o
     return kernel;
 }
 
-/* Runs a kernel on seeded data and checks it against the reference. */
-static void check_against_reference(sepconv_kernel *kernel, uint64_t seed)
+/* Runs a kernel on seeded data and compares with the reference; false
+ * (with the message) if the kernel fails or disagrees.  Thread-safe. */
+static bool agrees_with_reference(sepconv_kernel *kernel, uint64_t seed,
+                                  sepconv_error *error)
 {
     const sepconv_layer *layer = sepconv_kernel_layer(kernel);
     sepconv_buffers b;
-    ck_assert_int_eq(sepconv_buffers_alloc(layer, &b, NULL), SEPCONV_OK);
+    if (sepconv_buffers_alloc(layer, &b, error) != SEPCONV_OK)
+        return false;
     sepconv_buffers_fill_random(layer, &b, seed);
     sepconv_tensors t = sepconv_buffers_tensors(&b);
     float *out = malloc((size_t)layer->output_elements * sizeof(float));
     double *magnitude = malloc((size_t)layer->output_elements * sizeof(double));
-    sepconv_error error;
-    ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, &error), SEPCONV_OK);
-    ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, out, &error), SEPCONV_OK);
-    ck_assert_int_eq(sepconv_reference_run(layer, &t, b.output, NULL), SEPCONV_OK);
-    ck_assert_int_eq(sepconv_reference_magnitude(layer, &t, magnitude, NULL), SEPCONV_OK);
     sepconv_comparison comparison;
-    ck_assert_msg(sepconv_compare(layer, b.output, out, magnitude, &comparison, &error) ==
-                      SEPCONV_OK, "%s", error.message);
+    if ((!out || !magnitude) && error)
+        snprintf(error->message, sizeof error->message, "out of memory for the outputs");
+    bool ok = out && magnitude &&
+              sepconv_kernel_set_weights(kernel, &t, error) == SEPCONV_OK &&
+              sepconv_kernel_run(kernel, b.input, out, error) == SEPCONV_OK &&
+              sepconv_reference_run(layer, &t, b.output, error) == SEPCONV_OK &&
+              sepconv_reference_magnitude(layer, &t, magnitude, error) == SEPCONV_OK &&
+              sepconv_compare(layer, b.output, out, magnitude, &comparison, error) ==
+                  SEPCONV_OK;
     free(out);
     free(magnitude);
     sepconv_buffers_free(&b);
+    return ok;
+}
+
+/* Runs a kernel on seeded data and checks it against the reference. */
+static void check_against_reference(sepconv_kernel *kernel, uint64_t seed)
+{
+    sepconv_error error;
+    ck_assert_msg(agrees_with_reference(kernel, seed, &error), "%s", error.message);
 }
 
 START_TEST(tcc_kernel_end_to_end)
@@ -228,12 +247,16 @@ START_TEST(results_do_not_depend_on_threads)
         sepconv_tensors t = sepconv_buffers_tensors(&b);
         size_t bytes = (size_t)layer.output_elements * sizeof(float);
         float *first = malloc(bytes), *other = malloc(bytes);
-        const int counts[] = {1, 2, 3, 0, 7};
-        for (int c = 0; c < 5; c++) {
+        const int counts[] = {1, 2, 3, 0, 7, 8};
+        for (int c = 0; c < 6; c++) {
             sepconv_kernel_options options = sepconv_kernel_defaults();
             options.threads = counts[c];
             options.verify = 0;
             sepconv_kernel *kernel = create(&layer, &options);
+            /* 0 is every usable CPU; more than those are capped to them */
+            int usable = sepconv_usable_cpus();
+            int expected = counts[c] == 0 || counts[c] > usable ? usable : counts[c];
+            ck_assert_int_eq(sepconv_kernel_get_info(kernel)->threads, expected);
             ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
             ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, c ? other : first, NULL),
                              SEPCONV_OK);
@@ -249,7 +272,7 @@ START_TEST(results_do_not_depend_on_threads)
 }
 END_TEST
 
-/* A thread that creates, runs and checks kernels. */
+/* A thread that creates, runs and checks kernels against the reference. */
 static void *create_and_run(void *argument)
 {
     long index = (long)argument;
@@ -261,10 +284,13 @@ static void *create_and_run(void *argument)
         sepconv_kernel *kernel = NULL;
         sepconv_kernel_options options = sepconv_kernel_defaults();
         options.threads = 2;
-        if (sepconv_layer_parse(spec, &layer, NULL) != SEPCONV_OK ||
-            sepconv_kernel_create(&layer, &options, &kernel, NULL) != SEPCONV_OK)
-            return (void *)1;
+        options.schedule = i % 2 ? "fuse=0" : NULL;
+        bool ok = sepconv_layer_parse(spec, &layer, NULL) == SEPCONV_OK &&
+                  sepconv_kernel_create(&layer, &options, &kernel, NULL) == SEPCONV_OK &&
+                  agrees_with_reference(kernel, (uint64_t)(index * 10 + i), NULL);
         sepconv_kernel_free(kernel);
+        if (!ok)
+            return (void *)1;
     }
     return NULL;
 }
@@ -284,45 +310,382 @@ START_TEST(threads_create_and_run_kernels_at_once)
 }
 END_TEST
 
-/* Runs one shared kernel from a thread, many times. */
+/* How many runs each thread makes of the shared kernel. */
+#define SHARED_RUNS 40
+
+/* One thread's part in running a shared kernel: its own input, the output
+ * a lone single-threaded run gave for it, and its own workspace. */
+typedef struct shared_run {
+    sepconv_kernel *kernel;
+    float *input, *expected, *output;
+    void *workspace;
+    size_t workspace_bytes, output_bytes;
+    long failures;
+} shared_run;
+
+/* Runs one shared kernel in a thread's own workspace, many times, and
+ * compares every output with the lone run's. */
 static void *run_shared(void *argument)
 {
-    sepconv_kernel *kernel = argument;
-    const sepconv_layer *layer = sepconv_kernel_layer(kernel);
-    float *input = calloc((size_t)layer->input_elements, sizeof(float));
-    float *output = malloc((size_t)layer->output_elements * sizeof(float));
-    long failures = 0;
-    for (int i = 0; i < 100; i++)
-        failures += sepconv_kernel_run(kernel, input, output, NULL) != SEPCONV_OK ||
-                    output[0] != 0.0f;
-    free(input);
-    free(output);
-    return (void *)failures;
+    shared_run *r = argument;
+    for (int i = 0; i < SHARED_RUNS; i++) {
+        memset(r->output, 0xff, r->output_bytes); /* NaN: a skipped output shows */
+        r->failures += sepconv_kernel_run_with_workspace(r->kernel, r->input, r->output,
+                                                         r->workspace, r->workspace_bytes,
+                                                         NULL) != SEPCONV_OK ||
+                       memcmp(r->output, r->expected, r->output_bytes) != 0;
+    }
+    return NULL;
+}
+
+/* Fills `count` floats with seeded values in [-1, 1). */
+static void fill_random(float *values, int64_t count, uint64_t seed)
+{
+    for (int64_t i = 0; i < count; i++)
+        values[i] = (float)((double)(sepconv_random_next(&seed) >> 40) * 0x1p-23 - 1.0);
 }
 
 START_TEST(one_kernel_runs_from_many_threads)
 {
-    sepconv_layer layer = parse_layer("op=sep df=8 m=4 n=8 dk=3 pad=valid");
+    /* unfused and fused: both use scratch, which each thread's workspace
+     * holds; with two threads the callers take turns on the pool */
+    const char *schedules[] = {"fuse=0", "fuse=1,tile_h=2"};
+    const int counts[] = {1, 2};
+    for (int k = 0; k < 4; k++) {
+        sepconv_layer layer = parse_layer("op=sep df=12 m=8 n=8 dk=3 bias=1 act=relu");
+        sepconv_kernel_options options = sepconv_kernel_defaults();
+        options.schedule = schedules[k % 2];
+        options.threads = counts[k / 2];
+        sepconv_kernel *kernel = create(&layer, &options);
+        ck_assert_int_gt(sepconv_kernel_workspace_bytes(kernel), 0);
+        sepconv_buffers b;
+        ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+        sepconv_buffers_fill_random(&layer, &b, 1);
+        sepconv_tensors t = sepconv_buffers_tensors(&b);
+        ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
+        shared_run runs[4];
+        size_t in_bytes = (size_t)layer.input_elements * sizeof(float);
+        size_t out_bytes = (size_t)layer.output_elements * sizeof(float);
+        size_t workspace = sepconv_kernel_workspace_bytes(kernel);
+        for (int i = 0; i < 4; i++) {
+            shared_run *r = &runs[i];
+            *r = (shared_run){.kernel = kernel, .input = malloc(in_bytes),
+                              .expected = malloc(out_bytes), .output = malloc(out_bytes),
+                              .workspace = aligned_alloc(64, (workspace + 63) / 64 * 64),
+                              .workspace_bytes = workspace, .output_bytes = out_bytes};
+            /* each thread its own random input: a race on scratch mixes them */
+            fill_random(r->input, layer.input_elements, 100 + (uint64_t)i);
+            ck_assert_int_eq(sepconv_kernel_run(kernel, r->input, r->expected, NULL),
+                             SEPCONV_OK);
+        }
+        ck_assert_msg(memcmp(runs[0].expected, runs[1].expected, out_bytes) != 0,
+                      "different inputs should give different outputs");
+        pthread_t threads[4];
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(pthread_create(&threads[i], NULL, run_shared, &runs[i]), 0);
+        long failures = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(threads[i], NULL);
+            failures += runs[i].failures;
+            free(runs[i].input);
+            free(runs[i].expected);
+            free(runs[i].output);
+            free(runs[i].workspace);
+        }
+        ck_assert_msg(failures == 0, "%s, threads=%d: %ld of %d runs failed or differed",
+                      schedules[k % 2], counts[k / 2], failures, 4 * SHARED_RUNS);
+        sepconv_buffers_free(&b);
+        sepconv_kernel_free(kernel);
+    }
+}
+END_TEST
+
+/* The longest a test waits for two runs of one kernel to overlap. */
+#define OVERLAP_WAIT_SECONDS 60.0
+
+/* A thread running a kernel with its own workspace until told to stop. */
+typedef struct busy_run {
+    sepconv_kernel *kernel;
+    const float *input, *expected;
+    float *output;
+    size_t output_bytes;
+    atomic_int stop;
+    long runs, failures;
+} busy_run;
+
+/* Runs the kernel (sepconv_kernel_run) until stopped; a refusal is not a
+ * failure here, a wrong output is. */
+static void *run_until_stopped(void *argument)
+{
+    busy_run *r = argument;
+    while (!atomic_load(&r->stop)) {
+        sepconv_status status = sepconv_kernel_run(r->kernel, r->input, r->output, NULL);
+        if (status == SEPCONV_OK) {
+            r->runs++;
+            r->failures += memcmp(r->output, r->expected, r->output_bytes) != 0;
+        } else if (status != SEPCONV_INVALID) {
+            r->failures++;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(a_second_run_at_once_is_refused_not_raced)
+{
+    /* the kernel's own workspace serves one run at a time: while another
+     * thread runs it, sepconv_kernel_run says so instead of sharing the
+     * scratch; the runs that do go ahead are all right */
+    sepconv_layer layer = parse_layer("op=sep df=24 m=16 n=16 dk=3 bias=1");
     sepconv_kernel_options options = sepconv_kernel_defaults();
-    options.threads = 2;
+    options.schedule = "fuse=0";
+    options.verify = 0;
     sepconv_kernel *kernel = create(&layer, &options);
     sepconv_buffers b;
     ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
-    sepconv_buffers_fill_random(&layer, &b, 1);
+    sepconv_buffers_fill_random(&layer, &b, 2);
     sepconv_tensors t = sepconv_buffers_tensors(&b);
     ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
-    pthread_t threads[4];
-    for (int i = 0; i < 4; i++)
-        pthread_create(&threads[i], NULL, run_shared, kernel);
-    long failures = 0;
-    for (int i = 0; i < 4; i++) {
-        void *result;
-        pthread_join(threads[i], &result);
-        failures += (long)result;
+    size_t bytes = (size_t)layer.output_elements * sizeof(float);
+    float *expected = malloc(bytes), *mine = malloc(bytes);
+    ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, expected, NULL), SEPCONV_OK);
+    busy_run busy = {.kernel = kernel, .input = b.input, .expected = expected,
+                     .output = b.output, .output_bytes = bytes};
+    atomic_init(&busy.stop, 0);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_until_stopped, &busy), 0);
+    long refused = 0, wrong = 0;
+    sepconv_error error;
+    double deadline = sepconv_seconds() + OVERLAP_WAIT_SECONDS;
+    while (refused == 0 && sepconv_seconds() < deadline) {
+        sepconv_status status = sepconv_kernel_run(kernel, b.input, mine, &error);
+        if (status == SEPCONV_INVALID) {
+            refused++;
+            ck_assert_ptr_nonnull(strstr(error.message, "already running in another thread"));
+        } else {
+            wrong += status != SEPCONV_OK || memcmp(mine, expected, bytes) != 0;
+        }
     }
-    ck_assert_int_eq(failures, 0);
+    atomic_store(&busy.stop, 1);
+    pthread_join(thread, NULL);
+    ck_assert_msg(refused > 0, "no run overlapped another in %.0f s", OVERLAP_WAIT_SECONDS);
+    ck_assert_int_eq(wrong, 0);
+    ck_assert_int_eq(busy.failures, 0);
+    /* once the other thread is done, the kernel runs again */
+    ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, mine, NULL), SEPCONV_OK);
+    ck_assert_int_eq(memcmp(mine, expected, bytes), 0);
+    free(expected);
+    free(mine);
     sepconv_buffers_free(&b);
     sepconv_kernel_free(kernel);
+}
+END_TEST
+
+START_TEST(workspace_size_and_refusals)
+{
+    /* unfused, the scratch holds the whole intermediate (rows x out_w x
+     * mid_c floats), one cache-line-rounded slice per thread */
+    sepconv_layer layer = parse_layer("op=sep df=9 m=6 n=10 dk=3");
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.schedule = "fuse=0";
+    options.threads = 2;
+    sepconv_kernel *kernel = create(&layer, &options);
+    size_t slice = (9 * 9 * 6 * 4 + 63) / 64 * 64; /* 1944 bytes -> 1984 */
+    int threads = sepconv_kernel_get_info(kernel)->threads;
+    ck_assert_uint_eq(sepconv_kernel_workspace_bytes(kernel), (size_t)threads * slice);
+    sepconv_buffers b;
+    ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+    sepconv_buffers_fill_random(&layer, &b, 6);
+    sepconv_tensors t = sepconv_buffers_tensors(&b);
+    ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
+    size_t bytes = sepconv_kernel_workspace_bytes(kernel);
+    char *workspace = aligned_alloc(64, bytes + 64);
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_kernel_run_with_workspace(kernel, b.input, b.output, workspace,
+                                                       bytes - 1, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "the kernel needs"));
+    ck_assert_int_eq(sepconv_kernel_run_with_workspace(kernel, b.input, b.output, NULL,
+                                                       bytes, &error), SEPCONV_INVALID);
+    ck_assert_int_eq(sepconv_kernel_run_with_workspace(kernel, b.input, b.output,
+                                                       workspace + 1, bytes, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "is not aligned"));
+    /* the caller's workspace gives what the kernel's own gives, even when
+     * it starts full of garbage: the kernel writes scratch before reading */
+    size_t out_bytes = (size_t)layer.output_elements * sizeof(float);
+    float *mine = malloc(out_bytes);
+    memset(workspace, 0xff, bytes + 64);
+    ck_assert_int_eq(sepconv_kernel_run_with_workspace(kernel, b.input, mine, workspace + 64,
+                                                       bytes, &error), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, b.output, NULL), SEPCONV_OK);
+    ck_assert_int_eq(memcmp(mine, b.output, out_bytes), 0);
+    free(mine);
+    free(workspace);
+    sepconv_buffers_free(&b);
+    sepconv_kernel_free(kernel);
+    /* a depthwise kernel needs none: NULL will do */
+    layer = parse_layer("op=dw df=6 m=4 dk=3");
+    kernel = create(&layer, NULL);
+    ck_assert_uint_eq(sepconv_kernel_workspace_bytes(kernel), 0);
+    ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+    t = sepconv_buffers_tensors(&b);
+    ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_kernel_run_with_workspace(kernel, b.input, b.output, NULL, 0,
+                                                       &error), SEPCONV_OK);
+    sepconv_buffers_free(&b);
+    sepconv_kernel_free(kernel);
+}
+END_TEST
+
+/* The CPUs in this thread's affinity mask, counted here with CPU_COUNT. */
+static int affinity_count(void)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+START_TEST(usable_cpus_follow_the_affinity)
+{
+    int affinity = affinity_count();
+    int quota = sepconv_cgroup_cpu_limit("");
+    int expected = quota > 0 && quota < affinity ? quota : affinity;
+    ck_assert_int_eq(sepconv_usable_cpus(), expected);
+    if (quota == 0) /* no cgroup quota here: exactly the affinity */
+        ck_assert_int_eq(sepconv_usable_cpus(), affinity);
+}
+END_TEST
+
+/* Narrows the calling thread to one CPU and reports what sepconv sees:
+ * the usable CPUs, and the threads of kernels asked for 0 and 8. */
+static void *on_one_cpu(void *argument)
+{
+    int *seen = argument;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return (void *)1;
+    int first = 0;
+    while (!CPU_ISSET(first, &set))
+        first++;
+    CPU_ZERO(&set);
+    CPU_SET(first, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        return (void *)1;
+    seen[0] = sepconv_usable_cpus();
+    sepconv_layer layer;
+    if (sepconv_layer_parse("op=dw df=6 m=4 dk=3", &layer, NULL) != SEPCONV_OK)
+        return (void *)1;
+    for (int i = 0; i < 2; i++) {
+        sepconv_kernel_options options = sepconv_kernel_defaults();
+        options.threads = i == 0 ? 0 : 8;
+        sepconv_kernel *kernel = NULL;
+        if (sepconv_kernel_create(&layer, &options, &kernel, NULL) != SEPCONV_OK)
+            return (void *)1;
+        seen[1 + i] = sepconv_kernel_get_info(kernel)->threads;
+        sepconv_kernel_free(kernel);
+    }
+    return NULL;
+}
+
+START_TEST(a_narrowed_affinity_narrows_the_threads)
+{
+    int seen[3] = {-1, -1, -1};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, on_one_cpu, seen), 0);
+    void *result;
+    pthread_join(thread, &result);
+    ck_assert_ptr_null(result);
+    ck_assert_int_eq(seen[0], 1);
+    ck_assert_int_eq(seen[1], 1); /* threads=0: every usable CPU, one */
+    ck_assert_int_eq(seen[2], 1); /* threads=8: capped to the one CPU */
+}
+END_TEST
+
+/* Writes `text` to root/relative, making the directories on the way. */
+static void write_fake(const char *root, const char *relative, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, relative);
+    for (char *slash = strchr(path + strlen(root) + 1, '/'); slash;
+         slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        mkdir(path, 0700);
+        *slash = '/';
+    }
+    FILE *file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+/* The CPU limit of a fake tree made by `setup`, the tree removed after. */
+static int fake_limit(void (*setup)(const char *root))
+{
+    char root[64];
+    snprintf(root, sizeof root, "/tmp/sepconv-cgroup-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    setup(root);
+    int limit = sepconv_cgroup_cpu_limit(root);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", root);
+    ck_assert_int_eq(system(command), 0);
+    return limit;
+}
+
+/* cgroup v2: 1.5 CPUs in the leaf (rounded up to 2), none above. */
+static void v2_quota(const char *root)
+{
+    write_fake(root, "proc/self/cgroup", "0::/job/step\n");
+    write_fake(root, "sys/fs/cgroup/job/cpu.max", "max 100000\n");
+    write_fake(root, "sys/fs/cgroup/job/step/cpu.max", "150000 100000\n");
+}
+
+/* cgroup v2: an ancestor allows 1 CPU, the leaf 3: the ancestor wins. */
+static void v2_ancestor(const char *root)
+{
+    write_fake(root, "proc/self/cgroup", "0::/job/step\n");
+    write_fake(root, "sys/fs/cgroup/job/cpu.max", "100000 100000\n");
+    write_fake(root, "sys/fs/cgroup/job/step/cpu.max", "300000 100000\n");
+}
+
+/* cgroup v2 without a limit. */
+static void v2_unlimited(const char *root)
+{
+    write_fake(root, "proc/self/cgroup", "0::/job\n");
+    write_fake(root, "sys/fs/cgroup/job/cpu.max", "max 100000\n");
+}
+
+/* cgroup v1 (hybrid, as Docker shows it: the path is the host's, the
+ * mount's root is the container's own cgroup): 250000/100000 -> 3. */
+static void v1_container(const char *root)
+{
+    write_fake(root, "proc/self/cgroup",
+               "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n");
+    write_fake(root, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "250000\n");
+    write_fake(root, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+}
+
+/* cgroup v1 with the quota -1 (none), and no cgroup file at all. */
+static void v1_unlimited(const char *root)
+{
+    write_fake(root, "proc/self/cgroup", "2:cpuacct,cpu:/\n");
+    write_fake(root, "sys/fs/cgroup/cpuacct,cpu/cpu.cfs_quota_us", "-1\n");
+    write_fake(root, "sys/fs/cgroup/cpuacct,cpu/cpu.cfs_period_us", "100000\n");
+}
+
+/* No /proc/self/cgroup under the root. */
+static void no_cgroup(const char *root)
+{
+    (void)root;
+}
+
+START_TEST(cgroup_quotas_limit_the_cpus)
+{
+    ck_assert_int_eq(fake_limit(v2_quota), 2);
+    ck_assert_int_eq(fake_limit(v2_ancestor), 1);
+    ck_assert_int_eq(fake_limit(v2_unlimited), 0);
+    ck_assert_int_eq(fake_limit(v1_container), 3);
+    ck_assert_int_eq(fake_limit(v1_unlimited), 0);
+    ck_assert_int_eq(fake_limit(no_cgroup), 0);
 }
 END_TEST
 
@@ -361,6 +724,11 @@ Suite *kernel_suite(void)
     tcase_add_test(c, results_do_not_depend_on_threads);
     tcase_add_test(c, threads_create_and_run_kernels_at_once);
     tcase_add_test(c, one_kernel_runs_from_many_threads);
+    tcase_add_test(c, a_second_run_at_once_is_refused_not_raced);
+    tcase_add_test(c, workspace_size_and_refusals);
+    tcase_add_test(c, usable_cpus_follow_the_affinity);
+    tcase_add_test(c, a_narrowed_affinity_narrows_the_threads);
+    tcase_add_test(c, cgroup_quotas_limit_the_cpus);
     tcase_add_test(c, a_thousand_create_free_cycles);
     suite_add_tcase(suite, c);
     return suite;

@@ -4,11 +4,14 @@
  * processes and threads at once.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +28,16 @@ static void sprinkle(float *values, int64_t count, int every, uint64_t *state)
     for (int64_t i = 0; i < count; i++)
         if (sepconv_random_next(state) % (uint64_t)every == 0)
             values[i] = specials[sepconv_random_next(state) % SPECIAL_COUNT];
+}
+
+/* The activation of a layer's last stage, the one its output went through. */
+static sepconv_activation final_activation(const sepconv_layer *layer)
+{
+    switch (layer->op) {
+    case SEPCONV_OP_CONV: return layer->conv_act;
+    case SEPCONV_OP_DW: return layer->dw_act;
+    default: return layer->pw_act; /* pw, and sep's second stage */
+    }
 }
 
 /* Runs a kernel on special values and compares with the reference: NaN
@@ -62,15 +75,27 @@ static void check_specials(const char *spec, sepconv_backend backend, const char
     ck_assert_int_eq(sepconv_reference_magnitude(&layer, &t, magnitude, NULL), SEPCONV_OK);
     int nans = 0, infinities = 0;
     for (size_t i = 0; i < count; i++) {
-        nans += isnan(b.output[i]);
-        infinities += isinf(b.output[i]);
+        nans += isnan(b.output[i]) != 0;
+        infinities += isinf(b.output[i]) != 0; /* isinf may return -1 for -inf */
+        /* checked here, not only through sepconv_compare below */
+        ck_assert_msg(!isnan(out[i]) == !isnan(b.output[i]), "%s (%s): output %zu is %g, "
+                      "the reference's %g", spec, sepconv_backend_name(backend), i,
+                      (double)out[i], (double)b.output[i]);
+        if (isinf(b.output[i]) || isinf(out[i]))
+            ck_assert_msg(out[i] == b.output[i], "%s (%s): output %zu is %g, the "
+                          "reference's %g", spec, sepconv_backend_name(backend), i,
+                          (double)out[i], (double)b.output[i]);
     }
     ck_assert_msg(nans > 0 && nans < (int)count, "%s: the data should make some NaNs", spec);
+    /* relu6 clamps every infinity to 0 or 6; otherwise some must survive */
+    if (final_activation(&layer) == SEPCONV_ACT_RELU6)
+        ck_assert_msg(infinities == 0, "%s: relu6 let %d infinities through", spec, infinities);
+    else
+        ck_assert_msg(infinities > 0, "%s: the data should make some infinities", spec);
     sepconv_comparison comparison;
     ck_assert_msg(sepconv_compare(&layer, b.output, out, magnitude, &comparison, &error) ==
                       SEPCONV_OK, "%s (%s %s): %s", spec, sepconv_backend_name(backend),
                   flags ? flags : "", error.message);
-    (void)infinities;
     free(out);
     free(magnitude);
     sepconv_buffers_free(&b);
@@ -131,20 +156,50 @@ START_TEST(ieee_breaking_flags_are_refused)
 }
 END_TEST
 
+/* In a child process whose files may not grow (RLIMIT_FSIZE 0, as a full
+ * disk), appends a record to a fresh regular file: exits 0 if the append
+ * failed with SEPCONV_IO and a message naming the write error. */
+static void append_to_a_full_file(const char *path, const sepconv_tune_record *record)
+{
+    struct rlimit none = {0, 0};
+    signal(SIGXFSZ, SIG_IGN); /* the write then fails with EFBIG instead */
+    sepconv_error error;
+    if (setrlimit(RLIMIT_FSIZE, &none) != 0)
+        _exit(2);
+    sepconv_status status = sepconv_log_append(path, record, &error);
+    _exit(status == SEPCONV_IO && strstr(error.message, "cannot append") &&
+                  strstr(error.message, strerror(EFBIG))
+              ? 0
+              : 1);
+}
+
 START_TEST(file_system_faults)
 {
     sepconv_error error;
     sepconv_tune_record record;
     memset(&record, 0, sizeof record);
     snprintf(record.status, sizeof record.status, "ok");
-    /* a full disk */
+    /* a full disk: a regular file that cannot grow */
+    char full[64];
+    snprintf(full, sizeof full, "/tmp/sepconv-full-XXXXXX");
+    close(mkstemp(full));
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        append_to_a_full_file(full, &record);
+    int exit_status = 0;
+    waitpid(child, &exit_status, 0);
+    unlink(full);
+    ck_assert_msg(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0,
+                  "appending to a file that cannot grow should fail with the write's error");
+    /* a device is not a log (a FIFO would block a reader forever) */
     ck_assert_int_eq(sepconv_log_append("/dev/full", &record, &error), SEPCONV_IO);
-    ck_assert_ptr_nonnull(strstr(error.message, "No space left on device"));
+    ck_assert_ptr_nonnull(strstr(error.message, "not a regular file"));
     /* a log in a directory that does not exist, or cannot be written */
     ck_assert_int_eq(sepconv_log_append("/nonexistent/dir/log.jsonl", &record, &error),
                      SEPCONV_IO);
     ck_assert_ptr_nonnull(strstr(error.message, "cannot open for appending"));
-    /* tuning stops cleanly with the log's error */
+    /* tuning stops cleanly with the log's error (here: a device) */
     sepconv_layer layer = parse_layer("op=dw df=4 m=3 dk=3");
     sepconv_tune_options options = sepconv_tune_defaults();
     options.trials = 2;
@@ -219,7 +274,34 @@ START_TEST(eight_processes_share_one_log)
 }
 END_TEST
 
-/* A thread that compiles, runs and frees kernels until its deadline. */
+/* Runs a created kernel on seeded data and compares it with the reference:
+ * true if every step succeeded and the outputs agree. */
+static bool run_and_compare(const sepconv_layer *layer, sepconv_kernel *kernel, uint64_t seed)
+{
+    sepconv_buffers b;
+    if (sepconv_buffers_alloc(layer, &b, NULL) != SEPCONV_OK)
+        return false;
+    sepconv_buffers_fill_random(layer, &b, seed);
+    sepconv_tensors t = sepconv_buffers_tensors(&b);
+    size_t count = (size_t)layer->output_elements;
+    float *out = malloc(count * sizeof(float));
+    double *magnitude = malloc(count * sizeof(double));
+    sepconv_comparison comparison;
+    bool ok = out && magnitude &&
+              sepconv_kernel_set_weights(kernel, &t, NULL) == SEPCONV_OK &&
+              sepconv_kernel_run(kernel, b.input, out, NULL) == SEPCONV_OK &&
+              sepconv_reference_run(layer, &t, b.output, NULL) == SEPCONV_OK &&
+              sepconv_reference_magnitude(layer, &t, magnitude, NULL) == SEPCONV_OK &&
+              sepconv_compare(layer, b.output, out, magnitude, &comparison, NULL) ==
+                  SEPCONV_OK;
+    free(out);
+    free(magnitude);
+    sepconv_buffers_free(&b);
+    return ok;
+}
+
+/* A thread that compiles, runs (checked against the reference) and frees
+ * kernels until its deadline; returns how many iterations failed. */
 static void *stress(void *argument)
 {
     double deadline = *(const double *)argument;
@@ -232,7 +314,8 @@ static void *stress(void *argument)
         sepconv_kernel_options options = sepconv_kernel_defaults();
         options.threads = 1 + i % 2;
         if (sepconv_layer_parse(spec, &layer, NULL) != SEPCONV_OK ||
-            sepconv_kernel_create(&layer, &options, &kernel, NULL) != SEPCONV_OK)
+            sepconv_kernel_create(&layer, &options, &kernel, NULL) != SEPCONV_OK ||
+            !run_and_compare(&layer, kernel, (uint64_t)i))
             failures++;
         sepconv_kernel_free(kernel);
     }

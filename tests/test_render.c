@@ -3,9 +3,11 @@
  * the budgets; and the generator's determinism and size budget.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "render.h"
@@ -63,6 +65,65 @@ static void assert_fails(const char *text, sepconv_status status, const char *fr
     ck_assert_ptr_null(out);
     ck_assert_msg(strstr(error.message, fragment) != NULL, "'%s' lacks '%s'",
                   error.message, fragment);
+}
+
+#define ALARM_SECONDS 30 /* a render that has not ended by then never would */
+
+/* Renders text under `limits` in a child process that SIGALRM kills after
+ * ALARM_SECONDS, so a render that never ends fails the test instead of
+ * hanging the suite (Check may run without forking); asserts the status
+ * and that the message holds `fragment`. */
+static void assert_ends(const char *text, render_limits limits, sepconv_status status,
+                        const char *fragment)
+{
+    write_template("t.c.in", text);
+    int channel[2];
+    ck_assert_int_eq(pipe(channel), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(channel[0]);
+        signal(SIGALRM, SIG_DFL); /* Check's handler would kill the whole test */
+        alarm(ALARM_SECONDS);
+        render_request request = {.template_name = "t.c.in",
+                                  .template_dir = template_dir, .limits = limits};
+        char *out = NULL;
+        size_t length = 0;
+        sepconv_error error = {0};
+        int result = render_template(&request, &out, &length, &error);
+        char report[sizeof error.message + 16];
+        int size = snprintf(report, sizeof report, "%d %s", result,
+                            result == SEPCONV_OK ? out : error.message);
+        free(out);
+        ssize_t wrote = write(channel[1], report, (size_t)size);
+        _exit(wrote == size ? 0 : 1);
+    }
+    close(channel[1]);
+    char report[2048] = "";
+    size_t used = 0;
+    ssize_t got;
+    while ((got = read(channel[0], report + used, sizeof report - 1 - used)) > 0)
+        used += (size_t)got;
+    report[used] = '\0';
+    close(channel[0]);
+    int wait_status = 0;
+    ck_assert_int_eq(waitpid(child, &wait_status, 0), child);
+    ck_assert_msg(!WIFSIGNALED(wait_status), "rendering did not end within %d s: %s",
+                  ALARM_SECONDS, text);
+    int result = atoi(report);
+    const char *message = strchr(report, ' ') ? strchr(report, ' ') + 1 : "";
+    ck_assert_msg(result == (int)status, "status %d, expected %d: %s", result, (int)status,
+                  message);
+    ck_assert_msg(strstr(message, fragment) != NULL, "'%s' lacks '%s'", message, fragment);
+}
+
+/* The limits of assert_fails. */
+static render_limits small_limits(void)
+{
+    render_limits limits = render_default_limits();
+    limits.instructions = 20000000;
+    limits.memory_bytes = (size_t)32 << 20;
+    return limits;
 }
 
 START_TEST(interpolation_and_control_flow)
@@ -163,6 +224,145 @@ START_TEST(memory_budget_stops_hogs)
                  "more than its 33554432 bytes of Lua memory");
     assert_fails("$local t = {}\n$for i = 1, 1e9 do t[i] = i end\n", SEPCONV_LIMIT,
                  "Lua memory");
+    /* the error names the line and the sandbox's allowance */
+    assert_fails("a\n$local s = ('x'):rep(1e9)\n", SEPCONV_LIMIT,
+                 "t.c.in:2: out of memory: ");
+    assert_fails("a\n$local s = ('x'):rep(1e9)\n", SEPCONV_LIMIT,
+                 "the template sandbox allows 32.0 MiB");
+    assert_fails("a\nb\n$local t = {}\n$for i = 1, 1e9 do t[i] = i end\n", SEPCONV_LIMIT,
+                 "t.c.in:4: out of memory");
+}
+END_TEST
+
+START_TEST(finalizers_are_refused)
+{
+    /* Lua runs __gc with hooks off: an endless one ran inside lua_close */
+    assert_ends("$setmetatable({}, {__gc = function() while true do end end})\n",
+                small_limits(), SEPCONV_TEMPLATE,
+                "t.c.in:1: setmetatable: a metatable with __gc is refused in the template "
+                "sandbox");
+    /* __gc added afterwards does not make a finalizer */
+    assert_ends("$local mt = {}\n$local t = setmetatable({}, mt)\n"
+                "$mt.__gc = function() while true do end end\n$t = nil\nok\n",
+                small_limits(), SEPCONV_OK, "ok\n");
+    /* the real setmetatable still works, and still guards __metatable */
+    assert_ends("${setmetatable({}, {__index = {x = 5}}).x}\n", small_limits(), SEPCONV_OK,
+                "5\n");
+    assert_ends("$local t = setmetatable({}, {__metatable = 1})\n$setmetatable(t, {})\n",
+                small_limits(), SEPCONV_TEMPLATE,
+                "t.c.in:2: cannot change a protected metatable");
+    /* to-be-closed variables run their __close with the hook on */
+    assert_ends("a\n$local x <close> = setmetatable({}, {__close = function()\n"
+                "$while true do end end})\n",
+                small_limits(), SEPCONV_LIMIT, "budget of 20000000 instructions");
+}
+END_TEST
+
+START_TEST(patterns_are_bounded)
+{
+    /* backtracking runs in C, where the count hook never fires */
+    assert_ends("$string.find(string.rep(\"a\",60), string.rep(\"a-\",40)..\"b\")\n",
+                small_limits(), SEPCONV_TEMPLATE,
+                "t.c.in:1: pattern too complex for the template sandbox: 40 quantifiers, "
+                "at most 32");
+    /* string methods reach the same functions through the metatable */
+    assert_ends("x\n$local r = (\"a\"):rep(60):find((\"a-\"):rep(40)..\"b\")\n",
+                small_limits(), SEPCONV_TEMPLATE, "t.c.in:2: pattern too complex");
+    /* fewer quantifiers, still a worst case far past the bound */
+    const char *const calls[] = {"find", "match", "gmatch", "gsub"};
+    for (int i = 0; i < 4; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "$local r = (\"a\"):rep(60):%s((\"a*\"):rep(12)..\"b\"%s)\n",
+                 calls[i], i == 3 ? ", \"\"" : "");
+        assert_ends(text, small_limits(), SEPCONV_TEMPLATE,
+                    "steps, at most 100000000 (12 quantifiers)");
+    }
+    /* the bound follows the subject: short runs of a class backtrack little */
+    assert_ends("${tostring((\"ab\"):rep(2000):find((\"a*b*\"):rep(3)..\"c\"))}\n",
+                small_limits(), SEPCONV_OK, "nil\n");
+    /* ordinary patterns work */
+    assert_ends("${(\"a, b,c\"):gsub(\",%s*\", \";\")} ${(\"k=v\"):match(\"^(%w+)=\")} "
+                "${string.find(\"x.y\", \".\", 1, true)}\n",
+                small_limits(), SEPCONV_OK, "a;b;c k 2\n");
+    /* the matching is paid for from the instruction budget */
+    assert_ends("$local s = (\"a\"):rep(1000)\n$while true do s:find(\"a*b\") end\n",
+                small_limits(), SEPCONV_LIMIT,
+                "t.c.in:2: the template ran past its budget of 20000000 instructions "
+                "(string.find would take");
+    /* errors inside the matcher carry the template line */
+    assert_ends("a\n${(\"x\"):find(\"%\")}\n", small_limits(), SEPCONV_TEMPLATE,
+                "t.c.in:2: malformed pattern (ends with '%')");
+    assert_ends("${string.find(nil)}\n", small_limits(), SEPCONV_TEMPLATE,
+                "t.c.in:1: bad argument #1 to 'string.find' (string expected, got nil)");
+}
+END_TEST
+
+START_TEST(library_loops_are_charged)
+{
+    /* loops in C that allocate nothing, so no budget stopped them */
+    assert_ends("${string.rep(\"\", math.maxinteger)}x\n", small_limits(), SEPCONV_OK,
+                "x\n");
+    assert_ends("$table.move({}, 1, 1e15, 1)\n", small_limits(), SEPCONV_LIMIT,
+                "t.c.in:1: the template ran past its budget of 20000000 instructions "
+                "(table.move would take 1e+15 more steps)");
+    assert_ends("$local t = setmetatable({}, {__len = function() return 1e15 end})\n"
+                "$table.insert(t, 1, 0)\n",
+                small_limits(), SEPCONV_LIMIT, "t.c.in:2: the template ran past its budget");
+    assert_ends("$local t = setmetatable({}, {__len = function() return 1e15 end})\n"
+                "$table.remove(t, 1)\n",
+                small_limits(), SEPCONV_LIMIT, "(table.remove would take");
+    assert_ends("${table.concat(setmetatable({}, {__index = table.concat}), '', 1, "
+                "math.maxinteger)}\n",
+                small_limits(), SEPCONV_LIMIT, "(table.concat would take 9.22e+18");
+    /* the functions themselves still work */
+    assert_ends("$local t = {1, 2, 3}\n$table.insert(t, 1, 0)\n$table.remove(t)\n"
+                "$table.sort(t, function(a, b) return a > b end)\n"
+                "${table.concat(table.move(t, 1, 3, 2, {9}), ',')} ${select('#', "
+                "table.unpack(t))} ${('ab'):rep(3, '-')}\n",
+                small_limits(), SEPCONV_OK, "9,2,1,0 3 ab-ab-ab\n");
+}
+END_TEST
+
+START_TEST(time_limit_stops_long_instructions)
+{
+    /* one instruction compares two 4 MiB strings: few instructions, much
+     * time; the wall-clock limit stops it */
+    render_limits limits = small_limits();
+    limits.instructions = INT64_MAX / 2;
+    limits.milliseconds = 1000;
+    assert_ends("$local a, b = ('x'):rep(1 << 22), ('x'):rep(1 << 22)\n"
+                "$while true do local same = a == b end\n",
+                limits, SEPCONV_LIMIT,
+                "t.c.in:2: the template ran past its time limit of 1000 ms");
+}
+END_TEST
+
+START_TEST(every_failure_has_a_template_line)
+{
+    /* error values that are not strings */
+    assert_fails("a\nb\n$error(42)\n", SEPCONV_TEMPLATE,
+                 "t.c.in:3: error object is a number: 42");
+    assert_fails("a\n$error({})\n", SEPCONV_TEMPLATE, "t.c.in:2: error object is a table value");
+    assert_fails("$error(setmetatable({}, {__tostring = function() return 'x' end}))\n",
+                 SEPCONV_TEMPLATE, "t.c.in:1: error object is a table value");
+    /* a string error without a position (level 0) gets the line */
+    assert_fails("a\n$error('no position', 0)\n", SEPCONV_TEMPLATE, "t.c.in:2: no position");
+    /* an include of itself stops at the named depth, not a C stack overflow */
+    write_template("self.c.in", "x\n$include('self.c.in')\n");
+    assert_fails("$include('self.c.in')\n", SEPCONV_TEMPLATE,
+                 "self.c.in:2: include depth over 16: t.c.in -> self.c.in -> self.c.in");
+    assert_fails("$include('self.c.in')\n", SEPCONV_TEMPLATE,
+                 "-> self.c.in; does self.c.in include itself?");
+    write_template("ping.c.in", "$include('pong.c.in')\n");
+    write_template("pong.c.in", "$include('ping.c.in')\n");
+    assert_fails("$include('ping.c.in')\n", SEPCONV_TEMPLATE,
+                 "include depth over 16: t.c.in -> ping.c.in -> pong.c.in -> ping.c.in");
+    write_template("loop.lua", "return import('loop.lua')\n");
+    assert_fails("$import('loop.lua')\n", SEPCONV_TEMPLATE,
+                 "loop.lua:1: include depth over 16");
+    /* a C stack overflow through library calls gets the line too */
+    assert_fails("\n$local function f(s) return (s:gsub('.', f)) end\n$f('ab')\n",
+                 SEPCONV_TEMPLATE, "t.c.in:2: C stack overflow");
 }
 END_TEST
 
@@ -317,6 +517,80 @@ START_TEST(template_directory_override)
 }
 END_TEST
 
+START_TEST(missing_template_directory_is_an_error)
+{
+    /* a mistyped directory used to give the built-in templates silently */
+    sepconv_source source;
+    sepconv_error error;
+    sepconv_generate_options options = {.template_dir = "/nonexistent/sepconv-templates"};
+    ck_assert_int_eq(generate("op=dw df=4 m=2 dk=3", "", &options, &source, &error),
+                     SEPCONV_IO);
+    ck_assert_str_eq(error.message, "template directory '/nonexistent/sepconv-templates' "
+                                    "(from the template_dir option, --templates) cannot "
+                                    "be used: No such file or directory");
+    ck_assert_ptr_null(source.code);
+    /* a file is not a directory */
+    write_template("plain-file", "text\n");
+    char file[256];
+    snprintf(file, sizeof file, "%s/plain-file", template_dir);
+    options.template_dir = file;
+    ck_assert_int_eq(generate("op=dw df=4 m=2 dk=3", "", &options, &source, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "is not a directory"));
+    ck_assert_ptr_nonnull(strstr(error.message, file));
+    /* the environment variable, named as such; restored afterwards */
+    const char *saved = getenv("SEPCONV_TEMPLATE_DIR");
+    char *copy = saved ? strdup(saved) : NULL;
+    setenv("SEPCONV_TEMPLATE_DIR", "/nonexistent/from-env", 1);
+    sepconv_status status = generate("op=dw df=4 m=2 dk=3", "", NULL, &source, &error);
+    if (copy)
+        setenv("SEPCONV_TEMPLATE_DIR", copy, 1);
+    else
+        unsetenv("SEPCONV_TEMPLATE_DIR");
+    free(copy);
+    ck_assert_int_eq(status, SEPCONV_IO);
+    ck_assert_ptr_nonnull(strstr(error.message, "template directory '/nonexistent/from-env' "
+                                                "(from the environment variable "
+                                                "SEPCONV_TEMPLATE_DIR)"));
+    /* an existing directory without the template still falls back to the
+     * built-in one (documented) */
+    char empty[64];
+    snprintf(empty, sizeof empty, "/tmp/sepconv-empty-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(empty));
+    options.template_dir = empty;
+    ck_assert_int_eq(generate("op=dw df=4 m=2 dk=3", "", &options, &source, &error),
+                     SEPCONV_OK);
+    sepconv_source_free(&source);
+    rmdir(empty);
+}
+END_TEST
+
+START_TEST(tcc_reads_only_length_bytes)
+{
+    /* the bytes after `length` are not the source's, and no NUL follows */
+    const char text[] = "int seven(void) { return 7; }\n#error past the length\n";
+    size_t length = strlen("int seven(void) { return 7; }\n");
+    char *source = malloc(sizeof text - 1);
+    ck_assert_ptr_nonnull(source);
+    memcpy(source, text, sizeof text - 1); /* no terminating NUL */
+    const char *names[] = {"seven"};
+    sepconv_code *code = NULL;
+    sepconv_error error;
+    ck_assert_msg(sepconv_tcc_compile(source, length, names, 1, &code, &error) == SEPCONV_OK,
+                  "%s", error.message);
+    int (*seven)(void) = (int (*)(void))sepconv_code_symbol(code, "seven");
+    ck_assert_int_eq(seven(), 7);
+    sepconv_code_free(code);
+    /* a NUL inside the length would cut the source short: refused */
+    source[5] = '\0';
+    ck_assert_int_eq(sepconv_tcc_compile(source, length, names, 1, &code, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_null(code);
+    ck_assert_ptr_nonnull(strstr(error.message, "NUL byte at offset 5 of its 30 bytes"));
+    free(source);
+}
+END_TEST
+
 START_TEST(bad_names_and_schedules)
 {
     sepconv_source source;
@@ -362,6 +636,11 @@ Suite *render_suite(void)
     tcase_add_test(engine, sandbox_refuses_the_outside_world);
     tcase_add_test(engine, instruction_budget_stops_endless_loops);
     tcase_add_test(engine, memory_budget_stops_hogs);
+    tcase_add_test(engine, finalizers_are_refused);
+    tcase_add_test(engine, patterns_are_bounded);
+    tcase_add_test(engine, library_loops_are_charged);
+    tcase_add_test(engine, time_limit_stops_long_instructions);
+    tcase_add_test(engine, every_failure_has_a_template_line);
     tcase_add_test(engine, output_budget);
     tcase_add_test(engine, translation_is_line_for_line);
     suite_add_tcase(suite, engine);
@@ -372,6 +651,8 @@ Suite *render_suite(void)
     tcase_add_test(generator, budget_is_exact);
     tcase_add_test(generator, template_directory_override);
     tcase_add_test(generator, bad_names_and_schedules);
+    tcase_add_test(generator, missing_template_directory_is_an_error);
+    tcase_add_test(generator, tcc_reads_only_length_bytes);
     suite_add_tcase(suite, generator);
     return suite;
 }

@@ -4,41 +4,72 @@
  * never chosen, and the "auto" schedule.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests.h"
 
+/* The space of every op and target, written out by hand from the knob
+ * ranges the README and `sepconv schedules` document:
+ *   channel_block: portable and native 5 values (4 8 16 32 64), avx2 4
+ *                  (8 16 32 64), avx512 3 (16 32 64)
+ *   tile_w 4 (1 2 4 8), pixel_block 6 (1 2 4 6 7 8), oc_block 4 on every
+ *   target, pack 2, unroll 3 (none row full), fuse 2, tile_h 4 (1 2 4 8)
+ * conv and dw: channel_block x tile_w x unroll = cb x 4 x 3;
+ * pw: pixel_block x oc_block x pack x unroll = 6 x 4 x 2 x 3 = 144;
+ * sep: cb x 4 x 6 x 4 x 2 x 3 x 2 x 4 (= cb x 4608), of which fuse=0 keeps
+ * only tile_h's default: valid = cb x 4 x 6 x 4 x 2 x 3 x (1 + 4) = cb x 2880. */
+static const struct {
+    sepconv_op op;
+    sepconv_target target;
+    int64_t product, size;
+} spaces[] = {
+    {SEPCONV_OP_CONV, SEPCONV_TARGET_PORTABLE, 60, 60},
+    {SEPCONV_OP_DW, SEPCONV_TARGET_PORTABLE, 60, 60},
+    {SEPCONV_OP_PW, SEPCONV_TARGET_PORTABLE, 144, 144},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE, 23040, 14400},
+    {SEPCONV_OP_CONV, SEPCONV_TARGET_AVX2, 48, 48},
+    {SEPCONV_OP_DW, SEPCONV_TARGET_AVX2, 48, 48},
+    {SEPCONV_OP_PW, SEPCONV_TARGET_AVX2, 144, 144},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX2, 18432, 11520},
+    {SEPCONV_OP_CONV, SEPCONV_TARGET_AVX512, 36, 36},
+    {SEPCONV_OP_DW, SEPCONV_TARGET_AVX512, 36, 36},
+    {SEPCONV_OP_PW, SEPCONV_TARGET_AVX512, 144, 144},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX512, 13824, 8640},
+    {SEPCONV_OP_CONV, SEPCONV_TARGET_NATIVE, 60, 60},
+    {SEPCONV_OP_DW, SEPCONV_TARGET_NATIVE, 60, 60},
+    {SEPCONV_OP_PW, SEPCONV_TARGET_NATIVE, 144, 144},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_NATIVE, 23040, 14400},
+};
+
 START_TEST(space_size_is_the_product_less_the_invalid)
 {
-    /* by hand for sep, portable: channel_block 5, tile_w 4, pixel_block 6,
-     * oc_block 4, pack 2, unroll 3, fuse 2, tile_h 4 */
-    ck_assert_int_eq(sepconv_space_product(SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE),
-                     5 * 4 * 6 * 4 * 2 * 3 * 2 * 4);
-    /* fuse=0 leaves tile_h unused: 3 of its 4 values are invalid there */
-    ck_assert_int_eq(sepconv_space_size(SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE),
-                     5 * 4 * 6 * 4 * 2 * 3 * (1 + 4));
-    for (int t = 0; t < SEPCONV_TARGET_COUNT; t++)
-        for (int op = 0; op < 4; op++) {
-            int64_t product = 1, tile_h = 1, fuse = 1;
-            for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
-                sepconv_knob_info info;
-                if (sepconv_knob_describe((sepconv_op)op, (sepconv_target)t, (sepconv_knob)k,
-                                          &info, NULL) != SEPCONV_OK)
-                    continue;
-                product *= info.count;
-                if (k == SEPCONV_KNOB_TILE_H)
-                    tile_h = info.count;
-                if (k == SEPCONV_KNOB_FUSE)
-                    fuse = info.count;
-            }
-            int64_t invalid = op == SEPCONV_OP_SEP ? product / fuse / tile_h * (tile_h - 1) : 0;
-            ck_assert_int_eq(sepconv_space_product((sepconv_op)op, (sepconv_target)t), product);
-            ck_assert_int_eq(sepconv_space_size((sepconv_op)op, (sepconv_target)t),
-                             product - invalid);
-        }
+    for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++) {
+        ck_assert_msg(sepconv_space_product(spaces[i].op, spaces[i].target) ==
+                          spaces[i].product, "product of op %d target %d", (int)spaces[i].op,
+                      (int)spaces[i].target);
+        ck_assert_msg(sepconv_space_size(spaces[i].op, spaces[i].target) == spaces[i].size,
+                      "size of op %d target %d", (int)spaces[i].op, (int)spaces[i].target);
+    }
+    /* index 0 is the first value of every knob; the last knob varies fastest */
+    sepconv_schedule schedule;
+    char text[256];
+    ck_assert_int_eq(sepconv_space_schedule(SEPCONV_OP_DW, SEPCONV_TARGET_PORTABLE, 0,
+                                            &schedule, NULL), SEPCONV_OK);
+    sepconv_schedule_format(&schedule, text, sizeof text, NULL);
+    ck_assert_str_eq(text, "channel_block=4,tile_w=1,unroll=none");
+    /* 59 = ((4 x 4) + 3) x 3 + 2: the last value of each */
+    ck_assert_int_eq(sepconv_space_schedule(SEPCONV_OP_DW, SEPCONV_TARGET_PORTABLE, 59,
+                                            &schedule, NULL), SEPCONV_OK);
+    sepconv_schedule_format(&schedule, text, sizeof text, NULL);
+    ck_assert_str_eq(text, "channel_block=64,tile_w=8,unroll=full");
+    ck_assert_int_eq(sepconv_space_schedule(SEPCONV_OP_DW, SEPCONV_TARGET_PORTABLE, 60,
+                                            &schedule, NULL), SEPCONV_INVALID);
 }
 END_TEST
 
@@ -77,8 +108,7 @@ START_TEST(shards_partition_the_sweep)
         size_t total = 0;
         char **all = candidate_texts(SEPCONV_OP_DW, (sepconv_strategy)strategy, 9, 0, 0, 1,
                                      &total);
-        ck_assert_uint_eq(total, (size_t)sepconv_space_size(SEPCONV_OP_DW,
-                                                            SEPCONV_TARGET_PORTABLE));
+        ck_assert_uint_eq(total, 60); /* dw, portable: 5 x 4 x 3 */
         const int counts[] = {2, 3, 7};
         for (int c = 0; c < 3; c++) {
             int shards = counts[c];
@@ -303,9 +333,8 @@ START_TEST(wrong_kernels_are_recorded_failed_and_never_chosen)
             ck_assert_ptr_nonnull(strstr(result.records[i].error, "failed verification"));
         failed += wrong;
     }
-    ck_assert_uint_eq(result.count, (size_t)sepconv_space_size(SEPCONV_OP_DW,
-                                                                SEPCONV_TARGET_PORTABLE));
-    ck_assert_uint_eq(failed, result.count / 4); /* tile_w takes 4 values */
+    ck_assert_uint_eq(result.count, 60); /* dw, portable: 5 x 4 x 3 */
+    ck_assert_uint_eq(failed, 15);       /* tile_w=4 is one of its 4 values */
     /* failures sort last; the log holds every candidate; best is never one */
     ck_assert_str_eq(result.records[result.count - 1].status, "failed");
     sepconv_tune_log log;
@@ -357,6 +386,477 @@ START_TEST(auto_schedule_reads_the_log)
 }
 END_TEST
 
+START_TEST(an_append_never_merges_with_a_torn_line)
+{
+    char path[64];
+    fresh_log(path, sizeof path);
+    sepconv_tune_record first = make_record("op=sep df=7 m=4 n=4 dk=3", "first", 0.8, "cpu");
+    ck_assert_int_eq(sepconv_log_append(path, &first, NULL), SEPCONV_OK);
+    /* a full disk cut the next record short: no newline at its end */
+    char *line = NULL;
+    ck_assert_int_eq(sepconv_log_format(&first, &line, NULL), SEPCONV_OK);
+    FILE *file = fopen(path, "a");
+    fprintf(file, "%.*s", (int)(strlen(line) / 2), line);
+    fclose(file);
+    free(line);
+    sepconv_tune_record second = make_record("op=sep df=7 m=4 n=4 dk=3", "second", 0.7, "cpu");
+    sepconv_tune_record third = make_record("op=sep df=7 m=4 n=4 dk=3", "third", 0.6, "cpu");
+    ck_assert_int_eq(sepconv_log_append(path, &second, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_log_append(path, &third, NULL), SEPCONV_OK);
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 3);
+    ck_assert_str_eq(log.records[0].schedule, "first");
+    ck_assert_str_eq(log.records[1].schedule, "second");
+    ck_assert_str_eq(log.records[2].schedule, "third");
+    ck_assert_uint_eq(log.skipped, 1); /* the torn line alone, on line 2 */
+    char where[96];
+    snprintf(where, sizeof where, "%s:2: skipped: not a JSON object", path);
+    ck_assert_msg(strstr(log.warnings[0], where) == log.warnings[0], "%s", log.warnings[0]);
+    sepconv_log_free(&log);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(a_fifo_log_is_refused_without_blocking)
+{
+    char path[64];
+    fresh_log(path, sizeof path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    alarm(20); /* a blocking open would hang here: fail instead */
+    sepconv_tune_record record = make_record("op=sep df=7 m=4 n=4 dk=3", "x", 0.8, "cpu");
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_log_append(path, &record, &error), SEPCONV_IO);
+    ck_assert_ptr_nonnull(strstr(error.message, "not a regular file"));
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(path, &log, &error), SEPCONV_IO);
+    ck_assert_ptr_nonnull(strstr(error.message, "not a regular file"));
+    ck_assert_ptr_nonnull(strstr(error.message, path));
+    alarm(0);
+    unlink(path);
+    /* text from elsewhere (standard input) parses as a file does */
+    char *line = NULL;
+    ck_assert_int_eq(sepconv_log_format(&record, &line, NULL), SEPCONV_OK);
+    char text[4096];
+    snprintf(text, sizeof text, "%s\nnot a record\n%s\n", line, line);
+    free(line);
+    ck_assert_int_eq(sepconv_log_parse(text, strlen(text), "stdin", &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 2);
+    ck_assert_uint_eq(log.skipped, 1);
+    ck_assert_ptr_nonnull(strstr(log.warnings[0], "stdin:2: skipped"));
+    sepconv_log_free(&log);
+    ck_assert_int_eq(sepconv_log_parse(NULL, 0, "empty", &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 0);
+}
+END_TEST
+
+START_TEST(unique_drops_repeats_and_keeps_the_order)
+{
+    const char *spec = "op=sep df=7 m=4 n=4 dk=3";
+    sepconv_tune_record a = make_record(spec, "a", 0.9, "cpu A");
+    sepconv_tune_record b = make_record(spec, "b", 0.8, "cpu A");
+    sepconv_tune_record c = make_record(spec, "c", 0.7, "cpu A");
+    sepconv_tune_record later = a; /* the same schedule measured again */
+    snprintf(later.timestamp, sizeof later.timestamp, "2026-11-26T00:00:00Z");
+    sepconv_tune_record slower = a; /* or measured differently */
+    slower.median_ms = 9.0;
+    sepconv_tune_record records[] = {a, b, a, c, b, later, c, slower, a};
+    sepconv_tune_log log = {0};
+    log.records = records;
+    log.count = 9;
+    size_t dropped = 0;
+    ck_assert_int_eq(sepconv_log_unique(&log, &dropped, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(dropped, 4);
+    ck_assert_uint_eq(log.count, 5);
+    ck_assert_str_eq(log.records[0].schedule, "a");
+    ck_assert_str_eq(log.records[1].schedule, "b");
+    ck_assert_str_eq(log.records[2].schedule, "c");
+    ck_assert_str_eq(log.records[3].timestamp, "2026-11-26T00:00:00Z");
+    ck_assert_double_eq(log.records[4].median_ms, 9.0);
+    /* many: 3000 distinct, every third repeated later, nothing lost */
+    size_t distinct = 3000, total = distinct + distinct / 3;
+    sepconv_tune_record *many = malloc(total * sizeof *many);
+    for (size_t i = 0; i < distinct; i++) {
+        char schedule[32];
+        snprintf(schedule, sizeof schedule, "s%zu", i);
+        many[i] = make_record(spec, schedule, 0.5, "cpu A");
+    }
+    for (size_t i = 0; i < distinct / 3; i++)
+        many[distinct + i] = many[3 * i];
+    log.records = many;
+    log.count = total;
+    ck_assert_int_eq(sepconv_log_unique(&log, &dropped, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(dropped, distinct / 3);
+    ck_assert_uint_eq(log.count, distinct);
+    for (size_t i = 0; i < distinct; i++) {
+        char schedule[32];
+        snprintf(schedule, sizeof schedule, "s%zu", i);
+        ck_assert_str_eq(log.records[i].schedule, schedule);
+    }
+    free(many);
+    log.count = 0; /* an empty log */
+    ck_assert_int_eq(sepconv_log_unique(&log, &dropped, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(dropped, 0);
+}
+END_TEST
+
+START_TEST(tune_keeps_the_status_without_an_error_buffer)
+{
+    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.no_log = 1;
+    options.trials = 1;
+    /* the default schedule's source cannot fit in 64 bytes: LIMIT */
+    options.kernel.generate.source_budget = 64;
+    sepconv_tune_result result;
+    ck_assert_int_eq(sepconv_tune_layer(&layer, &options, &result, NULL), SEPCONV_LIMIT);
+    /* a log that cannot be written: IO */
+    options = sepconv_tune_defaults();
+    options.trials = 1;
+    options.log_path = "/nonexistent-sepconv-dir/tuning.jsonl";
+    ck_assert_int_eq(sepconv_tune_layer(&layer, &options, &result, NULL), SEPCONV_IO);
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_tune_layer(&layer, &options, &result, &error), SEPCONV_IO);
+    ck_assert_ptr_nonnull(strstr(error.message, "/nonexistent-sepconv-dir/tuning.jsonl"));
+}
+END_TEST
+
+START_TEST(a_budget_leaves_candidates_not_tried)
+{
+    /* 60 candidates (dw, portable), each compiled, verified and timed for
+     * several milliseconds: far more than the budget */
+    sepconv_layer layer = parse_layer("op=dw df=28 m=32 dk=3");
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.no_log = 1;
+    options.budget_seconds = 1.0;
+    sepconv_tune_result result;
+    sepconv_error error;
+    double start = sepconv_seconds();
+    sepconv_status status = sepconv_tune_layer(&layer, &options, &result, &error);
+    double took = sepconv_seconds() - start;
+    ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
+    ck_assert_uint_eq(result.count + result.not_tried, 60);
+    ck_assert_uint_gt(result.not_tried, 0);
+    ck_assert_uint_gt(result.count, 0);
+    ck_assert_msg(took < 10.0, "a 1 s budget took %.1f s", took); /* a bound, not a speed */
+    sepconv_tune_result_free(&result);
+}
+END_TEST
+
+START_TEST(a_budget_stops_a_slow_compiler)
+{
+    /* a "compiler" that answers the backend's probes, then hangs on every
+     * compile */
+    char compiler[] = "/tmp/sepconv-slow-cc-XXXXXX";
+    int fd = mkstemp(compiler);
+    ck_assert_int_ge(fd, 0);
+    const char *script = "#!/bin/sh\n" /* the backend's probes go to cc */
+                         "case \"$*\" in *kernel.c*) exec sleep 20;; esac\n"
+                         "exec cc \"$@\"\n";
+    ck_assert_int_eq(write(fd, script, strlen(script)), (int)strlen(script));
+    close(fd);
+    chmod(compiler, 0755);
+    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.no_log = 1;
+    options.kernel.backend = SEPCONV_BACKEND_CC;
+    options.kernel.cc.compiler = compiler;
+    options.kernel.cc.no_cache = 1;
+    options.budget_seconds = 2.0;
+    sepconv_tune_result result;
+    sepconv_error error;
+    double start = sepconv_seconds();
+    sepconv_status status = sepconv_tune_layer(&layer, &options, &result, &error);
+    double took = sepconv_seconds() - start;
+    unlink(compiler);
+    /* the default schedule cannot be built within the budget */
+    ck_assert_int_eq(status, SEPCONV_LIMIT);
+    ck_assert_ptr_nonnull(strstr(error.message, "budget"));
+    ck_assert_msg(took < 10.0, "a 2 s budget took %.1f s", took); /* a bound, not a speed */
+}
+END_TEST
+
+START_TEST(a_budget_cuts_a_hanging_candidates_compile)
+{
+    /* a compiler that builds the default schedule (and answers the
+     * backend's probes) but hangs on every other candidate */
+    char compiler[] = "/tmp/sepconv-hang-cc-XXXXXX";
+    int fd = mkstemp(compiler);
+    ck_assert_int_ge(fd, 0);
+    const char *script =
+        "#!/bin/sh\n"
+        "src=\n"
+        "for a in \"$@\"; do case \"$a\" in *.c) src=\"$a\";; esac; done\n"
+        "if [ -z \"$src\" ] || grep -q 'schedule: *channel_block=16,tile_w=2,unroll=none$' "
+        "\"$src\"; then exec cc \"$@\"; fi\n"
+        "exec sleep 20\n";
+    ck_assert_int_eq(write(fd, script, strlen(script)), (int)strlen(script));
+    close(fd);
+    chmod(compiler, 0755);
+    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.no_log = 1;
+    options.strategy = SEPCONV_STRATEGY_GRID; /* channel_block=4 first: it hangs */
+    options.kernel.backend = SEPCONV_BACKEND_CC;
+    options.kernel.cc.compiler = compiler;
+    options.kernel.cc.no_cache = 1;
+    options.budget_seconds = 4.0;
+    sepconv_tune_result result;
+    sepconv_error error;
+    double start = sepconv_seconds();
+    sepconv_status status = sepconv_tune_layer(&layer, &options, &result, &error);
+    double took = sepconv_seconds() - start;
+    unlink(compiler);
+    ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
+    /* the compile the budget cut says nothing of its schedule: not tried,
+     * not failed, and so are the rest */
+    ck_assert_uint_eq(result.count, 0);
+    ck_assert_uint_eq(result.not_tried, 60);
+    ck_assert_msg(took < 15.0, "a 4 s budget took %.1f s", took); /* a bound, not a speed */
+    sepconv_tune_result_free(&result);
+}
+END_TEST
+
+START_TEST(the_missing_record_message_names_the_layer)
+{
+    char path[64];
+    fresh_log(path, sizeof path);
+    sepconv_layer layer = parse_layer("op=dw name=blk df=6 m=8 dk=3");
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    char message[2048];
+    ck_assert_int_eq(sepconv_log_missing(&layer, &options, path, message, sizeof message,
+                                         NULL), SEPCONV_OK);
+    const char *spec = "op=dw name=blk df=6 m=8 dk=3 batch=1 stride=1 dilation=1 mult=1 "
+                       "pad=same layout=nhwc bias=0 act=none";
+    ck_assert_msg(strstr(message, spec) != NULL, "%s", message);
+    ck_assert_ptr_nonnull(strstr(message, path));
+    ck_assert_ptr_nonnull(strstr(message, "no tcc/portable record"));
+    ck_assert_ptr_nonnull(strstr(message, "sepconv tune '"));
+    ck_assert_ptr_null(strstr(message, "the layer"));
+    /* a record of the layer from another machine is mentioned, not used */
+    sepconv_tune_record record = make_record(spec, "channel_block=4,tile_w=8,unroll=row",
+                                             0.5, "another cpu");
+    ck_assert_int_eq(sepconv_log_append(path, &record, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_log_missing(&layer, &options, path, message, sizeof message,
+                                         NULL), SEPCONV_OK);
+    ck_assert_msg(strstr(message, "1 record(s) for this layer were measured with another")
+                  != NULL, "%s", message);
+    unlink(path);
+}
+END_TEST
+
+typedef cli_outcome cli_run;
+
+/* Runs `sepconv ARGS` in directory `dir` with standard input from `input`
+ * (NULL: /dev/null). */
+static cli_run *run_sepconv(const char *dir, const char *input, const char *args)
+{
+    return run_sepconv_in(dir, input, NULL, args);
+}
+
+/* A fresh scratch directory. */
+static void scratch_dir(char *dir, size_t capacity)
+{
+    snprintf(dir, capacity, "/tmp/sepconv-tune-dir-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* Removes a scratch directory. */
+static void remove_dir(const char *dir)
+{
+    char command[256];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(command), 0);
+}
+
+START_TEST(progress_lines_show_each_candidates_own_ratio)
+{
+    char dir[64], args[512];
+    scratch_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "tune op=dw name=pl df=6 m=8 dk=3 --strategy random --seed 3 "
+             "--trials 6 --log %s/log.jsonl", dir);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 7); /* the default's record first */
+    /* not a terminal: "pl 3/6 ok SCHEDULE: ratio R of default; best so far B" */
+    int lines = 0;
+    double best = INFINITY;
+    for (char *line = strtok(r->err, "\n"); line; line = strtok(NULL, "\n")) {
+        int done = 0, total = 0;
+        char schedule[256];
+        double ratio = 0, so_far = 0;
+        if (sscanf(line, "pl %d/%d ok %255[^:]: ratio %lfx of default; best so far %lfx",
+                   &done, &total, schedule, &ratio, &so_far) != 5)
+            continue;
+        lines++;
+        ck_assert_int_eq(total, 6);
+        const sepconv_tune_record *logged = &log.records[done]; /* in order */
+        ck_assert_str_eq(logged->schedule, schedule);
+        ck_assert_msg(fabs(logged->ratio - ratio) < 0.0006, "%s: logged %.4f", line,
+                      logged->ratio);
+        best = fmin(best, logged->ratio);
+        ck_assert_msg(fabs(best - so_far) < 0.0006, "%s: best so far %.4f", line, best);
+    }
+    ck_assert_int_eq(lines, 6);
+    sepconv_log_free(&log);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(tune_takes_a_source_size_limit)
+{
+    char dir[64], args[512];
+    scratch_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "tune op=dw df=6 m=8 dk=3 --trials 1 --max-source 1K "
+             "--log %s/log.jsonl", dir);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_int_eq(r->code, 1); /* the default schedule needs more than 1 KiB */
+    ck_assert_msg(strstr(r->err, "--max-source") != NULL, "%s", r->err);
+    snprintf(args, sizeof args, "tune op=dw df=6 m=8 dk=3 --trials 1 --max-source 16M "
+             "--log %s/log.jsonl", dir);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    r = run_sepconv(dir, NULL, "tune op=dw df=6 m=8 dk=3 --trials 1 --max-source 12Q");
+    ck_assert_int_eq(r->code, 2);
+    remove_dir(dir);
+}
+END_TEST
+
+/* The number of lines of a text. */
+static int count_lines(const char *text)
+{
+    int lines = 0;
+    for (; *text; text++)
+        lines += *text == '\n';
+    return lines;
+}
+
+START_TEST(log_tools_read_stdin_refuse_missing_files_and_merge_to_stdout)
+{
+    char dir[64], args[512], path[128], other[128];
+    scratch_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/a.jsonl", dir);
+    snprintf(other, sizeof other, "%s/b.jsonl", dir);
+    const char *spec = "op=sep df=7 m=4 n=4 dk=3";
+    const char *schedules[] = {"s1", "s2", "s3"};
+    for (int i = 0; i < 3; i++) {
+        sepconv_tune_record record = make_record(spec, schedules[i], 0.5, "cpu");
+        ck_assert_int_eq(sepconv_log_append(path, &record, NULL), SEPCONV_OK);
+        if (i > 0) /* b holds s2, s3 and s4: two of a's */
+            ck_assert_int_eq(sepconv_log_append(other, &record, NULL), SEPCONV_OK);
+    }
+    sepconv_tune_record fourth = make_record(spec, "s4", 0.5, "cpu");
+    ck_assert_int_eq(sepconv_log_append(other, &fourth, NULL), SEPCONV_OK);
+    /* a missing file is an error for every action */
+    const char *actions[] = {"show", "best", "merge"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "log %s %s/missing.jsonl", actions[i], dir);
+        cli_run *r = run_sepconv(dir, NULL, args);
+        ck_assert_msg(r->code == 1, "log %s: exit %d", actions[i], r->code);
+        ck_assert_msg(strstr(r->err, "no such file") != NULL, "%s", r->err);
+    }
+    /* an empty log is 0 records, not an error */
+    char empty[128];
+    snprintf(empty, sizeof empty, "%s/empty.jsonl", dir);
+    fclose(fopen(empty, "w"));
+    snprintf(args, sizeof args, "log show %s", empty);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "0 records"));
+    /* '-' is standard input */
+    r = run_sepconv(dir, path, "log show -");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "3 records"));
+    /* merge without -o, and with -o -, writes the records to standard output */
+    const char *outputs[] = {"", "-o -"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "log merge %s %s %s", path, other, outputs[i]);
+        r = run_sepconv(dir, NULL, args);
+        ck_assert_msg(r->code == 0, "%s", r->err);
+        ck_assert_int_eq(count_lines(r->out), 4); /* s1..s4, the repeats dropped */
+        ck_assert_int_eq(r->out[0], '{');
+        ck_assert_ptr_nonnull(strstr(r->err, "merged 4 records"));
+        ck_assert_ptr_nonnull(strstr(r->err, "2 duplicates dropped"));
+        sepconv_tune_log log;
+        ck_assert_int_eq(sepconv_log_parse(r->out, strlen(r->out), "merged", &log, NULL),
+                         SEPCONV_OK);
+        ck_assert_uint_eq(log.count, 4);
+        ck_assert_str_eq(log.records[0].schedule, "s1");
+        ck_assert_str_eq(log.records[3].schedule, "s4");
+        sepconv_log_free(&log);
+    }
+    char dash[128];
+    snprintf(dash, sizeof dash, "%s/-", dir);
+    ck_assert_int_ne(access(dash, F_OK), 0); /* no file named '-' */
+    /* an existing output is replaced; an input as the output is refused */
+    char merged[128];
+    snprintf(merged, sizeof merged, "%s/merged.jsonl", dir);
+    FILE *file = fopen(merged, "w");
+    fputs("old contents\n", file);
+    fclose(file);
+    snprintf(args, sizeof args, "log merge %s %s -o %s", path, other, merged);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "merged 4 records"));
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(merged, &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 4);
+    ck_assert_uint_eq(log.skipped, 0);
+    sepconv_log_free(&log);
+    snprintf(args, sizeof args, "log merge %s %s -o %s", path, other, path);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "also an input"));
+    ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
+    ck_assert_uint_eq(log.count, 3); /* untouched */
+    sepconv_log_free(&log);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(a_fifo_as_a_log_fails_at_once)
+{
+    char dir[64], fifo[128], args[512];
+    scratch_dir(dir, sizeof dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "log show %s", fifo);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_int_eq(r->code, 1); /* not 124: the timeout */
+    ck_assert_msg(strstr(r->err, "not a regular file") != NULL, "%s", r->err);
+    snprintf(args, sizeof args, "tune op=dw df=6 m=8 dk=3 --trials 1 --log %s", fifo);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_msg(strstr(r->err, "not a regular file") != NULL, "%s", r->err);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(tune_then_best_use_one_default_backend)
+{
+    char dir[64], args[512];
+    scratch_dir(dir, sizeof dir);
+    const char *layer = "op=dw name=one df=6 m=8 dk=3";
+    snprintf(args, sizeof args, "tune %s --trials 2 --quiet --log %s/log.jsonl", layer, dir);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    snprintf(args, sizeof args, "log best %s/log.jsonl", dir);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "best for backend tcc") != NULL, "%s", r->out);
+    ck_assert_ptr_nonnull(strstr(r->out, "--schedule channel_block="));
+    snprintf(args, sizeof args, "gen %s --schedule best --log %s/log.jsonl", layer, dir);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_int_eq(r->code, 0);
+    ck_assert_msg(r->err[0] == '\0', "%s", r->err); /* found: no warning */
+    remove_dir(dir);
+}
+END_TEST
+
 Suite *tune_suite(void)
 {
     Suite *suite = suite_create("tune");
@@ -370,6 +870,19 @@ Suite *tune_suite(void)
     tcase_add_test(c, selection_honours_the_environment);
     tcase_add_test(c, wrong_kernels_are_recorded_failed_and_never_chosen);
     tcase_add_test(c, auto_schedule_reads_the_log);
+    tcase_add_test(c, an_append_never_merges_with_a_torn_line);
+    tcase_add_test(c, a_fifo_log_is_refused_without_blocking);
+    tcase_add_test(c, unique_drops_repeats_and_keeps_the_order);
+    tcase_add_test(c, tune_keeps_the_status_without_an_error_buffer);
+    tcase_add_test(c, a_budget_leaves_candidates_not_tried);
+    tcase_add_test(c, a_budget_stops_a_slow_compiler);
+    tcase_add_test(c, a_budget_cuts_a_hanging_candidates_compile);
+    tcase_add_test(c, the_missing_record_message_names_the_layer);
+    tcase_add_test(c, progress_lines_show_each_candidates_own_ratio);
+    tcase_add_test(c, tune_takes_a_source_size_limit);
+    tcase_add_test(c, log_tools_read_stdin_refuse_missing_files_and_merge_to_stdout);
+    tcase_add_test(c, a_fifo_as_a_log_fails_at_once);
+    tcase_add_test(c, tune_then_best_use_one_default_backend);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -21,6 +21,7 @@ Suite *backend_suite(void);
 Suite *kernel_suite(void);
 Suite *tune_suite(void);
 Suite *reliability_suite(void);
+Suite *stats_suite(void);
 
 /* Whether the tests run under valgrind (make check-valgrind sets
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
@@ -40,5 +41,26 @@ sepconv_layer parse_layer(const char *spec);
 
 /* Parses a spec that must be refused; returns the status, fills `message`. */
 sepconv_status refuse_layer(const char *spec, char *message, size_t capacity);
+
+/* Reads up to capacity-1 bytes of a file into `text` ("" if unreadable). */
+void read_text_file(const char *path, char *text, size_t capacity);
+
+/* What one run of the sepconv command printed and returned. */
+typedef struct cli_outcome {
+    int code;
+    char out[65536];
+    char err[16384];
+} cli_outcome;
+
+/* The longest a test lets one run of the command take (`timeout`). */
+#define CLI_RUN_SECONDS_MAX 300
+
+/* Runs `$SEPCONV_CLI ARGS` (ARGS shell-quoted) in `dir` (NULL: the source
+ * tree), standard input from `in` (NULL: /dev/null), standard output to
+ * `to` (NULL: captured), standard error captured; a run past
+ * CLI_RUN_SECONDS_MAX fails the test.  The result is overwritten by the
+ * next call. */
+cli_outcome *run_sepconv_in(const char *dir, const char *in, const char *to,
+                            const char *args);
 
 #endif /* SEPCONV_TESTS_H */

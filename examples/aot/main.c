@@ -21,13 +21,6 @@ typedef struct aot_kernel {
 static const aot_kernel kernels[] = {KERNELS};
 #undef KERNEL
 
-/* Orders doubles for qsort. */
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The median time in seconds of `repeats` calls of the AOT kernel. */
 static double time_kernel(const aot_kernel *k, const sepconv_layer *l,
                           const sepconv_buffers *b, const float *packed, void *scratch,
@@ -40,8 +33,7 @@ static double time_kernel(const aot_kernel *k, const sepconv_layer *l,
                scratch, 0, (long)(l->batch * l->out_h));
         times[r] = sepconv_seconds() - start;
     }
-    qsort(times, (size_t)repeats, sizeof times[0], by_value);
-    return times[repeats / 2];
+    return sepconv_median(times, (size_t)repeats);
 }
 
 int main(void)

@@ -21,13 +21,6 @@ typedef struct pair {
 static const pair pairs[] = {PAIRS};
 #undef PAIR
 
-/* Orders doubles for qsort. */
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(void)
 {
     enum { ROUNDS = 21 };
@@ -73,8 +66,7 @@ int main(void)
         }
         double median[2];
         for (int k = 0; k < 2; k++) {
-            qsort(times[k], ROUNDS, sizeof times[k][0], by_value);
-            median[k] = times[k][ROUNDS / 2] * 1e3;
+            median[k] = sepconv_median(times[k], ROUNDS) * 1e3;
             total[k] += median[k];
         }
         printf("%-6s %12.3f %12.3f %7.2fx\n", p->name, median[0], median[1],

@@ -1,7 +1,7 @@
 /*
  * fuzz_template.c -- the template engine on arbitrary templates: every run
- * ends in output or an error, within the instruction, memory and output
- * budgets; nothing escapes the sandbox.
+ * ends in output or an error, within the instruction, memory, output and
+ * time budgets; nothing escapes the sandbox.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     render_request request = {.template_name = "fuzz.c.in", .template_text = text,
                               .limits = {.memory_bytes = (size_t)16 << 20,
                                          .instructions = 2000000,
-                                         .output_bytes = (size_t)1 << 16}};
+                                         .output_bytes = (size_t)1 << 16,
+                                         .milliseconds = 5000}};
     char *out = NULL;
     size_t length = 0;
     sepconv_error error;
