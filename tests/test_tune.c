@@ -562,6 +562,7 @@ START_TEST(a_budget_stops_a_slow_compiler)
     options.kernel.backend = SEPCONV_BACKEND_CC;
     options.kernel.cc.compiler = compiler;
     options.kernel.cc.no_cache = 1;
+    options.kernel.cc.flags = native_flags("-O2"); /* what valgrind can run */
     options.budget_seconds = 2.0;
     sepconv_tune_result result;
     sepconv_error error;
@@ -600,6 +601,7 @@ START_TEST(a_budget_cuts_a_hanging_candidates_compile)
     options.kernel.backend = SEPCONV_BACKEND_CC;
     options.kernel.cc.compiler = compiler;
     options.kernel.cc.no_cache = 1;
+    options.kernel.cc.flags = native_flags("-O2"); /* what valgrind can run */
     options.budget_seconds = 4.0;
     sepconv_tune_result result;
     sepconv_error error;
