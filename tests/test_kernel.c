@@ -435,6 +435,13 @@ START_TEST(a_second_run_at_once_is_refused_not_raced)
     /* the kernel's own workspace serves one run at a time: while another
      * thread runs it, sepconv_kernel_run says so instead of sharing the
      * scratch; the runs that do go ahead are all right */
+    if (under_valgrind()) {
+        /* valgrind runs one thread at a time and never switched inside a
+         * run in 60 s: no overlap to provoke */
+        fprintf(stderr, "SKIP kernel/a_second_run_at_once_is_refused_not_raced: "
+                        "valgrind serialises threads, so two runs never overlap\n");
+        return;
+    }
     sepconv_layer layer = parse_layer("op=sep df=24 m=16 n=16 dk=3 bias=1");
     sepconv_kernel_options options = sepconv_kernel_defaults();
     options.schedule = "fuse=0";
