@@ -5,9 +5,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests.h"
+
+/* Runs a kernel on seeded data and compares with the reference; false
+ * (with the message) if the kernel fails or disagrees.  Thread-safe. */
+bool agrees_with_reference(sepconv_kernel *kernel, uint64_t seed, sepconv_error *error)
+{
+    const sepconv_layer *layer = sepconv_kernel_layer(kernel);
+    sepconv_buffers b;
+    if (sepconv_buffers_alloc(layer, &b, error) != SEPCONV_OK)
+        return false;
+    sepconv_buffers_fill_random(layer, &b, seed);
+    sepconv_tensors t = sepconv_buffers_tensors(&b);
+    float *out = malloc((size_t)layer->output_elements * sizeof(float));
+    double *magnitude = malloc((size_t)layer->output_elements * sizeof(double));
+    sepconv_comparison comparison;
+    if ((!out || !magnitude) && error)
+        snprintf(error->message, sizeof error->message, "out of memory for the outputs");
+    bool ok = out && magnitude &&
+              sepconv_kernel_set_weights(kernel, &t, error) == SEPCONV_OK &&
+              sepconv_kernel_run(kernel, b.input, out, error) == SEPCONV_OK &&
+              sepconv_reference_run(layer, &t, b.output, error) == SEPCONV_OK &&
+              sepconv_reference_magnitude(layer, &t, magnitude, error) == SEPCONV_OK &&
+              sepconv_compare(layer, b.output, out, magnitude, &comparison, error) ==
+                  SEPCONV_OK;
+    free(out);
+    free(magnitude);
+    sepconv_buffers_free(&b);
+    return ok;
+}
+
+/* Writes an executable shell script (a stand-in compiler, say). */
+void write_script(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    fputs(text, file);
+    ck_assert_int_eq(fclose(file), 0);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}
 
 /* Whether the tests run under valgrind. */
 bool under_valgrind(void)

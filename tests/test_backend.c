@@ -363,16 +363,6 @@ END_TEST
 
 /* ------------------------------------------------- bounded, named, contained */
 
-/* Writes an executable shell script. */
-static void write_script(const char *path, const char *text)
-{
-    FILE *file = fopen(path, "w");
-    ck_assert_ptr_nonnull(file);
-    fputs(text, file);
-    fclose(file);
-    ck_assert_int_eq(chmod(path, 0755), 0);
-}
-
 /* A compiler that hangs on every compile (queries go to cc): it records its
  * PID and that of a child it waits for (as gcc waits for cc1) in dir. */
 static void write_hanging_compiler(const char *dir, char *path, size_t capacity)

@@ -274,32 +274,6 @@ START_TEST(eight_processes_share_one_log)
 }
 END_TEST
 
-/* Runs a created kernel on seeded data and compares it with the reference:
- * true if every step succeeded and the outputs agree. */
-static bool run_and_compare(const sepconv_layer *layer, sepconv_kernel *kernel, uint64_t seed)
-{
-    sepconv_buffers b;
-    if (sepconv_buffers_alloc(layer, &b, NULL) != SEPCONV_OK)
-        return false;
-    sepconv_buffers_fill_random(layer, &b, seed);
-    sepconv_tensors t = sepconv_buffers_tensors(&b);
-    size_t count = (size_t)layer->output_elements;
-    float *out = malloc(count * sizeof(float));
-    double *magnitude = malloc(count * sizeof(double));
-    sepconv_comparison comparison;
-    bool ok = out && magnitude &&
-              sepconv_kernel_set_weights(kernel, &t, NULL) == SEPCONV_OK &&
-              sepconv_kernel_run(kernel, b.input, out, NULL) == SEPCONV_OK &&
-              sepconv_reference_run(layer, &t, b.output, NULL) == SEPCONV_OK &&
-              sepconv_reference_magnitude(layer, &t, magnitude, NULL) == SEPCONV_OK &&
-              sepconv_compare(layer, b.output, out, magnitude, &comparison, NULL) ==
-                  SEPCONV_OK;
-    free(out);
-    free(magnitude);
-    sepconv_buffers_free(&b);
-    return ok;
-}
-
 /* A thread that compiles, runs (checked against the reference) and frees
  * kernels until its deadline; returns how many iterations failed. */
 static void *stress(void *argument)
@@ -315,7 +289,7 @@ static void *stress(void *argument)
         options.threads = 1 + i % 2;
         if (sepconv_layer_parse(spec, &layer, NULL) != SEPCONV_OK ||
             sepconv_kernel_create(&layer, &options, &kernel, NULL) != SEPCONV_OK ||
-            !run_and_compare(&layer, kernel, (uint64_t)i))
+            !agrees_with_reference(kernel, (uint64_t)i, NULL))
             failures++;
         sepconv_kernel_free(kernel);
     }

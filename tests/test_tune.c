@@ -543,27 +543,37 @@ START_TEST(a_budget_leaves_candidates_not_tried)
 }
 END_TEST
 
-START_TEST(a_budget_stops_a_slow_compiler)
+/* Tune options for the cc backend through a stand-in compiler written from
+ * `script` into `compiler` (a fresh path), with a budget and no log. */
+static sepconv_tune_options script_compiler_tune(char *compiler, size_t capacity,
+                                                 double budget_seconds, const char *script)
 {
-    /* a "compiler" that answers the backend's probes, then hangs on every
-     * compile */
-    char compiler[] = "/tmp/sepconv-slow-cc-XXXXXX";
+    snprintf(compiler, capacity, "/tmp/sepconv-script-cc-XXXXXX");
     int fd = mkstemp(compiler);
     ck_assert_int_ge(fd, 0);
-    const char *script = "#!/bin/sh\n" /* the backend's probes go to cc */
-                         "case \"$*\" in *kernel.c*) exec sleep 20;; esac\n"
-                         "exec cc \"$@\"\n";
-    ck_assert_int_eq(write(fd, script, strlen(script)), (int)strlen(script));
     close(fd);
-    chmod(compiler, 0755);
-    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
+    write_script(compiler, script);
     sepconv_tune_options options = sepconv_tune_defaults();
     options.no_log = 1;
     options.kernel.backend = SEPCONV_BACKEND_CC;
     options.kernel.cc.compiler = compiler;
     options.kernel.cc.no_cache = 1;
     options.kernel.cc.flags = native_flags("-O2"); /* what valgrind can run */
-    options.budget_seconds = 2.0;
+    options.budget_seconds = budget_seconds;
+    return options;
+}
+
+START_TEST(a_budget_stops_a_slow_compiler)
+{
+    /* a "compiler" that answers the backend's probes, then hangs on every
+     * compile */
+    char compiler[64];
+    sepconv_tune_options options = script_compiler_tune(
+        compiler, sizeof compiler, 2.0,
+        "#!/bin/sh\n" /* the backend's probes go to cc */
+        "case \"$*\" in *kernel.c*) exec sleep 20;; esac\n"
+        "exec cc \"$@\"\n");
+    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
     sepconv_tune_result result;
     sepconv_error error;
     double start = sepconv_seconds();
@@ -581,28 +591,17 @@ START_TEST(a_budget_cuts_a_hanging_candidates_compile)
 {
     /* a compiler that builds the default schedule (and answers the
      * backend's probes) but hangs on every other candidate */
-    char compiler[] = "/tmp/sepconv-hang-cc-XXXXXX";
-    int fd = mkstemp(compiler);
-    ck_assert_int_ge(fd, 0);
-    const char *script =
+    char compiler[64];
+    sepconv_tune_options options = script_compiler_tune(
+        compiler, sizeof compiler, 4.0,
         "#!/bin/sh\n"
         "src=\n"
         "for a in \"$@\"; do case \"$a\" in *.c) src=\"$a\";; esac; done\n"
         "if [ -z \"$src\" ] || grep -q 'schedule: *channel_block=16,tile_w=2,unroll=none$' "
         "\"$src\"; then exec cc \"$@\"; fi\n"
-        "exec sleep 20\n";
-    ck_assert_int_eq(write(fd, script, strlen(script)), (int)strlen(script));
-    close(fd);
-    chmod(compiler, 0755);
-    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
-    sepconv_tune_options options = sepconv_tune_defaults();
-    options.no_log = 1;
+        "exec sleep 20\n");
     options.strategy = SEPCONV_STRATEGY_GRID; /* channel_block=4 first: it hangs */
-    options.kernel.backend = SEPCONV_BACKEND_CC;
-    options.kernel.cc.compiler = compiler;
-    options.kernel.cc.no_cache = 1;
-    options.kernel.cc.flags = native_flags("-O2"); /* what valgrind can run */
-    options.budget_seconds = 4.0;
+    sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
     sepconv_tune_result result;
     sepconv_error error;
     double start = sepconv_seconds();

@@ -36,6 +36,14 @@ const char *native_flags(const char *optimization);
  * compile but are wrong. */
 void write_buggy_templates(char *dir, size_t capacity, const char *bug);
 
+/* Runs a kernel (weights set from `seed`) on seeded data and compares it
+ * with the reference; false, with the message, if a step fails or they
+ * disagree.  Thread-safe. */
+bool agrees_with_reference(sepconv_kernel *kernel, uint64_t seed, sepconv_error *error);
+
+/* Writes an executable shell script at `path` (a stand-in compiler). */
+void write_script(const char *path, const char *text);
+
 /* Parses a spec that must be valid; fails the test with the message if not. */
 sepconv_layer parse_layer(const char *spec);
 
