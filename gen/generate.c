@@ -507,9 +507,11 @@ static sepconv_status render(generation *g, const char *template_name,
         request.limits.instructions = options->instruction_budget;
     if (options && options->memory_budget)
         request.limits.memory_bytes = options->memory_budget;
+    bool over_size_budget = false;
+    request.over_size_budget = &over_size_budget;
     sepconv_status status = render_template(&request, text, length, error);
     /* the renderer's own message knows only bytes; say whose budget it is */
-    if (status == SEPCONV_LIMIT && error && strstr(error->message, "exceed the size budget"))
+    if (over_size_budget)
         status = over_budget(options, g->schedule, 0.0, error);
     return status;
 }

@@ -1232,6 +1232,8 @@ sepconv_status render_template(const render_request *request, char **text,
     sepconv_status status =
         result == LUA_OK ? s.status : render_failure(L, &s, result, error);
     lua_close(L);
+    if (request->over_size_budget)
+        *request->over_size_budget = status != SEPCONV_OK && s.out_of_output;
     if (status != SEPCONV_OK) {
         free(s.out);
         return status;

@@ -13,6 +13,7 @@
 #ifndef SEPCONV_RENDER_H
 #define SEPCONV_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ typedef struct render_request {
                                         errors ("the --templates option") */
     const char *template_text;  /* if set: the top template's text itself */
     render_limits limits;
+    bool *over_size_budget;     /* if set: whether the size budget (not
+                                   another limit) stopped the render */
     sepconv_status (*fill)(struct lua_State *L, int env, void *context,
                            sepconv_error *error);
     sepconv_status (*collect)(struct lua_State *L, int env, void *context,
