@@ -18,10 +18,8 @@
  * sepconv_cc_kill_all(), safe in a signal handler, empties.
  */
 #define _GNU_SOURCE
-#include <cpuinfo.h>
 #include <dirent.h>
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -472,223 +470,6 @@ static void keep_source(const char *source, size_t length, const char *save_dir,
     snprintf(kept, capacity, "saved as %s", path);
 }
 
-/* ------------------------------------------------------------ CPU features */
-
-/* The x86 features a compiler's predefined macros can require, and how
- * libcpuinfo says this CPU has them.  Bits of a uint64_t mask. */
-static const struct feature {
-    const char *macro;
-    const char *name;
-    bool (*present)(void);
-    bool avx512;
-} features[] = {
-    {"__SSE3__", "sse3", cpuinfo_has_x86_sse3, false},
-    {"__SSSE3__", "ssse3", cpuinfo_has_x86_ssse3, false},
-    {"__SSE4_1__", "sse4.1", cpuinfo_has_x86_sse4_1, false},
-    {"__SSE4_2__", "sse4.2", cpuinfo_has_x86_sse4_2, false},
-    {"__SSE4A__", "sse4a", cpuinfo_has_x86_sse4a, false},
-    {"__POPCNT__", "popcnt", cpuinfo_has_x86_popcnt, false},
-    {"__AVX__", "avx", cpuinfo_has_x86_avx, false},
-    {"__AVX2__", "avx2", cpuinfo_has_x86_avx2, false},
-    {"__FMA__", "fma", cpuinfo_has_x86_fma3, false},
-    {"__FMA4__", "fma4", cpuinfo_has_x86_fma4, false},
-    {"__F16C__", "f16c", cpuinfo_has_x86_f16c, false},
-    {"__BMI__", "bmi", cpuinfo_has_x86_bmi, false},
-    {"__BMI2__", "bmi2", cpuinfo_has_x86_bmi2, false},
-    {"__LZCNT__", "lzcnt", cpuinfo_has_x86_lzcnt, false},
-    {"__MOVBE__", "movbe", cpuinfo_has_x86_movbe, false},
-    {"__ADX__", "adx", cpuinfo_has_x86_adx, false},
-    {"__AES__", "aes", cpuinfo_has_x86_aes, false},
-    {"__PCLMUL__", "pclmul", cpuinfo_has_x86_pclmulqdq, false},
-    {"__SHA__", "sha", cpuinfo_has_x86_sha, false},
-    {"__GFNI__", "gfni", cpuinfo_has_x86_gfni, false},
-    {"__VAES__", "vaes", cpuinfo_has_x86_vaes, false},
-    {"__VPCLMULQDQ__", "vpclmulqdq", cpuinfo_has_x86_vpclmulqdq, false},
-    {"__AVX512F__", "avx512f", cpuinfo_has_x86_avx512f, true},
-    {"__AVX512BW__", "avx512bw", cpuinfo_has_x86_avx512bw, true},
-    {"__AVX512CD__", "avx512cd", cpuinfo_has_x86_avx512cd, true},
-    {"__AVX512DQ__", "avx512dq", cpuinfo_has_x86_avx512dq, true},
-    {"__AVX512VL__", "avx512vl", cpuinfo_has_x86_avx512vl, true},
-    {"__AVX512IFMA__", "avx512ifma", cpuinfo_has_x86_avx512ifma, true},
-    {"__AVX512VBMI__", "avx512vbmi", cpuinfo_has_x86_avx512vbmi, true},
-    {"__AVX512VBMI2__", "avx512vbmi2", cpuinfo_has_x86_avx512vbmi2, true},
-    {"__AVX512VNNI__", "avx512vnni", cpuinfo_has_x86_avx512vnni, true},
-    {"__AVX512BITALG__", "avx512bitalg", cpuinfo_has_x86_avx512bitalg, true},
-    {"__AVX512VPOPCNTDQ__", "avx512vpopcntdq", cpuinfo_has_x86_avx512vpopcntdq, true},
-    {"__AVX512BF16__", "avx512bf16", cpuinfo_has_x86_avx512bf16, true},
-};
-#define FEATURE_COUNT (sizeof features / sizeof features[0])
-_Static_assert(FEATURE_COUNT <= 64, "features are bits of a uint64_t");
-
-static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-static bool cpu_known;
-
-/* Initializes libcpuinfo once per process. */
-static void initialize_cpu(void)
-{
-    cpu_known = cpuinfo_initialize();
-}
-
-/* Whether $SEPCONV_CPU_HIDE (words such as "avx512f sha", or "avx512" for
- * all of AVX-512) hides a feature: a CPU without it, simulated. */
-static bool hidden(const struct feature *f, const char *hide)
-{
-    word_list words;
-    if (!hide || !split_words(hide, &words))
-        return false;
-    for (int i = 0; i < words.count; i++)
-        if (strcmp(words.words[i], f->name) == 0 ||
-            (f->avx512 && strcmp(words.words[i], "avx512") == 0))
-            return true;
-    return false;
-}
-
-/* The features this CPU has, less those SEPCONV_CPU_HIDE hides.  All bits
- * when libcpuinfo cannot tell, so nothing is refused on a guess. */
-static uint64_t cpu_features(void)
-{
-    pthread_once(&cpu_once, initialize_cpu);
-    if (!cpu_known)
-        return UINT64_MAX;
-    const char *hide = getenv("SEPCONV_CPU_HIDE");
-    uint64_t mask = 0;
-    for (size_t i = 0; i < FEATURE_COUNT; i++)
-        if (features[i].present() && !hidden(&features[i], hide))
-            mask |= (uint64_t)1 << i;
-    return mask;
-}
-
-/* The features that a compiler's predefined macros (its -E -dM output)
- * say its code may use. */
-static uint64_t features_of_macros(const char *macros)
-{
-    uint64_t mask = 0;
-    for (size_t i = 0; i < FEATURE_COUNT; i++) {
-        char line[64];
-        snprintf(line, sizeof line, "#define %s ", features[i].macro);
-        if (strstr(macros, line))
-            mask |= (uint64_t)1 << i;
-    }
-    return mask;
-}
-
-/* Refuses code that needs features the CPU lacks, naming the first. */
-static sepconv_status check_features(uint64_t needed, const char *what,
-                                     sepconv_error *error)
-{
-    uint64_t missing = needed & ~cpu_features();
-    for (size_t i = 0; i < FEATURE_COUNT; i++)
-        if (missing & ((uint64_t)1 << i))
-            return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                                "cc: %s needs %s, which this CPU lacks%s; compile "
-                                "for this CPU (-march=native) or an older -march",
-                                what, features[i].name,
-                                hidden(&features[i], getenv("SEPCONV_CPU_HIDE"))
-                                    ? " (SEPCONV_CPU_HIDE hides it)" : "");
-    return SEPCONV_OK;
-}
-
-/* ------------------------------------------------------------ imports */
-
-/* The only symbols an object may leave undefined: gcc and clang emit calls
- * to these four on their own, even for freestanding code (clang turns
- * copy loops into memcpy), and they only move and compare memory. */
-static const char *const allowed_imports[] = {"memcpy", "memmove", "memset", "memcmp",
-                                              NULL};
-
-/* Whether an undefined symbol is one of the allowed four. */
-static bool allowed_import(const char *name)
-{
-    for (const char *const *allowed = allowed_imports; *allowed; allowed++)
-        if (strcmp(name, *allowed) == 0)
-            return true;
-    return false;
-}
-
-/* Whether [offset, offset+size) lies inside `length` bytes. */
-static bool inside(uint64_t offset, uint64_t size, size_t length)
-{
-    return offset <= length && size <= length - offset;
-}
-
-/* A section header of an ELF image, bounds-checked. */
-static bool section(const char *bytes, size_t length, const Elf64_Ehdr *header,
-                    unsigned index, Elf64_Shdr *out)
-{
-    if (index >= header->e_shnum)
-        return false;
-    memcpy(out, bytes + header->e_shoff + (uint64_t)index * sizeof *out, sizeof *out);
-    return inside(out->sh_offset, out->sh_type == SHT_NOBITS ? 0 : out->sh_size, length);
-}
-
-/* A NUL-terminated name at `offset` of a string table, or NULL. */
-static const char *table_name(const char *bytes, const Elf64_Shdr *strings, uint64_t offset)
-{
-    if (offset >= strings->sh_size)
-        return NULL;
-    const char *name = bytes + strings->sh_offset + offset;
-    return memchr(name, '\0', strings->sh_size - offset) ? name : NULL;
-}
-
-/* Looks in one dynamic symbol table or dynamic section for what the object
- * takes from elsewhere: an undefined symbol or a needed library. */
-static bool section_import(const char *bytes, size_t length, const Elf64_Ehdr *header,
-                           const Elf64_Shdr *table, char *name, size_t capacity)
-{
-    Elf64_Shdr strings;
-    if (!section(bytes, length, header, table->sh_link, &strings))
-        return snprintf(name, capacity, "(a damaged string table)"), true;
-    size_t entry = table->sh_type == SHT_DYNSYM ? sizeof(Elf64_Sym) : sizeof(Elf64_Dyn);
-    for (uint64_t at = 0; at + entry <= table->sh_size; at += entry) {
-        const char *found = NULL;
-        if (table->sh_type == SHT_DYNSYM) {
-            Elf64_Sym symbol;
-            memcpy(&symbol, bytes + table->sh_offset + at, sizeof symbol);
-            if (symbol.st_shndx == SHN_UNDEF && symbol.st_name != 0) {
-                found = table_name(bytes, &strings, symbol.st_name);
-                if (!found)
-                    found = "(a damaged symbol name)";
-                else if (allowed_import(found))
-                    found = NULL;
-            }
-        } else {
-            Elf64_Dyn dynamic;
-            memcpy(&dynamic, bytes + table->sh_offset + at, sizeof dynamic);
-            if (dynamic.d_tag == DT_NEEDED)
-                found = table_name(bytes, &strings, dynamic.d_un.d_val);
-        }
-        if (found && found[0]) {
-            snprintf(name, capacity, "%s", found);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Whether a shared object imports anything (a symbol it leaves undefined,
- * a library it needs) or is not an object we can read; names it. */
-static bool object_imports(const char *bytes, size_t length, char *name, size_t capacity)
-{
-    Elf64_Ehdr header;
-    if (length < sizeof header)
-        return snprintf(name, capacity, "(not an ELF object)"), true;
-    memcpy(&header, bytes, sizeof header);
-    if (memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 ||
-        header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_shentsize != sizeof(Elf64_Shdr) ||
-        header.e_shnum == 0 ||
-        !inside(header.e_shoff, (uint64_t)header.e_shnum * sizeof(Elf64_Shdr), length))
-        return snprintf(name, capacity, "(not a 64-bit ELF object with sections)"), true;
-    for (unsigned i = 0; i < header.e_shnum; i++) {
-        Elf64_Shdr table;
-        if (!section(bytes, length, &header, i, &table))
-            return snprintf(name, capacity, "(a damaged section)"), true;
-        if ((table.sh_type == SHT_DYNSYM || table.sh_type == SHT_DYNAMIC) &&
-            section_import(bytes, length, &header, &table, name, capacity))
-            return true;
-    }
-    return false;
-}
-
 /* The refusal of an object that imports `name`: generated code may use no
  * library, so it can do nothing but compute on the buffers it is given. */
 static sepconv_status imports_refused(const char *name, const char *kept,
@@ -843,7 +624,7 @@ static sepconv_status resolve_flags(const word_list *command, const char *text,
     if (status != SEPCONV_OK)
         return status;
     *resolved = XXH3_128bits(macros, length);
-    *needs = features_of_macros(macros);
+    *needs = sepconv_features_of_macros(macros);
     free(macros);
     pthread_mutex_lock(&facts_lock);
     if (resolution_count < 32 && strlen(text) < sizeof resolutions[0].compiler &&
@@ -966,7 +747,7 @@ static bool cache_key(const char *source, size_t length, XXH128_hash_t identity,
     XXH3_state_t *state = XXH3_createState();
     if (!state)
         return false;
-    uint64_t cpu = cpu_features();
+    uint64_t cpu = sepconv_cpu_features();
     XXH3_128bits_reset(state);
     XXH3_128bits_update(state, source, length);
     XXH3_128bits_update(state, &identity, sizeof identity);
@@ -1165,12 +946,12 @@ static sepconv_status load(const compile_job *job, const char *path, const char 
                            sepconv_code **code, sepconv_error *error)
 {
     char name[128];
-    if (object_imports(bytes, length, name, sizeof name)) {
+    if (sepconv_elf_imports(bytes, length, name, sizeof name)) {
         char kept[4400];
         keep_source(job->source, job->length, job->save_dir, kept, sizeof kept);
         return imports_refused(name, kept, error);
     }
-    sepconv_status status = check_features(needs, from_cache ? "the cached object"
+    sepconv_status status = sepconv_check_features(needs, from_cache ? "the cached object"
                                                              : "the compiled object", error);
     if (status != SEPCONV_OK)
         return status;
@@ -1192,7 +973,7 @@ static sepconv_status compile_job_run(compile_job *job, const sepconv_cc_options
     if (status != SEPCONV_OK)
         return status;
     /* refused before compiling: the object would need what the CPU lacks */
-    status = check_features(job->needs, "code built with these flags", error);
+    status = sepconv_check_features(job->needs, "code built with these flags", error);
     if (status != SEPCONV_OK)
         return status;
     cache_directory(options, &job->cache);

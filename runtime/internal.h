@@ -53,6 +53,25 @@ bool sepconv_cache_home(char *out, size_t capacity);
  * cannot be made. */
 bool sepconv_make_dirs(char *path);
 
+/* The x86 features the CPU has, as bits of the table in cpu_features.c,
+ * less those $SEPCONV_CPU_HIDE hides; every bit when libcpuinfo cannot
+ * tell, so nothing is refused on a guess. */
+uint64_t sepconv_cpu_features(void);
+
+/* The features a compiler's predefined macros (its -E -dM output) say its
+ * code may use. */
+uint64_t sepconv_features_of_macros(const char *macros);
+
+/* Refuses code (`what`, for the message) that needs features the CPU
+ * lacks, naming the first. */
+sepconv_status sepconv_check_features(uint64_t needed, const char *what,
+                                      sepconv_error *error);
+
+/* Whether a shared object's image imports anything but memcpy, memmove,
+ * memset and memcmp (an undefined symbol, a needed library) or cannot be
+ * read as a 64-bit ELF object; names the first such thing in `name`. */
+bool sepconv_elf_imports(const char *bytes, size_t length, char *name, size_t capacity);
+
 /* Pages holding code relocated by the tcc backend. */
 typedef struct sepconv_code_memory {
     void *base;
