@@ -2,6 +2,7 @@
 #
 #   make demo         install missing Debian packages, build, run the demo
 #   make test         install missing Debian packages, build, run the tests
+#   make check-layers the library's rooms depend one way, without cycles
 #   make check-asan   the tests again under AddressSanitizer + UBSan
 #   make check-valgrind  the tests under valgrind (no fork, leak check)
 #   make check-install   install into a scratch root, use it from elsewhere
@@ -42,7 +43,7 @@ LUA_LIBS     = $(shell pkg-config --libs lua5.4)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
-ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime -Igen \
+ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime \
              -DSEPCONV_TCC_VERSION='"$(TCC_VERSION)"'
 LIB_LIBS   = $(LUA_LIBS) -ljansson -lcpuinfo -lxxhash -lpthreadpool -lpthread -ldl -lm
 # the libtcc package version, recorded in tuning logs
@@ -51,7 +52,7 @@ TCC_VERSION = $(shell dpkg-query -W -f='$${Version}' libtcc-dev 2>/dev/null)
 PROGRAM_LIBS = -ltcc $(LIB_LIBS)
 LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
 
-LIB_SOURCES  := $(wildcard runtime/*.c) gen/render.c gen/generate.c
+LIB_SOURCES  := $(wildcard runtime/*/*.c)
 CLI_SOURCES  := gen/main.c gen/cli.c $(wildcard gen/cmd_*.c)
 TEST_SOURCES := $(wildcard tests/*.c)
 FUZZ_TARGETS := spec template npy log jit
@@ -59,11 +60,11 @@ TEMPLATES    := $(sort $(wildcard templates/*.in templates/*.lua))
 
 # The templates, compiled into the library as strings by a build tool.
 EMBED          := $(BUILD)/embed
-EMBEDDED       := $(BUILD)/gen/templates_embedded.c
+EMBEDDED       := $(BUILD)/runtime/generate/templates_embedded.c
 LIB_OBJECTS  := $(LIB_SOURCES:%.c=$(BUILD)/%.o) $(EMBEDDED:.c=.o)
 # the shared library's tcc backend checks that the program linked libtcc
-SHARED_OBJECTS := $(filter-out $(BUILD)/runtime/backend_tcc.o,$(LIB_OBJECTS)) \
-                  $(BUILD)/runtime/backend_tcc.shared.o
+SHARED_OBJECTS := $(filter-out $(BUILD)/runtime/backend/backend_tcc.o,$(LIB_OBJECTS)) \
+                  $(BUILD)/runtime/backend/backend_tcc.shared.o
 CLI_OBJECTS  := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
@@ -78,7 +79,7 @@ SHARED_LIB := $(BUILD)/libsepconv.so
 CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
-.PHONY: all deps test test-run check-asan check-valgrind check-install demo \
+.PHONY: all deps test test-run check-layers check-asan check-valgrind check-install demo \
         demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run check-threads \
         install uninstall clean
 
@@ -103,12 +104,12 @@ deps:
 	fi
 
 # --------------------------------------------------------------- build
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h gen/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h runtime/*/*.h gen/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
-$(EMBED): gen/embed.c
+$(EMBED): tools/embed.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WARNINGS) -O1 -o $@ $<
 
@@ -117,18 +118,19 @@ $(EMBEDDED): $(EMBED) $(TEMPLATES)
 	@echo "  EMBED   templates/"
 	$(Q)$(EMBED) $@ $(TEMPLATES)
 
-$(EMBEDDED:.c=.o): $(EMBEDDED) gen/render.h runtime/sepconv.h
+$(EMBEDDED:.c=.o): $(EMBEDDED) runtime/generate/render.h runtime/sepconv.h
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the micro-kernels' register tiles need full unrolling
-$(BUILD)/runtime/microkernels.o: ALL_CFLAGS += -O3
+$(BUILD)/runtime/backend/microkernels.o: ALL_CFLAGS += -O3
 
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@
 	@echo "  AR      $@"
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/runtime/backend_tcc.shared.o: runtime/backend_tcc.c runtime/internal.h runtime/sepconv.h
+$(BUILD)/runtime/backend/backend_tcc.shared.o: runtime/backend/backend_tcc.c \
+    $(wildcard runtime/*.h runtime/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (shared)"
 	$(Q)$(CC) $(ALL_CFLAGS) -DSEPCONV_SHARED -c $< -o $@
@@ -181,6 +183,11 @@ $(BUILD)/replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(STATIC_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $< tests/fuzz/replay.c $(STATIC_LIB) \
 	  $(LDFLAGS_ALL) $(PROGRAM_LIBS) -o $@
+
+# the rooms of the library use each other in one direction only, without
+# cycles: includes from the sources, uses from the built objects
+check-layers: $(STATIC_LIB)
+	tools/check_layers.sh . $(BUILD)
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" \
@@ -252,7 +259,7 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)clang $(WARNINGS) -O1 -g -fsanitize=fuzzer,address,undefined -Iruntime -Igen \
+	$(Q)clang $(WARNINGS) -O1 -g -fsanitize=fuzzer,address,undefined -Iruntime \
 	  $(LUA_CFLAGS) $< $(STATIC_LIB) $(PROGRAM_LIBS) -o $@
 
 # --------------------------------------------------------------- bench

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h" /* sepconv_cache_home: the directory the library uses */
+#include "core/core.h" /* sepconv_cache_home: the directory the library uses */
 
 /* A model read from standard input is text: as the library's file limit. */
 #define CLI_STDIN_MAX ((size_t)64 << 20)

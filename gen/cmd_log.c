@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h" /* sepconv_read_stream */
+#include "core/core.h" /* sepconv_read_stream */
 
 #define STDIN_LOG_MAX ((size_t)1 << 30) /* as a log file's limit */
 #define STDIN_NAME "standard input"

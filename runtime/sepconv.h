@@ -17,7 +17,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,8 +35,12 @@ typedef enum sepconv_status {
     SEPCONV_UNSUPPORTED, /* valid, but not something this build can do */
     SEPCONV_MISMATCH,    /* outputs disagree beyond the tolerance */
     SEPCONV_TEMPLATE,    /* a template failed: "template:line: message" */
-    SEPCONV_LIMIT        /* a budget was exceeded: size, memory, time */
+    SEPCONV_LIMIT,       /* a budget was exceeded: size, memory, time */
+    SEPCONV_COMPILE      /* the compiler rejected the source, or its code
+                            lacks a symbol the kernel needs */
 } sepconv_status;
+
+#define SEPCONV_STATUS_COUNT 10
 
 #define SEPCONV_MESSAGE_MAX 1024
 
@@ -59,16 +62,22 @@ typedef enum sepconv_op {
     SEPCONV_OP_SEP   /* depthwise, then pointwise */
 } sepconv_op;
 
+#define SEPCONV_OP_COUNT 4
+
 typedef enum sepconv_layout {
     SEPCONV_LAYOUT_NHWC, /* TensorFlow's tensors and weights */
     SEPCONV_LAYOUT_NCHW  /* PyTorch's tensors and weights */
 } sepconv_layout;
+
+#define SEPCONV_LAYOUT_COUNT 2
 
 typedef enum sepconv_activation {
     SEPCONV_ACT_NONE,
     SEPCONV_ACT_RELU, /* x < 0 ? 0 : x; NaN passes through */
     SEPCONV_ACT_RELU6 /* x < 0 ? 0 : x > 6 ? 6 : x; NaN passes through */
 } sepconv_activation;
+
+#define SEPCONV_ACTIVATION_COUNT 3
 
 typedef enum sepconv_padding {
     SEPCONV_PAD_SAME,    /* TensorFlow: output = ceil(in / stride) */
@@ -252,16 +261,13 @@ typedef enum sepconv_target {
 
 #define SEPCONV_TARGET_COUNT 4
 
-/* The micro-kernels target "native" calls (NHWC rows; act 0 none, 1 relu,
- * 2 relu6).  `pixels` outputs of a pointwise stage, packed weights
- * [ceil(n/block)][m][block]; one output row of a depthwise stage with
- * multiplier 1, rows[ky] NULL where the tap row is padding. */
-void sepconv_uk_pointwise(const float *in, long in_step, float *out, long out_step,
-                          long pixels, const float *packed, long m, long n, long block,
-                          const float *bias, int act);
-void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const float *w,
-                              long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w);
+/* The compiler that turns generated source into code. */
+typedef enum sepconv_backend {
+    SEPCONV_BACKEND_TCC, /* libtcc, in memory: ~1 ms to compile, plain code */
+    SEPCONV_BACKEND_CC   /* the system compiler: slow to build, fast code */
+} sepconv_backend;
+
+#define SEPCONV_BACKEND_COUNT 2
 
 /* The knobs of a schedule.  Each op has some of them (see
  * sepconv_schedule_has_knob); their ranges depend on the target. */
@@ -299,6 +305,11 @@ typedef struct sepconv_schedule {
 const char *sepconv_target_name(sepconv_target target);
 sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
                                     sepconv_error *error);
+
+/* The spec name of a backend ("tcc", "cc") and its parser. */
+const char *sepconv_backend_name(sepconv_backend backend);
+sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
+                                     sepconv_error *error);
 
 /* Whether `op` has `knob`. */
 int sepconv_schedule_has_knob(sepconv_op op, sepconv_knob knob);
@@ -375,9 +386,6 @@ void sepconv_source_free(sepconv_source *source);
 
 /* -------------------------------------------------------------- backends */
 
-/* Compiled code loaded into this process; knows nothing of convolutions. */
-typedef struct sepconv_code sepconv_code;
-
 /* The default wall-clock limit of one cc compile, in seconds (MobileNet's
  * layers take 1-4 s on a slow CPU). */
 #define SEPCONV_CC_TIMEOUT_DEFAULT 30.0
@@ -396,57 +404,12 @@ typedef struct sepconv_cc_options {
                                default, SEPCONV_CC_TIMEOUT_DEFAULT */
 } sepconv_cc_options;
 
-/* Compiles C source with the system compiler into a shared object and
- * loads it, through a disk cache keyed by an XXH3-128 hash of the source,
- * the compiler's identity and version, the flags, what they resolve to on
- * this machine (the compiler's predefined macros: -march=native differs
- * between CPUs) and the CPU's features.  Entries are written under a
- * temporary name and renamed; a corrupt entry (or one that is not a regular
- * file) is discarded and rebuilt; a cache directory that is not writable
- * still serves its hits.
- *
- * The compiler runs in a process group of its own with TMPDIR set to a
- * private directory; past timeout_seconds the group is killed and the call
- * returns SEPCONV_LIMIT.  Temporary files are removed on every path.  On a
- * compile error or a timeout the message holds the compiler's text and the
- * path where the source was saved (a name of its own per failure).
- *
- * Generated code imports nothing: objects are linked with -nostdlib, and
- * one that leaves any symbol undefined or needs any library (system(),
- * printf, libm...) is refused with SEPCONV_UNSUPPORTED naming it before it
- * is loaded, so no constructor of it runs.  The one exception is the four
- * functions compilers call on their own even in freestanding code:
- * memcpy, memmove, memset, memcmp.  An object whose flags need CPU
- * features this CPU lacks (AVX-512 from a cache shared with another
- * machine) is refused the same way; SEPCONV_CPU_HIDE="avx512 sha..."
- * simulates a CPU without those features. */
-sepconv_status sepconv_cc_compile(const char *source, size_t length,
-                                  const sepconv_cc_options *options,
-                                  sepconv_code **code, sepconv_error *error);
-
-/* Compiles source in memory with the embedded libtcc (portable target only)
- * and resolves the `count` symbols `names`.  The code lives in pages that
- * are read+exec only.  Compiles are serialized: libtcc keeps globals. */
-sepconv_status sepconv_tcc_compile(const char *source, size_t length,
-                                   const char *const *names, size_t count,
-                                   sepconv_code **code, sepconv_error *error);
-
 /* Kills the process group of every compiler the cc backend is running and
  * removes their temporary directories; the compiles in progress fail.
  * Async-signal-safe: a program's SIGTERM/SIGINT/SIGHUP handler should call
  * it (the compiler is in its own process group, which a terminal's ^C does
  * not reach), then re-raise the signal with its default action. */
 void sepconv_cc_kill_all(void);
-
-/* The first line of `compiler --version`, the cc backend's identity. */
-sepconv_status sepconv_cc_identity(const sepconv_cc_options *options, char *text,
-                                   size_t capacity, sepconv_error *error);
-
-/* The address of a symbol in compiled code, or NULL. */
-void *sepconv_code_symbol(const sepconv_code *code, const char *name);
-/* 1 if the code came from the cc backend's disk cache. */
-int sepconv_code_from_cache(const sepconv_code *code);
-void sepconv_code_free(sepconv_code *code);
 
 /* The signature of every generated kernel and of its packing function. */
 typedef void (*sepconv_kernel_fn)(const float *input, const float *weights,
@@ -487,10 +450,6 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
 
 /* ----------------------------------------------------------------- kernel */
 
-typedef enum sepconv_backend {
-    SEPCONV_BACKEND_TCC, /* libtcc, in memory: ~1 ms to compile, plain code */
-    SEPCONV_BACKEND_CC   /* the system compiler: slow to build, fast code */
-} sepconv_backend;
 
 /* How to make a kernel; sepconv_kernel_defaults() fills the defaults. */
 typedef struct sepconv_kernel_options {
@@ -579,11 +538,6 @@ int sepconv_thread_count(int requested);
 const sepconv_layer *sepconv_kernel_layer(const sepconv_kernel *kernel);
 const sepconv_kernel_info *sepconv_kernel_get_info(const sepconv_kernel *kernel);
 void sepconv_kernel_free(sepconv_kernel *kernel);
-
-/* The spec name of a backend ("tcc", "cc") and its parser. */
-const char *sepconv_backend_name(sepconv_backend backend);
-sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
-                                     sepconv_error *error);
 
 /* Seconds on a monotonic clock. */
 double sepconv_seconds(void);
@@ -697,30 +651,10 @@ sepconv_status sepconv_log_missing(const sepconv_layer *layer,
 
 /* ------------------------------------------------------------------- tune */
 
-/* The schedule space of an op and target is the product of its knobs'
- * ranges, less one documented invalid combination: with fuse=0, tile_h is
- * unused, so only its default value is a distinct schedule. */
-int64_t sepconv_space_product(sepconv_op op, sepconv_target target);
-int64_t sepconv_space_size(sepconv_op op, sepconv_target target);
-
-/* Schedule number `index` of the full product (mixed radix over the knobs
- * in knob order); INVALID for an invalid combination. */
-sepconv_status sepconv_space_schedule(sepconv_op op, sepconv_target target, int64_t index,
-                                      sepconv_schedule *schedule, sepconv_error *error);
-
 typedef enum sepconv_strategy {
     SEPCONV_STRATEGY_GRID,  /* every valid schedule, in space order */
     SEPCONV_STRATEGY_RANDOM /* a seeded random order of them */
 } sepconv_strategy;
-
-/* The candidates of a sweep: the strategy's order, cut to `trials` (0: all),
- * then shard `shard` of `shards` (candidate k belongs to shard k mod
- * shards), so the shards partition the sweep exactly. */
-sepconv_status sepconv_space_candidates(sepconv_op op, sepconv_target target,
-                                        sepconv_strategy strategy, uint64_t seed,
-                                        int64_t trials, int shard, int shards,
-                                        sepconv_schedule **candidates, size_t *count,
-                                        sepconv_error *error);
 
 /* What a tuning sweep reports as it goes. */
 typedef struct sepconv_tune_progress {
@@ -823,15 +757,6 @@ void sepconv_buffers_fill_random(const sepconv_layer *layer,
 /* The read-only view of the buffers that the kernels take. */
 sepconv_tensors sepconv_buffers_tensors(const sepconv_buffers *buffers);
 void sepconv_buffers_free(sepconv_buffers *buffers);
-
-/* The next value of a splitmix64 stream: seeded, portable, reproducible. */
-uint64_t sepconv_random_next(uint64_t *state);
-
-/* Fault injection, in builds made with -DSEPCONV_FAULT_INJECTION only:
- * the n-th allocation inside libsepconv from now on fails (0 disarms);
- * the count tells how many were made since arming. */
-void sepconv_fault_arm(long n);
-long sepconv_fault_count(void);
 
 /* ---------------------------------------------------------------- stats */
 

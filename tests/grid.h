@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "sepconv.h"
+#include "core/core.h"
 
 typedef struct grid_case {
     char spec[256];

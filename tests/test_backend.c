@@ -106,7 +106,7 @@ START_TEST(tcc_reports_errors_and_saves_the_source)
     sepconv_code *code = NULL;
     sepconv_error error;
     ck_assert_int_eq(sepconv_tcc_compile(bad, strlen(bad), names, 1, &code, &error),
-                     SEPCONV_UNSUPPORTED);
+                     SEPCONV_COMPILE);
     ck_assert_ptr_null(code);
     ck_assert_ptr_nonnull(strstr(error.message, "tcc: <string>:2: error:"));
     ck_assert_ptr_nonnull(strstr(error.message, "undefined_name"));
@@ -124,7 +124,7 @@ START_TEST(tcc_reports_errors_and_saves_the_source)
     /* a symbol the code lacks is named */
     const char *missing[] = {"twice", "thrice"};
     ck_assert_int_eq(sepconv_tcc_compile(twice_source, strlen(twice_source), missing, 2,
-                                         &code, &error), SEPCONV_TEMPLATE);
+                                         &code, &error), SEPCONV_COMPILE);
     ck_assert_ptr_nonnull(strstr(error.message, "no symbol 'thrice'"));
 }
 END_TEST
@@ -349,7 +349,7 @@ START_TEST(cc_errors_name_the_problem)
     const char *bad = "int f(void) { return nope; }\n";
     sepconv_cc_options plain = {.flags = "-O1", .no_cache = 1};
     ck_assert_int_eq(sepconv_cc_compile(bad, strlen(bad), &plain, &code, &error),
-                     SEPCONV_UNSUPPORTED);
+                     SEPCONV_COMPILE);
     ck_assert_ptr_nonnull(strstr(error.message, "nope"));
     ck_assert_ptr_nonnull(strstr(error.message, "undeclared"));
     const char *saved = strstr(error.message, "the source is saved as ");
@@ -517,7 +517,7 @@ START_TEST(cc_kill_all_stops_running_compilers)
     void *result;
     pthread_join(thread, &result);
     unsetenv("TMPDIR");
-    ck_assert_int_eq((long)result, SEPCONV_UNSUPPORTED); /* killed: a failed compile */
+    ck_assert_int_eq((long)result, SEPCONV_COMPILE); /* killed: a failed compile */
     ck_assert_int_eq(count_prefixed(tmp, "sepconv-cc-"), 0);
     remove_dir(dir);
 }
@@ -628,7 +628,7 @@ START_TEST(cc_failed_sources_are_kept_apart)
         sepconv_code *code = NULL;
         sepconv_error error;
         ck_assert_int_eq(sepconv_cc_compile(bad[i], strlen(bad[i]), &options, &code,
-                                            &error), SEPCONV_UNSUPPORTED);
+                                            &error), SEPCONV_COMPILE);
         saved_path(error.message, kept[i], sizeof kept[i]);
     }
     ck_assert_str_ne(kept[0], kept[1]);

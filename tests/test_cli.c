@@ -99,7 +99,7 @@ static char *variables_read(void)
     static char names[4096];
     char command[1024];
     const char *root = getenv("SEPCONV_ROOT");
-    snprintf(command, sizeof command, "cd '%s' && cat runtime/*.c gen/*.c | "
+    snprintf(command, sizeof command, "cd '%s' && cat runtime/*/*.c gen/*.c | "
              "grep -o 'getenv(\"[A-Za-z_0-9]*\")' | sed 's/getenv(\"//; s/\")//' | "
              "sort -u", root ? root : ".");
     FILE *pipe = popen(command, "r");

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "render.h"
+#include "generate/render.h"
 #include "tests.h"
 
 static char template_dir[64];

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 
 #include "sepconv.h"
+#include "backend/backend.h"
+#include "tune/space.h"
 
 Suite *layer_suite(void);
 Suite *cost_suite(void);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sepconv.h"
+#include "core/fault.h"
 
 /* One path through the library; returns its status and fills `error`. */
 typedef sepconv_status (*scenario)(sepconv_error *error);

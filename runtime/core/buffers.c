@@ -1,0 +1,105 @@
+/*
+ * buffers.c -- owned tensors for one layer, and seeded random fill.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+/* The next value of a splitmix64 stream. */
+uint64_t sepconv_random_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* Allocates `count` floats aligned to 64 bytes, zeroed; NULL for a count
+ * that is negative or whose bytes overflow. */
+float *sepconv_alloc_floats(int64_t count)
+{
+    if (count < 0 || (uint64_t)count > (SIZE_MAX - 63) / sizeof(float))
+        return NULL;
+    size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64;
+    float *block = aligned_alloc(64, bytes ? bytes : 64);
+    if (block)
+        memset(block, 0, bytes);
+    return block;
+}
+
+/* Allocates `count` floats, zeroed; a zero count gives NULL and succeeds. */
+static bool allocate(float **out, int64_t count)
+{
+    *out = NULL;
+    if (count == 0)
+        return true;
+    *out = sepconv_alloc_floats(count);
+    return *out != NULL;
+}
+
+/* Allocates every tensor a layer needs. */
+sepconv_status sepconv_buffers_alloc(const sepconv_layer *layer,
+                                     sepconv_buffers *buffers,
+                                     sepconv_error *error)
+{
+    if (!layer || !buffers)
+        return sepconv_fail(error, SEPCONV_INVALID, "no layer or no buffers given");
+    memset(buffers, 0, sizeof *buffers);
+    bool ok = allocate(&buffers->input, layer->input_elements) &&
+              allocate(&buffers->weights, layer->weight_elements) &&
+              allocate(&buffers->bias, layer->bias_elements) &&
+              allocate(&buffers->pw_weights, layer->pw_weight_elements) &&
+              allocate(&buffers->pw_bias, layer->pw_bias_elements) &&
+              allocate(&buffers->output, layer->output_elements);
+    if (ok)
+        return SEPCONV_OK;
+    sepconv_buffers_free(buffers);
+    return sepconv_fail(error, SEPCONV_NOMEM,
+                        "out of memory for the layer's tensors (%lld input and "
+                        "%lld output elements)",
+                        (long long)layer->input_elements,
+                        (long long)layer->output_elements);
+}
+
+/* Fills `count` floats with uniform values in [-1, 1). */
+static void fill(float *values, int64_t count, uint64_t *state)
+{
+    for (int64_t i = 0; i < count; i++)
+        values[i] = (float)((double)(sepconv_random_next(state) >> 40) *
+                                0x1p-23 - 1.0);
+}
+
+/* Fills inputs, weights and biases from one seeded stream. */
+void sepconv_buffers_fill_random(const sepconv_layer *layer,
+                                 sepconv_buffers *buffers, uint64_t seed)
+{
+    uint64_t state = seed;
+    fill(buffers->input, layer->input_elements, &state);
+    fill(buffers->weights, layer->weight_elements, &state);
+    fill(buffers->bias, layer->bias_elements, &state);
+    fill(buffers->pw_weights, layer->pw_weight_elements, &state);
+    fill(buffers->pw_bias, layer->pw_bias_elements, &state);
+}
+
+/* The read-only view the kernels take. */
+sepconv_tensors sepconv_buffers_tensors(const sepconv_buffers *buffers)
+{
+    return (sepconv_tensors){buffers->input, buffers->weights, buffers->bias,
+                             buffers->pw_weights, buffers->pw_bias};
+}
+
+/* Frees every tensor and clears the pointers. */
+void sepconv_buffers_free(sepconv_buffers *buffers)
+{
+    if (!buffers)
+        return;
+    free(buffers->input);
+    free(buffers->weights);
+    free(buffers->bias);
+    free(buffers->pw_weights);
+    free(buffers->pw_bias);
+    free(buffers->output);
+    memset(buffers, 0, sizeof *buffers);
+}

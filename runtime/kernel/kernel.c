@@ -1,0 +1,404 @@
+/*
+ * kernel.c -- what a user holds: a layer's generated, compiled, verified
+ * kernel with its weights.  The one room that knows both a template (through
+ * the generator) and a backend.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthreadpool.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "backend/backend.h"
+
+struct sepconv_kernel {
+    sepconv_layer layer;
+    sepconv_schedule schedule;
+    sepconv_code *code;
+    sepconv_kernel_code entry;
+    sepconv_kernel_info info;
+    float *weights, *bias, *pw_weights, *pw_bias, *packed; /* owned */
+    int weights_set;
+    pthreadpool_t pool; /* NULL for one thread */
+    size_t threads;
+    size_t chunks;         /* row ranges of a run: min(threads, rows) */
+    size_t scratch_stride; /* scratch_bytes rounded up to a cache line */
+    char *scratch;         /* chunks x scratch_stride: sepconv_kernel_run's */
+    atomic_int running;    /* 1 while a sepconv_kernel_run uses `scratch` */
+};
+
+/* ---------------------------------------------------------------- kernels */
+
+/* The defaults: tcc, portable, default schedule, one thread, verified. */
+sepconv_kernel_options sepconv_kernel_defaults(void)
+{
+    sepconv_kernel_options options;
+    memset(&options, 0, sizeof options);
+    options.backend = SEPCONV_BACKEND_TCC;
+    options.target = SEPCONV_TARGET_PORTABLE;
+    options.threads = 1;
+    options.verify = 1;
+    options.verify_seed = 1;
+    return options;
+}
+
+/* Compiles generated source with the chosen backend and finds its entries. */
+static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *options,
+                              const sepconv_source *source, sepconv_error *error)
+{
+    char pack_name[SEPCONV_SYMBOL_MAX + 8];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
+    const char *names[] = {source->symbol, pack_name};
+    double start = sepconv_seconds();
+    sepconv_status status;
+    if (options->backend == SEPCONV_BACKEND_CC)
+        status = sepconv_cc_compile(source->code, source->code_length, &options->cc,
+                                    &k->code, error);
+    else
+        status = sepconv_tcc_compile(source->code, source->code_length, names, 2,
+                                     &k->code, error);
+    k->info.compile_seconds = sepconv_seconds() - start;
+    k->info.from_cache = sepconv_code_from_cache(k->code);
+    if (status != SEPCONV_OK)
+        return status;
+    k->entry.run = (sepconv_kernel_fn)sepconv_code_symbol(k->code, source->symbol);
+    k->entry.pack = (sepconv_pack_fn)sepconv_code_symbol(k->code, pack_name);
+    k->entry.packed_elements = source->packed_elements;
+    k->entry.scratch_bytes = source->scratch_bytes;
+    if (!k->entry.run || !k->entry.pack)
+        return sepconv_fail(error, SEPCONV_COMPILE,
+                            "the compiled kernel lacks %s or %s (a template that "
+                            "does not define them?)", source->symbol, pack_name);
+    return SEPCONV_OK;
+}
+
+/* The bytes of a run's scratch: a cache-line-rounded slice per chunk, so
+ * that chunks on different threads never share a line; false on overflow. */
+static bool scratch_size(int64_t scratch_bytes, size_t chunks, size_t *stride,
+                         size_t *total)
+{
+    *stride = *total = 0;
+    if (scratch_bytes <= 0)
+        return true;
+    if ((uint64_t)scratch_bytes > (uint64_t)(SIZE_MAX - 63) ||
+        (uint64_t)scratch_bytes > (uint64_t)INT64_MAX - 63)
+        return false;
+    *stride = ((size_t)scratch_bytes + 63) / 64 * 64;
+    return !__builtin_mul_overflow(*stride, chunks, total) && *total <= (size_t)INT64_MAX;
+}
+
+/* Allocates the scratch sepconv_kernel_run hands its chunks, once, so that
+ * runs allocate nothing.  Zeroed here only to touch the pages: the
+ * templates write every scratch element before they read it (verify fills
+ * its scratch with NaN and would see a read of one never written). */
+static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
+{
+    long long rows = (long long)(k->layer.batch * k->layer.out_h);
+    k->chunks = (long long)k->threads < rows ? k->threads : (size_t)rows;
+    size_t total;
+    if (!scratch_size(k->entry.scratch_bytes, k->chunks, &k->scratch_stride, &total))
+        return sepconv_fail(error, SEPCONV_OVERFLOW,
+                            "kernel: %zu x %lld bytes of scratch overflow the address "
+                            "space (expected a layer whose intermediate fits in memory)",
+                            k->chunks, (long long)k->entry.scratch_bytes);
+    if (total == 0)
+        return SEPCONV_OK;
+    k->scratch = (char *)sepconv_alloc_floats((int64_t)(total / sizeof(float)));
+    if (!k->scratch)
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory for %zu x %zu "
+                            "bytes of scratch", k->chunks, k->scratch_stride);
+    return SEPCONV_OK;
+}
+
+/* Makes a layer's kernel: schedule, generate, compile, verify. */
+sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
+                                     const sepconv_kernel_options *options,
+                                     sepconv_kernel **kernel, sepconv_error *error)
+{
+    if (!layer || !kernel)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: no layer or no result");
+    *kernel = NULL;
+    sepconv_kernel_options defaults = sepconv_kernel_defaults();
+    if (!options)
+        options = &defaults;
+    if (options->backend == SEPCONV_BACKEND_TCC &&
+        (options->target == SEPCONV_TARGET_AVX2 || options->target == SEPCONV_TARGET_AVX512))
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "target %s needs the cc backend (gcc or clang): tcc has "
+                            "no vector types, intrinsics or AVX; use target portable "
+                            "or native with tcc", sepconv_target_name(options->target));
+    if (options->backend == SEPCONV_BACKEND_CC && options->target == SEPCONV_TARGET_NATIVE)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "target native calls libsepconv's micro-kernels, which the "
+                            "tcc backend hands to the code it compiles; with cc use "
+                            "avx2 or avx512");
+    if (options->threads < 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "threads=%d is not valid (expected 0 for every usable CPU, "
+                            "or 1 or more)", options->threads);
+    sepconv_kernel *k = calloc(1, sizeof *k);
+    if (!k)
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory");
+    atomic_init(&k->running, 0);
+    k->layer = *layer;
+    k->info.backend = options->backend;
+    k->info.target = options->target;
+    sepconv_status status;
+    if (options->schedule && strcmp(options->schedule, "auto") == 0) {
+        int found = 0;
+        status = sepconv_log_schedule(layer, options, options->log_path, &k->schedule,
+                                      &found, error);
+        k->info.tuned = found;
+    } else {
+        status = sepconv_schedule_parse(options->schedule, layer, options->target,
+                                        &k->schedule, error);
+    }
+    size_t threads = (size_t)sepconv_thread_count(options->threads);
+    if (status == SEPCONV_OK && threads > 1) {
+        k->pool = pthreadpool_create(threads);
+        if (!k->pool)
+            status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
+                                  threads);
+    }
+    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    k->info.threads = (int)k->threads;
+    sepconv_source source;
+    memset(&source, 0, sizeof source);
+    if (status == SEPCONV_OK) {
+        double start = sepconv_seconds();
+        sepconv_generate_options generate = options->generate;
+        generate.for_cc = options->backend == SEPCONV_BACKEND_CC; /* its budget */
+        status = sepconv_generate(layer, &k->schedule, &generate, &source, error);
+        k->info.generate_seconds = sepconv_seconds() - start;
+    }
+    if (status == SEPCONV_OK) {
+        snprintf(k->info.symbol, sizeof k->info.symbol, "%s", source.symbol);
+        k->info.source_bytes = source.code_length;
+        sepconv_schedule_format(&k->schedule, k->info.schedule, sizeof k->info.schedule,
+                                NULL);
+        status = compile(k, options, &source, error);
+    }
+    sepconv_source_free(&source);
+    if (status == SEPCONV_OK)
+        status = alloc_scratch(k, error);
+    if (status == SEPCONV_OK && options->verify) {
+        double start = sepconv_seconds();
+        status = sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
+                                       &k->info.report, error);
+        k->info.verify_seconds = sepconv_seconds() - start;
+        k->info.verified = status == SEPCONV_OK;
+        if (status != SEPCONV_OK)
+            sepconv_error_prefix(error, "the generated kernel %s failed verification",
+                                 k->info.symbol);
+    }
+    if (status != SEPCONV_OK) {
+        sepconv_kernel_free(k);
+        return status;
+    }
+    *kernel = k;
+    return SEPCONV_OK;
+}
+
+/* Copies `count` floats into a new buffer (NULL for none). */
+static sepconv_status copy_floats(float **into, const float *from, int64_t count,
+                                  const char *what, sepconv_error *error)
+{
+    free(*into);
+    *into = NULL;
+    if (count == 0)
+        return SEPCONV_OK;
+    if (!from)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "the layer needs %s (%lld floats), but it is NULL", what,
+                            (long long)count);
+    *into = sepconv_alloc_floats(count);
+    if (!*into)
+        return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
+    memcpy(*into, from, (size_t)count * sizeof(float));
+    return SEPCONV_OK;
+}
+
+/* Copies the weights in and packs them. */
+sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
+                                          const sepconv_tensors *tensors,
+                                          sepconv_error *error)
+{
+    if (!kernel || !tensors)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
+    const sepconv_layer *l = &kernel->layer;
+    kernel->weights_set = 0;
+    sepconv_status status =
+        copy_floats(&kernel->weights, tensors->weights, l->weight_elements, "weights",
+                    error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->bias, tensors->bias, l->bias_elements, "bias", error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->pw_weights, tensors->pw_weights,
+                             l->pw_weight_elements, "pw_weights", error);
+    if (status == SEPCONV_OK)
+        status = copy_floats(&kernel->pw_bias, tensors->pw_bias, l->pw_bias_elements,
+                             "pw_bias", error);
+    free(kernel->packed);
+    kernel->packed = NULL;
+    if (status == SEPCONV_OK && kernel->entry.packed_elements > 0) {
+        kernel->packed = sepconv_alloc_floats(kernel->entry.packed_elements);
+        if (!kernel->packed)
+            status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for packed weights");
+        else
+            kernel->entry.pack(kernel->weights, kernel->pw_weights, kernel->packed);
+    }
+    kernel->weights_set = status == SEPCONV_OK;
+    return status;
+}
+
+/* ThreadSanitizer cannot see libpthreadpool (not instrumented) hand a task
+ * to a worker or wait for it; these annotations state those edges. */
+#ifdef __SANITIZE_THREAD__
+void __tsan_acquire(void *address);
+void __tsan_release(void *address);
+#define HAPPENS_BEFORE(address) __tsan_release(address)
+#define HAPPENS_AFTER(address) __tsan_acquire(address)
+#else
+#define HAPPENS_BEFORE(address) ((void)(address))
+#define HAPPENS_AFTER(address) ((void)(address))
+#endif
+
+/* One run split into row ranges, one per task. */
+typedef struct run_split {
+    const sepconv_kernel *kernel;
+    const float *input;
+    float *output;
+    char *scratch; /* chunks x scratch_stride, or NULL */
+    long rows;
+} run_split;
+
+/* A task: output rows [chunk*rows/chunks, (chunk+1)*rows/chunks).  Rows
+ * are independent, so the result does not depend on the split. */
+static void run_chunk(void *context, size_t chunk)
+{
+    const run_split *split = context;
+    HAPPENS_AFTER(context);
+    const sepconv_kernel *k = split->kernel;
+    long begin = (long)((size_t)split->rows * chunk / k->chunks);
+    long end = (long)((size_t)split->rows * (chunk + 1) / k->chunks);
+    void *scratch = split->scratch ? split->scratch + chunk * k->scratch_stride : NULL;
+    k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
+                 split->output, scratch, begin, end);
+    HAPPENS_BEFORE(context);
+}
+
+/* Checks what every run needs. */
+static sepconv_status check_run(const sepconv_kernel *kernel, const float *input,
+                                const float *output, sepconv_error *error)
+{
+    if (!kernel || !input || !output)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel run: missing arguments");
+    if (!kernel->weights_set)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: set the weights first (sepconv_kernel_set_weights)");
+    return SEPCONV_OK;
+}
+
+/* Runs every chunk, on the pool if there is one; allocates nothing. */
+static void run_chunks(const sepconv_kernel *kernel, const float *input, float *output,
+                       char *scratch)
+{
+    run_split split = {.kernel = kernel, .input = input, .output = output,
+                       .scratch = kernel->scratch_stride ? scratch : NULL,
+                       .rows = (long)(kernel->layer.batch * kernel->layer.out_h)};
+    if (kernel->pool && kernel->chunks > 1) {
+        HAPPENS_BEFORE(&split);
+        /* YIELD_WORKERS: idle workers sleep instead of spinning for
+         * milliseconds, which took CPU from the rest of the process */
+        pthreadpool_parallelize_1d(kernel->pool, run_chunk, &split, kernel->chunks,
+                                   PTHREADPOOL_FLAG_YIELD_WORKERS);
+        HAPPENS_AFTER(&split);
+    } else
+        for (size_t chunk = 0; chunk < kernel->chunks; chunk++)
+            run_chunk(&split, chunk);
+}
+
+/* The workspace bytes sepconv_kernel_run_with_workspace needs. */
+size_t sepconv_kernel_workspace_bytes(const sepconv_kernel *kernel)
+{
+    return kernel ? kernel->chunks * kernel->scratch_stride : 0;
+}
+
+/* Runs the kernel with the caller's workspace: reentrant. */
+sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
+                                                 const float *input, float *output,
+                                                 void *workspace, size_t workspace_bytes,
+                                                 sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, input, output, error);
+    if (status != SEPCONV_OK)
+        return status;
+    size_t needed = sepconv_kernel_workspace_bytes(kernel);
+    if (needed > 0 && (!workspace || workspace_bytes < needed))
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the workspace has %zu bytes at %p, the kernel "
+                            "needs %zu (sepconv_kernel_workspace_bytes)",
+                            workspace ? workspace_bytes : 0, workspace, needed);
+    if ((uintptr_t)workspace % _Alignof(float) != 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the workspace at %p is not aligned to %zu bytes "
+                            "(expected a float's alignment; 64 is best)", workspace,
+                            _Alignof(float));
+    run_chunks(kernel, input, output, workspace);
+    return SEPCONV_OK;
+}
+
+/* Runs the kernel over every output row with its own workspace, split
+ * across its threads; one call at a time per kernel. */
+sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
+                                  float *output, sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, input, output, error);
+    if (status != SEPCONV_OK)
+        return status;
+    /* the kernel is const to its users; only this flag changes, atomically */
+    atomic_int *running = &((sepconv_kernel *)kernel)->running;
+    if (atomic_exchange(running, 1) != 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "kernel run: the kernel is already running in another thread, "
+                            "and its own workspace serves one run at a time (expected "
+                            "one caller, or sepconv_kernel_run_with_workspace with a "
+                            "workspace per thread)");
+    run_chunks(kernel, input, output, kernel->scratch);
+    atomic_store(running, 0);
+    return SEPCONV_OK;
+}
+
+/* The layer a kernel computes. */
+const sepconv_layer *sepconv_kernel_layer(const sepconv_kernel *kernel)
+{
+    return kernel ? &kernel->layer : NULL;
+}
+
+/* What making the kernel took. */
+const sepconv_kernel_info *sepconv_kernel_get_info(const sepconv_kernel *kernel)
+{
+    return kernel ? &kernel->info : NULL;
+}
+
+/* Frees a kernel, its code and its weights. */
+void sepconv_kernel_free(sepconv_kernel *kernel)
+{
+    if (!kernel)
+        return;
+    if (kernel->pool)
+        pthreadpool_destroy(kernel->pool);
+    sepconv_code_free(kernel->code);
+    free(kernel->weights);
+    free(kernel->bias);
+    free(kernel->pw_weights);
+    free(kernel->pw_bias);
+    free(kernel->packed);
+    free(kernel->scratch);
+    free(kernel);
+}
