@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 #include "sepconv.h"
+#include "generate/generate.h"
+#include "log/log.h"
 
 enum { CLI_OK = 0, CLI_FAILURE = 1, CLI_USAGE = 2 };
 

@@ -8,6 +8,7 @@
 
 #include "sepconv.h"
 #include "core/core.h"
+#include "layer/schedule.h"
 
 typedef struct grid_case {
     char spec[256];

@@ -10,6 +10,8 @@
 #include "sepconv.h"
 #include "backend/backend.h"
 #include "tune/space.h"
+#include "generate/generate.h"
+#include "log/log.h"
 
 Suite *layer_suite(void);
 Suite *cost_suite(void);

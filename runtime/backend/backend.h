@@ -13,29 +13,9 @@
 typedef struct sepconv_code sepconv_code;
 
 /* Compiles C source with the system compiler into a shared object and
- * loads it, through a disk cache keyed by an XXH3-128 hash of the source,
- * the compiler's identity and version, the flags, what they resolve to on
- * this machine (the compiler's predefined macros: -march=native differs
- * between CPUs) and the CPU's features.  Entries are written under a
- * temporary name and renamed; a corrupt entry (or one that is not a regular
- * file) is discarded and rebuilt; a cache directory that is not writable
- * still serves its hits.
- *
- * The compiler runs in a process group of its own with TMPDIR set to a
- * private directory; past timeout_seconds the group is killed and the call
- * returns SEPCONV_LIMIT.  Temporary files are removed on every path.  On a
- * compile error or a timeout the message holds the compiler's text and the
- * path where the source was saved (a name of its own per failure).
- *
- * Generated code imports nothing: objects are linked with -nostdlib, and
- * one that leaves any symbol undefined or needs any library (system(),
- * printf, libm...) is refused with SEPCONV_UNSUPPORTED naming it before it
- * is loaded, so no constructor of it runs.  The one exception is the four
- * functions compilers call on their own even in freestanding code:
- * memcpy, memmove, memset, memcmp.  An object whose flags need CPU
- * features this CPU lacks (AVX-512 from a cache shared with another
- * machine) is refused the same way; SEPCONV_CPU_HIDE="avx512 sha..."
- * simulates a CPU without those features. */
+ * loads it, through a disk cache; LIMIT past the timeout, UNSUPPORTED for
+ * an object that imports anything or needs CPU features this CPU lacks
+ * (the rules: above the definition in backend_cc.c). */
 sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
                                   sepconv_code **code, sepconv_error *error);
@@ -50,12 +30,6 @@ sepconv_status sepconv_tcc_compile(const char *source, size_t length,
 /* The first line of `compiler --version`, the cc backend's identity. */
 sepconv_status sepconv_cc_identity(const sepconv_cc_options *options, char *text,
                                    size_t capacity, sepconv_error *error);
-
-/* The address of a symbol in compiled code, or NULL. */
-void *sepconv_code_symbol(const sepconv_code *code, const char *name);
-/* 1 if the code came from the cc backend's disk cache. */
-int sepconv_code_from_cache(const sepconv_code *code);
-void sepconv_code_free(sepconv_code *code);
 
 /* The address of a symbol in compiled code, or NULL. */
 void *sepconv_code_symbol(const sepconv_code *code, const char *name);

@@ -234,8 +234,11 @@ static void workspace_close(workspace *ws)
     ws->slot = -1;
 }
 
-/* Kills every running compiler's process group and removes the compiles'
- * directories.  Async-signal-safe: for SIGTERM/SIGINT handlers. */
+/* Kills the process group of every compiler the cc backend is running and
+ * removes their temporary directories; the compiles in progress fail.
+ * Async-signal-safe: a program's SIGTERM/SIGINT/SIGHUP handler should call
+ * it (the compiler is in its own process group, which a terminal's ^C does
+ * not reach), then re-raise the signal with its default action. */
 void sepconv_cc_kill_all(void)
 {
     bool killed = false;
@@ -1016,7 +1019,37 @@ static sepconv_status compile_job_run(compile_job *job, const sepconv_cc_options
     return status;
 }
 
-/* Compiles and loads source with the system compiler, through the cache. */
+/*
+ * Compiles C source with the system compiler into a shared object and
+ * loads it, through a disk cache keyed by an XXH3-128 hash of the source,
+ * the compiler's identity and version, the flags, what they resolve to on
+ * this machine (the compiler's predefined macros: -march=native differs
+ * between CPUs) and the CPU's features.  Entries are written under a
+ * temporary name and renamed; a corrupt entry (or one that is not a regular
+ * file) is discarded and rebuilt; a cache directory that is not writable
+ * still serves its hits.  options->compiler ($CC, else "cc") and
+ * options->flags are split into words at white space, with no quoting
+ * ("ccache gcc" is two words); no_cache (or SEPCONV_CACHE=off) neither
+ * reads nor writes the cache.
+ *
+ * The compiler runs in a process group of its own with TMPDIR set to a
+ * private directory; past timeout_seconds (0: SEPCONV_CC_TIMEOUT_DEFAULT,
+ * 30 s: MobileNet's layers take 1-4 s on a slow CPU) the group is killed
+ * and the call returns SEPCONV_LIMIT.  Temporary files are removed on every
+ * path.  On a compile error or a timeout the message holds the compiler's
+ * text and the path where the source was saved (a name of its own per
+ * failure, in save_dir, else $TMPDIR).
+ *
+ * Generated code imports nothing: objects are linked with -nostdlib, and
+ * one that leaves any symbol undefined or needs any library (system(),
+ * printf, libm...) is refused with SEPCONV_UNSUPPORTED naming it before it
+ * is loaded, so no constructor of it runs.  The one exception is the four
+ * functions compilers call on their own even in freestanding code:
+ * memcpy, memmove, memset, memcmp.  An object whose flags need CPU
+ * features this CPU lacks (AVX-512 from a cache shared with another
+ * machine) is refused the same way; SEPCONV_CPU_HIDE="avx512 sha..."
+ * simulates a CPU without those features.
+ */
 sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
                                   sepconv_code **code, sepconv_error *error)

@@ -72,7 +72,7 @@ uint64_t sepconv_random_next(uint64_t *state);
 
 /* Fault injection (test builds with -DSEPCONV_FAULT_INJECTION): every
  * allocation inside libsepconv goes through these, and the n-th one after
- * sepconv_fault_arm(n) fails.  internal.h comes after the system headers in
+ * sepconv_fault_arm(n) fails.  core.h comes after the system headers in
  * every file, so these macros see only libsepconv's own calls. */
 #ifdef SEPCONV_FAULT_INJECTION
 #include <stddef.h>

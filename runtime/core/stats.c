@@ -18,8 +18,11 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorts the samples in place and interpolates linearly between the two
- * closest ranks (position q * (count - 1), counted from 0). */
+/* The q-quantile (0 <= q <= 1) of count samples, which it sorts in place
+ * (NaN last): linear interpolation between the closest ranks, at position
+ * q * (count - 1) from 0 (numpy's default; of 1 2 3 4 the 0.5-quantile is
+ * 2.5, the 0.25-quantile 1.75).  NaN if count is 0, samples NULL or q
+ * outside [0, 1]. */
 double sepconv_quantile(double *samples, size_t count, double q)
 {
     if (!samples || count == 0 || !(q >= 0 && q <= 1))

@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #include "core/core.h"
+#include "generate/generate.h"
 #include "generate/render.h"
 
 /* What the fill and collect callbacks share. */
@@ -435,7 +436,12 @@ static void build_command(generation *g, const sepconv_schedule *schedule)
 }
 
 /* The source-size budget that applies: the caller's, else the default of
- * the backend the source is for. */
+ * the backend the source is for.  tcc compiles megabytes of C in
+ * milliseconds (SEPCONV_SOURCE_BUDGET_DEFAULT, 4 MiB), but gcc -O3 takes
+ * seconds per hundred KiB of unrolled kernel (measured: 140 KiB 5 s,
+ * 400 KiB 20-35 s on a Zen 4), so source for the cc backend gets a budget
+ * (SEPCONV_CC_SOURCE_BUDGET_DEFAULT, 128 KiB) that stays well inside its
+ * compile limit. */
 static size_t source_budget(const sepconv_generate_options *options)
 {
     if (options && options->source_budget)
@@ -516,7 +522,16 @@ static sepconv_status render(generation *g, const char *template_name,
     return status;
 }
 
-/* Generates the .c and .h of a layer's kernel under a schedule. */
+/* Generates the .c and .h of a layer's kernel under a schedule: a
+ * self-contained .c and the .h for its callers.  The kernel is
+ *   void SYMBOL(const float *input, const float *weights, const float *bias,
+ *               const float *pw_weights, const float *pw_bias,
+ *               const float *packed, float *output, void *scratch,
+ *               long row_begin, long row_end);
+ * (a sepconv_kernel_fn) computing output rows [row_begin, row_end) of
+ * batch*out_h; when packed_elements > 0, SYMBOL_pack(weights, pw_weights,
+ * packed) must have filled `packed` first, and `scratch` must hold
+ * scratch_bytes per call. */
 sepconv_status sepconv_generate(const sepconv_layer *layer,
                                 const sepconv_schedule *schedule,
                                 const sepconv_generate_options *options,

@@ -165,7 +165,9 @@ static int affinity_cpus(void)
     return 0;
 }
 
-/* The CPUs this process may use: its affinity, within its cgroup quota. */
+/* The CPUs this process may use: the calling thread's affinity mask
+ * (sched_getaffinity), within its cgroup's CPU quota (v2 cpu.max, v1
+ * cpu.cfs_quota_us), rounded up; at least 1.  What threads = 0 means. */
 int sepconv_usable_cpus(void)
 {
     int cpus = affinity_cpus();

@@ -15,6 +15,8 @@
 
 #include "core/core.h"
 #include "backend/backend.h"
+#include "generate/generate.h"
+#include "log/log.h"
 
 struct sepconv_kernel {
     sepconv_layer layer;
@@ -323,13 +325,18 @@ static void run_chunks(const sepconv_kernel *kernel, const float *input, float *
             run_chunk(&split, chunk);
 }
 
-/* The workspace bytes sepconv_kernel_run_with_workspace needs. */
+/* The workspace bytes sepconv_kernel_run_with_workspace needs (0 if none):
+ * a cache-line-rounded slice of scratch per thread of the kernel. */
 size_t sepconv_kernel_workspace_bytes(const sepconv_kernel *kernel)
 {
     return kernel ? kernel->chunks * kernel->scratch_stride : 0;
 }
 
-/* Runs the kernel with the caller's workspace: reentrant. */
+/* Runs the kernel like sepconv_kernel_run, in the caller's workspace of
+ * workspace_bytes (at least sepconv_kernel_workspace_bytes; float-aligned,
+ * 64-byte-aligned is best; NULL when that is 0).  Safe to call from several
+ * threads at once on one kernel, each with its own workspace; a kernel with
+ * threads shares its pool, so such calls take turns on it. */
 sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
                                                  const float *input, float *output,
                                                  void *workspace, size_t workspace_bytes,
@@ -354,7 +361,12 @@ sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
 }
 
 /* Runs the kernel over every output row with its own workspace, split
- * across its threads; one call at a time per kernel. */
+ * across its threads: input and output in the layer's layout.  The kernel
+ * owns the workspace its runs need (made when it is created, so a run
+ * allocates nothing), and that serves one call at a time: a second call
+ * while one is under way fails with SEPCONV_INVALID.  To run one kernel
+ * from several threads at once, give each thread a workspace of its own and
+ * call sepconv_kernel_run_with_workspace. */
 sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
                                   float *output, sepconv_error *error)
 {

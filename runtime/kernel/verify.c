@@ -125,8 +125,14 @@ static sepconv_status run_pass(verify_state *v, uint64_t seed,
     return status;
 }
 
-/* Verifies a kernel against the reference: random data, then zeros, large
- * and tiny magnitudes, and a NaN. */
+/* Verifies a kernel against the reference.  Runs it beside the reference
+ * (output rows split into two calls, as threads would), with guard zones
+ * around the output and the output pre-filled with NaN, and compares within
+ * the documented tolerance (sepconv_compare): on seeded random data, a zero
+ * input, inputs scaled by 2^40 and by 2^-100, and a NaN in the input, which
+ * must reach exactly the outputs whose window sees it.  MISMATCH if any
+ * output differs, a guard was overwritten or an output was never written;
+ * the message names the pass. */
 sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
                                      const sepconv_kernel_code *kernel,
                                      uint64_t seed, sepconv_verify_report *report,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "layer/schedule.h"
 
 /* A knob's fixed facts; ranges that depend on the target are below. */
 typedef struct knob_spec {

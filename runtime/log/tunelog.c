@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "core/core.h"
+#include "log/log.h"
 
 #define LOG_FILE_MAX ((size_t)1 << 30)
 #define NOT_REGULAR "is not a regular file (a FIFO, device or directory); " \
@@ -114,8 +115,12 @@ static bool ends_torn(int fd)
     return pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n';
 }
 
-/* Appends a record: one write(2) of the line and its newline, preceded by
- * a newline when the file ends in a torn line. */
+/* Appends a record: one write(2) of the line and its newline, to a file
+ * opened O_APPEND, so concurrent tuners and shards can share a log.  When
+ * the file ends in a torn line (a crash or a full disk cut a write short)
+ * the write starts with a newline, so the record is never glued onto it.
+ * Only a regular file is a log: a FIFO or device is refused without
+ * blocking. */
 sepconv_status sepconv_log_append(const char *path, const sepconv_tune_record *record,
                                   sepconv_error *error)
 {
@@ -255,7 +260,8 @@ static sepconv_status parse_text(char *text, size_t length, const char *origin,
     return SEPCONV_OK;
 }
 
-/* Parses the text of a log; `origin` names it in the warnings. */
+/* Parses the text of a log (standard input, say) as sepconv_log_read does
+ * a file's; `origin` names it in the warnings. */
 sepconv_status sepconv_log_parse(const char *text, size_t length, const char *origin,
                                  sepconv_tune_log *log, sepconv_error *error)
 {
@@ -324,7 +330,9 @@ static sepconv_status read_log_file(const char *path, char **text, size_t *lengt
     return SEPCONV_OK;
 }
 
-/* Reads a log, skipping (and naming) lines that are not records. */
+/* Reads a log; lines that are not valid records are skipped and counted,
+ * with a warning naming the file and line.  A missing file is an empty log;
+ * a FIFO, device or directory is refused (IO) without blocking. */
 sepconv_status sepconv_log_read(const char *path, sepconv_tune_log *log, sepconv_error *error)
 {
     if (!path || !log)
@@ -372,8 +380,9 @@ static bool same_record(const sepconv_tune_record *a, const sepconv_tune_record 
     return a->environment.threads == b->environment.threads;
 }
 
-/* Drops repeated records in place, keeping each first occurrence in order:
- * an open-addressing table of kept indices keyed by the record's hash, so
+/* Drops every record equal in all fields to an earlier one, in place,
+ * keeping the order of the rest; *dropped (if not NULL) counts them.  An
+ * open-addressing table of kept indices keyed by the record's XXH3 hash, so
  * a merge of shards' logs takes linear time. */
 sepconv_status sepconv_log_unique(sepconv_tune_log *log, size_t *dropped, sepconv_error *error)
 {
@@ -435,7 +444,10 @@ static void shape_of(const char *spec, char *out, size_t capacity)
     snprintf(out, capacity, "%.*s%s", (int)(name - spec), spec, name + 1 + end);
 }
 
-/* The best successful record for a spec in an environment. */
+/* The best successful record for `spec` (compared without its name= label)
+ * in `environment` (same sepconv version, backend, target, compiler, flags,
+ * CPU, features and threads): the lowest ratio to the default schedule.
+ * NULL if there is none. */
 const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const char *spec,
                                             const sepconv_environment *environment)
 {
@@ -465,7 +477,9 @@ void sepconv_log_free(sepconv_tune_log *log)
     log->count = 0;
 }
 
-/* The tuned schedule of a layer, or the default. */
+/* The tuned schedule of a layer for the options' environment, from the log
+ * at `log_path` (NULL: the default log); the default schedule and *found = 0
+ * when the log has no record for it. */
 sepconv_status sepconv_log_schedule(const sepconv_layer *layer,
                                     const sepconv_kernel_options *options,
                                     const char *log_path, sepconv_schedule *schedule,
@@ -502,8 +516,10 @@ sepconv_status sepconv_log_schedule(const sepconv_layer *layer,
     return status;
 }
 
-/* Why the log has no tuned schedule for a layer: the log, the layer's
- * canonical spec, the environment looked for, and the command that tunes it. */
+/* When sepconv_log_schedule found nothing, the message that says so: the
+ * log, the layer's canonical spec, the backend, target and threads looked
+ * for, whether records of the layer exist from another environment, and
+ * the `sepconv tune` command that makes one. */
 sepconv_status sepconv_log_missing(const sepconv_layer *layer,
                                    const sepconv_kernel_options *options,
                                    const char *log_path, char *out, size_t capacity,

@@ -1,6 +1,6 @@
 /*
  * compare.c -- compares a kernel's output with the reference's, within a
- * tolerance derived from the reduction length (see sepconv.h).
+ * tolerance derived from the reduction length (see sepconv_compare).
  */
 #include <float.h>
 #include <math.h>
@@ -63,7 +63,23 @@ static bool close_enough(float expected, float actual, double tolerance)
     return fabs((double)actual - (double)expected) <= tolerance;
 }
 
-/* Compares outputs element by element and records the first mismatch. */
+/*
+ * Compares outputs element by element and records the first mismatch.
+ *
+ * Tolerance.  A float dot product of K terms, in any order, with or without
+ * FMA, is within gamma(K) * sum|terms| of the exact value, where
+ * gamma(K) = K*u / (1 - K*u) and u = 2^-24 (Higham, Accuracy and Stability of
+ * Numerical Algorithms, 3.1).  The reference is exact but for one final
+ * rounding (u * |expected|).  So output i passes when
+ *
+ *   |actual - expected| <= gamma(K + 1) * magnitude[i] + u * |expected|
+ *                          + K * FLT_TRUE_MIN
+ *
+ * with K the reduction length of the op (conv dk*dk*m, dw dk*dk, pw m,
+ * sep dk*dk + m; the +1 is the bias), magnitude[i] from
+ * sepconv_reference_magnitude, and the last term the underflow allowance for
+ * subnormal products.  NaN matches only NaN; an infinity only itself.
+ */
 sepconv_status sepconv_compare(const sepconv_layer *layer,
                                const float *expected, const float *actual,
                                const double *magnitude,

@@ -211,7 +211,9 @@ sepconv_status sepconv_reference_run(const sepconv_layer *layer,
     return reference(layer, tensors, output, NULL, error);
 }
 
-/* Computes the per-output sum of term magnitudes (for the tolerance). */
+/* Computes, per output, the sum of the magnitudes of the terms that make it
+ * (the reference run on |input|, |weights|, |bias| without activations).
+ * It scales the comparison tolerance (sepconv_compare). */
 sepconv_status sepconv_reference_magnitude(const sepconv_layer *layer,
                                            const sepconv_tensors *tensors,
                                            double *magnitude,

@@ -5,7 +5,7 @@
 #ifndef SEPCONV_SPACE_H
 #define SEPCONV_SPACE_H
 
-#include "sepconv.h"
+#include "layer/schedule.h"
 
 /* The schedule space of an op and target is the product of its knobs'
  * ranges, less one documented invalid combination: with fuse=0, tile_h is

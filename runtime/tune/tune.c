@@ -271,7 +271,13 @@ static int by_ratio(const void *a, const void *b)
     return (x->ratio > y->ratio) - (x->ratio < y->ratio);
 }
 
-/* Tunes one layer. */
+/* Tunes a layer: compiles, verifies and times each candidate interleaved
+ * with the default schedule, appending a record per candidate to the log
+ * (unless no_log).  options->budget_seconds, when not 0, bounds the whole
+ * call on the wall clock: each compile's timeout is cut to the time left,
+ * timing stops at it, and the candidates left are counted in not_tried.
+ * LIMIT when the budget ran out before the default schedule was built.
+ * Records come back best first (lowest ratio), failures last. */
 sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
                                   const sepconv_tune_options *options,
                                   sepconv_tune_result *result, sepconv_error *error)

@@ -14,6 +14,8 @@
 
 #include "sepconv.h"
 #include "core/fault.h"
+#include "generate/generate.h"
+#include "log/log.h"
 
 /* One path through the library; returns its status and fills `error`. */
 typedef sepconv_status (*scenario)(sepconv_error *error);
