@@ -49,18 +49,26 @@ const char *sepconv_target_name(sepconv_target target)
     return (unsigned)target < SEPCONV_TARGET_COUNT ? target_names[target] : "?";
 }
 
+/* The index of `text` among `count` names, else -1. */
+static int name_index(const char *text, const char *const *names, int count)
+{
+    for (int i = 0; text && i < count; i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* Parses a target name. */
 sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
                                     sepconv_error *error)
 {
-    for (int i = 0; i < SEPCONV_TARGET_COUNT; i++)
-        if (text && strcmp(text, target_names[i]) == 0) {
-            *target = (sepconv_target)i;
-            return SEPCONV_OK;
-        }
-    return sepconv_fail(error, SEPCONV_INVALID,
-                        "target '%s' is not valid (expected portable | avx2 | "
-                        "avx512 | native)", text ? text : "");
+    int i = name_index(text, target_names, SEPCONV_TARGET_COUNT);
+    if (i < 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "target '%s' is not valid (expected portable | avx2 | "
+                            "avx512 | native)", text ? text : "");
+    *target = (sepconv_target)i;
+    return SEPCONV_OK;
 }
 
 static const char *const backend_names[] = {"tcc", "cc"};
@@ -75,13 +83,12 @@ const char *sepconv_backend_name(sepconv_backend backend)
 sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
                                      sepconv_error *error)
 {
-    for (int i = 0; i < SEPCONV_BACKEND_COUNT; i++)
-        if (text && strcmp(text, backend_names[i]) == 0) {
-            *backend = (sepconv_backend)i;
-            return SEPCONV_OK;
-        }
-    return sepconv_fail(error, SEPCONV_INVALID,
-                        "backend '%s' is not valid (expected tcc | cc)", text ? text : "");
+    int i = name_index(text, backend_names, SEPCONV_BACKEND_COUNT);
+    if (i < 0)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "backend '%s' is not valid (expected tcc | cc)", text ? text : "");
+    *backend = (sepconv_backend)i;
+    return SEPCONV_OK;
 }
 
 /* Whether an op has a knob. */
