@@ -131,21 +131,6 @@ static int best(const sepconv_tune_log *log, const sepconv_kernel_options *optio
     return CLI_OK;
 }
 
-/* Writes every record as its log line. */
-static bool write_records(FILE *out, const sepconv_tune_log *log, sepconv_error *error)
-{
-    for (size_t i = 0; i < log->count; i++) {
-        char *line = NULL;
-        if (sepconv_log_format(&log->records[i], &line, error) != SEPCONV_OK)
-            return false;
-        bool ok = fputs(line, out) >= 0 && fputc('\n', out) != EOF;
-        free(line);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* Refuses an output that is one of the inputs (replacing it would lose
  * what is being read) or that is not a regular file (a device or FIFO
  * cannot be replaced by a rename).  CLI_OK, or the exit code. */
@@ -167,46 +152,6 @@ static int check_output(const char *output, char **paths, int count)
     return CLI_OK;
 }
 
-/* Writes the records into `output` through a temporary file beside it and
- * a rename, so that a reader never sees a half-written log and a failure
- * leaves the old file whole. */
-static int write_atomically(const char *output, const sepconv_tune_log *log)
-{
-    char target[4096], temp[4200];
-    char *resolved = realpath(output, NULL); /* replace a link's target, not the link */
-    snprintf(target, sizeof target, "%s", resolved ? resolved : output);
-    free(resolved);
-    struct stat st;
-    mode_t mask = umask(0);
-    umask(mask);
-    mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0666 & ~mask;
-    snprintf(temp, sizeof temp, "%s.tmp-XXXXXX", target);
-    int fd = mkstemp(temp);
-    if (fd < 0) {
-        fprintf(stderr, "sepconv log: cannot create a temporary file beside %s: %s\n",
-                output, strerror(errno));
-        return CLI_FAILURE;
-    }
-    FILE *file = fdopen(fd, "w");
-    sepconv_error error = {SEPCONV_OK, ""};
-    bool ok = file && fchmod(fd, mode) == 0 && write_records(file, log, &error) &&
-              fflush(file) == 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (file ? fclose(file) != 0 : close(fd) != 0)
-        ok = false;
-    if (ok && rename(temp, target) != 0) {
-        ok = false;
-        saved = errno;
-    }
-    if (!ok) {
-        unlink(temp);
-        fprintf(stderr, "sepconv log: cannot write %s: %s\n", output,
-                error.message[0] ? error.message : strerror(saved));
-        return CLI_FAILURE;
-    }
-    return CLI_OK;
-}
-
 /* Writes the records of all logs to `output` (NULL or "-": standard
  * output), each once, in the order read. */
 static int merge(sepconv_tune_log *log, const char *output, char **paths, int count)
@@ -220,15 +165,14 @@ static int merge(sepconv_tune_log *log, const char *output, char **paths, int co
     if (sepconv_log_unique(log, &dropped, &error) != SEPCONV_OK)
         return cli_fail("log", &error);
     if (to_stdout) {
-        error.message[0] = '\0';
-        if (!write_records(stdout, log, &error)) {
-            if (error.message[0]) /* a write error: main reports it at exit */
-                fprintf(stderr, "sepconv log: %s\n", error.message);
+        sepconv_status status = sepconv_log_write_stream(stdout, log, &error);
+        if (status == SEPCONV_IO) /* a write error: main reports it at exit */
             return CLI_FAILURE;
-        }
+        if (status != SEPCONV_OK)
+            return cli_fail("log", &error);
         code = cli_close_output(stdout, "-", "log");
-    } else {
-        code = write_atomically(output, log);
+    } else if (sepconv_log_write(output, log, &error) != SEPCONV_OK) {
+        code = cli_fail("log", &error);
     }
     if (code == CLI_OK) /* the records own standard output: the summary goes beside */
         fprintf(to_stdout ? stderr : stdout,

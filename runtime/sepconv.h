@@ -394,6 +394,9 @@ const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const c
 /* Formats a record as its JSON line (no newline) into malloc'd *line. */
 sepconv_status sepconv_log_format(const sepconv_tune_record *record, char **line,
                                   sepconv_error *error);
+/* Replaces the file `path` with the log's records, atomically (a temporary and a rename). */
+sepconv_status sepconv_log_write(const char *path, const sepconv_tune_log *log,
+                                 sepconv_error *error);
 void sepconv_log_free(sepconv_tune_log *log);
 
 /* Why schedule "auto" found no record for a layer, and the `sepconv tune` command

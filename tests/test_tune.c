@@ -819,6 +819,55 @@ START_TEST(log_tools_read_stdin_refuse_missing_files_and_merge_to_stdout)
 }
 END_TEST
 
+/* sepconv_log_write replaces a file whole: through a link, keeping the
+ * file's mode, leaving no temporary behind, and failing with a message that
+ * names the path when it cannot. */
+START_TEST(a_written_log_replaces_the_file_atomically)
+{
+    char dir[] = "/tmp/sepconv-logwrite-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char file[256], link_path[256], missing[256];
+    snprintf(file, sizeof file, "%s/real.jsonl", dir);
+    snprintf(link_path, sizeof link_path, "%s/link.jsonl", dir);
+    snprintf(missing, sizeof missing, "%s/no/such/dir/x.jsonl", dir);
+    FILE *old = fopen(file, "w");
+    ck_assert_ptr_nonnull(old);
+    fputs("an old line\n", old);
+    fclose(old);
+    ck_assert_int_eq(chmod(file, 0640), 0);
+    ck_assert_int_eq(symlink("real.jsonl", link_path), 0);
+    sepconv_tune_record records[2] = {
+        make_record("op=dw df=7 m=4 dk=3", "unroll=none", 0.9, "cpu A"),
+        make_record("op=pw df=7 m=4 n=8", "pack=1", 0.5, "cpu A")};
+    sepconv_tune_log log = {.records = records, .count = 2};
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_log_write(link_path, &log, &error), SEPCONV_OK);
+    struct stat st;
+    ck_assert_int_eq(lstat(link_path, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode)); /* the link stays a link */
+    ck_assert_int_eq(stat(file, &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0640);
+    sepconv_tune_log back;
+    ck_assert_int_eq(sepconv_log_read(file, &back, &error), SEPCONV_OK);
+    ck_assert_uint_eq(back.count, 2);
+    ck_assert_uint_eq(back.skipped, 0); /* the old line is gone */
+    ck_assert_str_eq(back.records[1].schedule, "pack=1");
+    sepconv_log_free(&back);
+    ck_assert_int_eq(sepconv_log_write(missing, &log, &error), SEPCONV_IO);
+    ck_assert_ptr_nonnull(strstr(error.message, missing));
+    char command[512];
+    snprintf(command, sizeof command, "ls %s | grep -c tmp-", dir);
+    FILE *pipe = popen(command, "r");
+    char count[16] = "";
+    ck_assert_ptr_nonnull(fgets(count, sizeof count, pipe));
+    pclose(pipe);
+    ck_assert_str_eq(count, "0\n"); /* no temporary left */
+    unlink(link_path);
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(a_fifo_as_a_log_fails_at_once)
 {
     char dir[64], fifo[128], args[512];
@@ -883,6 +932,7 @@ Suite *tune_suite(void)
     tcase_add_test(c, tune_takes_a_source_size_limit);
     tcase_add_test(c, log_tools_read_stdin_refuse_missing_files_and_merge_to_stdout);
     tcase_add_test(c, a_fifo_as_a_log_fails_at_once);
+    tcase_add_test(c, a_written_log_replaces_the_file_atomically);
     tcase_add_test(c, tune_then_best_use_one_default_backend);
     suite_add_tcase(suite, c);
     return suite;
