@@ -131,17 +131,249 @@ end
 
 -- C declarations of `var`_lo and `var`_hi, the taps of position `pos` (an
 -- expression) that land inside the input along `axis` (hi < lo: none): a
--- list of three statements.
-function common.tap_bounds(axis, pos, var)
+-- list of three statements, to be emitted `indent` columns in (the long
+-- one is wrapped to stay within 100 columns).
+function common.tap_bounds(axis, pos, var, indent)
   local base, d, last, k = var .. "_base", axis.dilation, axis.input - 1, axis.kernel - 1
   local inside = "(" .. last .. " - " .. base .. ")" .. (d > 1 and " / " .. d or "")
   local first = d > 1 and "(" .. (d - 1) .. " - " .. base .. ") / " .. d or "-" .. base
+  local hi = string.format("const long %s_hi = %s > %d ? -1 : %s < %d ? %s : %d;", var, base,
+                           last, inside, k, inside, k)
+  if indent and indent + #hi > 100 then -- (emitted at `indent` columns)
+    hi = string.format("const long %s_hi = %s > %d ? -1\n%s: %s < %d ? %s : %d;", var, base,
+                       last, string.rep(" ", indent + 8), inside, k, inside, k)
+  end
   return {
     string.format("const long %s = %s; /* input index of tap 0 */", base,
                   common.affine(pos, axis.stride, -axis.pad)),
-    string.format("const long %s_lo = %s >= 0 ? 0 : %s;", var, base, first),
-    string.format("const long %s_hi = %s > %d ? -1 : %s < %d ? %s : %d;", var, base,
-                  last, inside, k, inside, k)}
+    string.format("const long %s_lo = %s >= 0 ? 0 : %s;", var, base, first), hi}
+end
+
+-- The geometry every stage starts from (pointwise too, as a 1x1 kernel):
+--   rows, cols     the border segments of each axis (common.segments), merged
+--                  (common.merge_borders) when the taps are C loops
+--   row_axis, col_axis, looped (taps in C loops: common.loops_taps with
+--                  `most` taps unrolled; nil `most`: never looped)
+--   blocks         the output channels in blocks of `block`
+--   reads(ys, xs)  whether a row segment by a column segment reads the input
+--   row_reads(ys), input_read: the same over a row, over every pixel
+--   in_x(ox, kx)   the input offset of pixel ox under tap column kx
+--   in_y(oy, ky)   the input row offset (within the image) of row oy under tap row ky
+--   out_x(ox)      the output offset of pixel ox
+--   uses           which of the stage function's parameters the code reads
+--                  (unused: the list of the others), and whether the row loop
+--                  needs n and oy
+function common.stage_setup(st, block, most)
+  local IN, OUT, S, D = st.input, st.output, st.stride, st.dilation
+  local row_axis = {out = st.out_h, kernel = st.kernel, stride = S, dilation = D,
+                    pad = st.pad_top, input = st.in_h}
+  local col_axis = {out = st.out_w, kernel = st.kernel, stride = S, dilation = D,
+                    pad = st.pad_left, input = st.in_w}
+  local rows = common.segments(row_axis, false)
+  local cols = common.segments(col_axis, false)
+  local looped = most ~= nil and common.loops_taps(rows, cols, most)
+  if st.unroll == "full" then
+    rows = common.segments(row_axis, true)
+  elseif looped then
+    rows = common.merge_borders(rows, "ky")
+  end
+  if looped and st.unroll == "none" then cols = common.merge_borders(cols, "kx") end
+  local s = {rows = rows, cols = cols, row_axis = row_axis, col_axis = col_axis,
+             looped = looped, blocks = common.blocks(st.out_c, block)}
+  function s.reads(ys, xs)
+    return ys.clamped or xs.clamped or (ys.hi >= ys.lo and xs.hi >= xs.lo)
+  end
+  function s.row_reads(ys)
+    for _, xs in ipairs(cols) do if s.reads(ys, xs) then return true end end
+    return false
+  end
+  s.input_read = false
+  for _, ys in ipairs(rows) do s.input_read = s.input_read or s.row_reads(ys) end
+  -- the offset along one axis of output position o under tap k (numbers or names)
+  local function along(o, k, pad, step)
+    if type(k) == "number" then
+      return common.mul(common.paren(common.affine(o, S, k * D - pad)), step)
+    end
+    return common.mul(common.paren(common.add(common.affine(o, S, -pad), common.mul(k, D))), step)
+  end
+  function s.in_x(ox, kx) return along(ox, kx, st.pad_left, IN.x) end
+  function s.in_y(oy, ky) return along(oy, ky, st.pad_top, IN.y) end
+  function s.out_x(ox) return common.mul(common.paren(ox), OUT.x) end
+  -- the input is read through `in` (and w with it) only where a pixel has
+  -- taps; an output tile is addressed from `origin`, as is an input tile
+  local uses = {["in"] = s.input_read, w = s.input_read, b = st.bias,
+                origin = OUT.tile or (IN.tile and s.input_read) or false}
+  uses.n = not OUT.tile or (s.input_read and not IN.tile)
+  uses.oy = st.unroll == "full" or #rows > 1 or not OUT.tile or
+            (s.input_read and not IN.tile)
+  s.uses = uses
+  s.unused = common.unused(uses, {"in", "w", "b", "origin"})
+  return s
+end
+
+-- `text` in lines of at most `width` characters, broken at spaces (a word
+-- longer than that is a line of its own).
+function common.words(text, width)
+  local lines = {}
+  for word in text:gmatch("%S+") do
+    local last = lines[#lines]
+    if last and #last + 1 + #word <= width then
+      lines[#lines] = last .. " " .. word
+    else
+      lines[#lines + 1] = word
+    end
+  end
+  return lines
+end
+
+-- The taps (ky, kx) of row segment ys by column segment kxs, unrolled:
+-- {ky, kx, note} with note the C comment naming the tap.
+function common.taps(ys, kxs)
+  local list = {}
+  for ky = ys.lo, ys.hi do
+    for kx = kxs.lo, kxs.hi do
+      list[#list + 1] = {ky = ky, kx = kx, note = "/* tap (" .. ky .. ", " .. kx .. ") */"}
+    end
+  end
+  return list
+end
+
+-- "p1, p2, ..., pn": `pattern` (a string.format pattern of one %d) for 1..n.
+function common.list(pattern, n)
+  local items = {}
+  for i = 1, n do items[i] = string.format(pattern, i) end
+  return table.concat(items, ", ")
+end
+
+-- Whether fn(width) holds for some channel block of `blocks` (common.blocks).
+function common.some_block(blocks, fn)
+  return (blocks.full_end > 0 and fn(blocks.block)) or (blocks.rest > 0 and fn(blocks.rest))
+end
+
+-- Where a stage's weights are.  Depthwise: [k][k][c] (nhwc) or [c][k][k]
+-- (nchw); `stride` between channels, tap(ky, kx) the offset of a tap's
+-- weight of channel 0, at(ky, kx, co) that of channel co + i, and input(co)
+-- the input channel output channel co + i reads (depth multiplier).
+function common.depthwise_weights(st)
+  local K, nhwc = st.kernel, st.weights_layout == "nhwc"
+  local w = {stride = nhwc and 1 or K * K}
+  function w.tap(ky, kx)
+    local tap = common.add(common.mul(ky, K), kx)
+    return nhwc and common.mul(common.paren(tap), st.out_c) or tap
+  end
+  function w.at(ky, kx, co)
+    return common.add(w.tap(ky, kx), common.mul(common.paren(common.add(co, "i")), w.stride))
+  end
+  function w.input(co)
+    if st.multiplier == 1 then return common.add(co, "i") end
+    return "(" .. common.add(co, "i") .. ") / " .. st.multiplier
+  end
+  return w
+end
+
+-- Convolution: nhwc [k][k][m][n] (contiguous in n), nchw [n][m][k][k];
+-- row(ky, kx, co) the address of the weights of input channel ci, tap (ky,
+-- kx), output channels co.., `stride` between output channels.
+function common.conv_weights(st)
+  local K, M, N = st.kernel, st.in_c, st.out_c
+  local nhwc = st.weights_layout == "nhwc"
+  local w = {stride = nhwc and 1 or M * K * K}
+  function w.row(ky, kx, co)
+    local tap = common.add(common.mul(ky, K), kx)
+    if nhwc then
+      return common.add("w", common.add(common.add(common.mul(common.paren(tap), M * N),
+                                                   "ci * " .. N), co))
+    end
+    return common.add("w", common.add(common.add(common.mul(common.paren(co), M * K * K),
+                                                 "ci * " .. K * K), tap))
+  end
+  return w
+end
+
+-- Pointwise: packed [N/oc_block][M][oc_block] (contiguous), nhwc [m][n]
+-- (contiguous), nchw [n][m] (stride M); as conv_weights, with one tap.
+function common.pointwise_weights(st)
+  local M, N, OB = st.in_c, st.out_c, st.oc_block
+  local w = {stride = (st.pack or st.weights_layout == "nhwc") and 1 or M}
+  function w.row(co)
+    if st.pack then return common.add("w", common.add(common.mul(common.paren(co), M), "ci * " .. OB)) end
+    if st.weights_layout == "nhwc" then return common.add("w", common.add("ci * " .. N, co)) end
+    return common.add("w", common.add(common.mul(common.paren(co), M), "ci"))
+  end
+  return w
+end
+
+-- The names in `names` that `uses` does not mark used: the parameters a
+-- function casts to void (only those its code never reads).
+function common.unused(uses, names)
+  local list = {}
+  for _, name in ipairs(names) do
+    if not uses[name] then list[#list + 1] = name end
+  end
+  return list
+end
+
+-- The opening of a loop over the `width` lanes i of an array block.  (A
+-- block of one channel keeps its loop: the size estimate of
+-- gen/generate.c counts on its bytes.)
+function common.lanes(width)
+  return "for (int i = 0; i < " .. width .. "; i++) {"
+end
+
+-- The opening of a loop of `var` over [lo, hi] (numbers, or names found at
+-- run time), and what to index with: the name, or the number when the range
+-- holds one value (then the opening is a plain block).
+function common.for_each(var, lo, hi)
+  if type(lo) == "number" and lo == hi then return "{", lo end
+  return string.format("for (long %s = %s; %s <= %s; %s++) {", var, lo, var, hi, var), var
+end
+
+-- ": taps ky 0..2" for a comment on segment `seg` of a kernel wider than
+-- one tap ("" for a pointwise stage, whose only tap is 0).
+function common.taps_note(var, seg, kernel)
+  if kernel == 1 then return "" end
+  return ": taps " .. var .. " " .. seg.lo .. ".." .. seg.hi
+end
+
+-- `text` (one C statement or declaration) as it stands when it fits in
+-- `width` columns (default 100) at `indent`; else broken after the commas
+-- of its outermost argument list (of a declaration list when it calls
+-- nothing), the rest indented 8 further.
+function common.wrap(indent, text, width)
+  width = width or 100
+  if indent + #text <= width then return text end
+  local open = text:find("%(")
+  local level = open and 1 or 0
+  local pieces, depth, start = {}, 0, 1
+  for i = open or 1, #text do
+    local c = text:sub(i, i)
+    if c == "(" or c == "[" then
+      depth = depth + 1
+    elseif c == ")" or c == "]" then
+      depth = depth - 1
+    elseif c == "," and depth == level then
+      pieces[#pieces + 1] = text:sub(start, i)
+      start = i + 2 -- after ", "
+    end
+  end
+  pieces[#pieces + 1] = text:sub(start)
+  if open and indent + #pieces[1] > width then -- its first argument too: after the "("
+    table.insert(pieces, 2, pieces[1]:sub(open + 1))
+    pieces[1] = text:sub(1, open)
+  end
+  local lines, line = {}, pieces[1]
+  local margin = string.rep(" ", indent + 8)
+  local used = indent
+  for i = 2, #pieces do
+    if used + #line + 1 + #pieces[i] <= width then
+      line = line .. " " .. pieces[i]
+    else
+      lines[#lines + 1] = line
+      line, used = pieces[i], indent + 8
+    end
+  end
+  lines[#lines + 1] = line
+  return table.concat(lines, "\n" .. margin)
 end
 
 -- The C statement applying an activation to float variable `v` in place.
@@ -193,9 +425,10 @@ function common.plan(layer, schedule, target)
                 packed_elements = 0}
   -- SIMD code carries its target on every function, so the file builds
   -- with plain `cc -O2` (no -m flags) and runs where the CPU has them.
+  -- (`plan.attribute` is its own line: `${plan.attribute}static void f(...)`)
   local features = {avx2 = "avx2,fma", avx512 = "avx512f"}
   plan.attribute = features[target]
-                   and '__attribute__((target("' .. features[target] .. '"))) ' or ""
+                   and '__attribute__((target("' .. features[target] .. '")))\n' or ""
   plan.includes = features[target] and {"immintrin.h"} or {}
   local op = layer.op
   local input = common.tensor(layer.layout, layer.in_h, layer.in_w, layer.m)
