@@ -122,7 +122,7 @@ $(EMBEDDED:.c=.o): $(EMBEDDED) runtime/generate/render.h runtime/sepconv.h
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the micro-kernels' register tiles need full unrolling
-$(BUILD)/runtime/backend/microkernels.o: ALL_CFLAGS += -O3
+$(BUILD)/runtime/microkernels/microkernels.o: ALL_CFLAGS += -O3
 
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@

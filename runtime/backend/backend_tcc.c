@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
-#include "backend/microkernels.h"
+#include "microkernels/microkernels.h"
 
 #ifndef SEPCONV_TCC_LIB_DIR
 #define SEPCONV_TCC_LIB_DIR "/usr/lib/x86_64-linux-gnu/tcc"

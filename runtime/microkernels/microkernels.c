@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 #include "core/core.h"
-#include "backend/microkernels.h"
+#include "microkernels/microkernels.h"
 
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 static bool use_avx512;
