@@ -11,10 +11,31 @@
 #   make check-faults every allocation on the main paths made to fail in turn
 #   make check-threads ThreadSanitizer on eight threads for STRESS_SECONDS
 #   make install      PREFIX=/usr/local DESTDIR= : library, header, CLI, .pc
+#   make check-arm64  cross-build for aarch64, run the suites under qemu
+#   make ARCH=arm64   the aarch64 cross build alone (into build-arm64)
 
 SHELL   := /bin/bash
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# The architecture is the compiler's: its multiarch triplet (x86_64-linux-gnu,
+# aarch64-linux-gnu) names the tcc runtime directory.  `make ARCH=arm64` (or
+# `make CC=aarch64-linux-gnu-gcc`) is the aarch64 cross build, see "arm64"
+# below: into build-arm64, against the arm64 sysroot there, the build's own
+# tools built by HOST_CC.
+ifeq ($(ARCH),arm64)
+  CC = aarch64-linux-gnu-gcc
+endif
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+CC_ARCH   := $(firstword $(subst -, ,$(MULTIARCH)))
+CROSS     := $(filter-out $(shell uname -m),$(CC_ARCH))
+ifneq ($(filter arm64,$(ARCH))$(filter aarch64,$(CROSS)),)
+  ifeq ($(MULTIARCH),)
+    $(error $(CC) is missing: apt-get install gcc-aarch64-linux-gnu (make check-arm64 does))
+  endif
+  BUILD   ?= build-arm64
+  SYSROOT ?= $(CURDIR)/$(BUILD)/sysroot
+endif
+HOST_CC ?= $(if $(CROSS),cc,$(CC))
 BUILD   ?= build
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -37,22 +58,48 @@ ifeq ($(SANITIZE),1)
                      -fno-omit-frame-pointer
 endif
 
-# Recursive (=) so pkg-config runs after `deps` has installed it.
-LUA_CFLAGS   = $(shell pkg-config --cflags lua5.4)
-LUA_LIBS     = $(shell pkg-config --libs lua5.4)
-CHECK_CFLAGS = $(shell pkg-config --cflags check)
-CHECK_LIBS   = $(shell pkg-config --libs check)
+# A sysroot (cross builds): compile and link against it, pkg-config in it.
+SYSROOT_FLAGS = $(if $(SYSROOT),--sysroot=$(SYSROOT))
+PKG_CONFIG = $(if $(SYSROOT),PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) \
+  PKG_CONFIG_LIBDIR=$(SYSROOT)/usr/lib/$(MULTIARCH)/pkgconfig:$(SYSROOT)/usr/share/pkgconfig) \
+  pkg-config
 
-ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) -fPIC -Iruntime \
+# Recursive (=) so pkg-config runs after `deps` has installed it.
+LUA_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4)
+LUA_LIBS     = $(shell $(PKG_CONFIG) --libs lua5.4)
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
+
+ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(SANITIZER_FLAGS) $(SYSROOT_FLAGS) -fPIC -Iruntime \
              -DSEPCONV_TCC_VERSION='"$(TCC_VERSION)"'
 LIB_LIBS   = $(LUA_LIBS) -ljansson -lcpuinfo -lxxhash -lpthreadpool -lpthread -ldl -lm
 # the libtcc package version, recorded in tuning logs
-TCC_VERSION = $(shell dpkg-query -W -f='$${Version}' libtcc-dev 2>/dev/null)
+TCC_VERSION = $(strip $(if $(SYSROOT),\
+  $(shell sed -n 's/^libtcc-dev //p' $(SYSROOT)/.versions 2>/dev/null | tail -n1),\
+  $(shell dpkg-query -W -f='$${Version}' libtcc-dev 2>/dev/null)))
 # libtcc.a is not position-independent: programs link it, the .so does not
 PROGRAM_LIBS = -ltcc $(LIB_LIBS)
-LDFLAGS_ALL = $(SANITIZER_FLAGS) $(LDFLAGS)
+LDFLAGS_ALL = $(SANITIZER_FLAGS) $(SYSROOT_FLAGS) $(LDFLAGS)
 
-LIB_SOURCES  := $(wildcard runtime/*/*.c)
+# ------------------------------------------------------- micro-kernels
+# runtime/microkernels/: scalar.c and the dispatch (microkernels.c) build
+# everywhere; one file per instruction set builds only on the architecture
+# that has it (MICROKERNEL_ISAS, from the compiler's target triplet), each
+# with its own flags (MICROKERNEL_FLAGS_<isa>).
+MICROKERNEL_MACHINE := $(shell $(CC) -dumpmachine)
+MICROKERNEL_ISAS := $(if $(filter x86_64-%,$(MICROKERNEL_MACHINE)),avx2 avx512,\
+                    $(if $(filter aarch64-%,$(MICROKERNEL_MACHINE)),neon))
+MICROKERNEL_FLAGS_avx2   := -mavx2 -mfma
+MICROKERNEL_FLAGS_avx512 := -mavx512f
+# gcc's scheduling before register allocation spills the 6x4 tile's
+# accumulators in its K loop (clang has no such flag)
+MICROKERNEL_FLAGS_neon   := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null)),,\
+                            -fno-schedule-insns)
+MICROKERNEL_SOURCES := runtime/microkernels/microkernels.c runtime/microkernels/scalar.c \
+                       $(MICROKERNEL_ISAS:%=runtime/microkernels/%.c)
+
+LIB_SOURCES  := $(filter-out runtime/microkernels/%,$(wildcard runtime/*/*.c)) \
+                $(MICROKERNEL_SOURCES)
 CLI_SOURCES  := gen/main.c gen/cli.c $(wildcard gen/cmd_*.c)
 TEST_SOURCES := $(wildcard tests/*.c)
 FUZZ_TARGETS := spec template npy log jit
@@ -81,7 +128,7 @@ TEST_RUNNER := $(BUILD)/tests/run_tests
 
 .PHONY: all deps test test-run check-layers check-asan check-valgrind check-install demo \
         demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run check-threads \
-        install uninstall clean
+        install uninstall clean check-arm64 arm64-run
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
 
@@ -111,7 +158,7 @@ $(BUILD)/%.o: %.c $(wildcard runtime/*.h runtime/*/*.h gen/*.h tests/*.h)
 
 $(EMBED): tools/embed.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(WARNINGS) -O1 -o $@ $<
+	$(Q)$(HOST_CC) $(WARNINGS) -O1 -o $@ $<
 
 $(EMBEDDED): $(EMBED) $(TEMPLATES)
 	@mkdir -p $(dir $@)
@@ -121,8 +168,16 @@ $(EMBEDDED): $(EMBED) $(TEMPLATES)
 $(EMBEDDED:.c=.o): $(EMBEDDED) runtime/generate/render.h runtime/sepconv.h
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# the micro-kernels' register tiles need full unrolling
-$(BUILD)/runtime/microkernels/microkernels.o: ALL_CFLAGS += -O3
+# the micro-kernels' register tiles need full unrolling; each ISA file its flags
+$(MICROKERNEL_SOURCES:%.c=$(BUILD)/%.o): ALL_CFLAGS += -O3
+$(foreach isa,$(MICROKERNEL_ISAS),\
+  $(eval $(BUILD)/runtime/microkernels/$(isa).o: ALL_CFLAGS += $(MICROKERNEL_FLAGS_$(isa))))
+
+# libtcc's runtime files (libtcc1.a, include/) for this architecture
+TCC_LIB_DIR ?= /usr/lib/$(or $(MULTIARCH),$(error $(CC) -print-multiarch says nothing: \
+  set TCC_LIB_DIR))/tcc
+$(BUILD)/runtime/backend/backend_tcc.o $(BUILD)/runtime/backend/backend_tcc.shared.o: \
+  ALL_CFLAGS += -DSEPCONV_TCC_LIB_DIR='"$(TCC_LIB_DIR)"'
 
 $(STATIC_LIB): $(LIB_OBJECTS)
 	@rm -f $@
@@ -163,14 +218,21 @@ test: deps
 # sanitizer replaces too: not built under one
 ALLOC_COUNT = $(if $(SANITIZER_FLAGS)$(findstring -fsanitize,$(CFLAGS)),,$(BUILD)/alloc_count)
 
+# the tests record the targets (ISAs) they ran in TEST_TARGETS; the last line
+# names them, and the skipped ones with the reason
+TEST_TARGETS = $(abspath $(BUILD))/tests/targets.txt
+
 test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%) $(ALLOC_COUNT)
-	SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) $(TEST_RUNNER)
+	@rm -f $(TEST_TARGETS)
+	SEPCONV_TEST_TARGETS=$(TEST_TARGETS) SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
+	  $(TEST_RUNNER)
 	$(if $(ALLOC_COUNT),$(ALLOC_COUNT),@echo "  SKIP    alloc_count: it replaces malloc, and so does the sanitizer")
 	@for t in $(FUZZ_TARGETS); do \
 	  printf "  REPLAY  fuzz_$$t: "; \
 	  $(BUILD)/replay/fuzz_$$t $$(find tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
 	    -type f 2>/dev/null) || exit 1; \
 	done
+	@$(TEST_RUNNER) --print-targets $(TEST_TARGETS)
 
 $(BUILD)/alloc_count: tests/alloc/alloc_count.c $(STATIC_LIB)
 	@echo "  LD      $@"
@@ -306,9 +368,51 @@ demo: deps
 demo-run: $(CLI)
 	$(CLI) cost examples/mobilenet_v1.layers
 	@echo
-	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend tcc --target native
+	$(CLI) jit examples/mobilenet_v1.layers --only sep
 	@echo
 	$(CLI) jit examples/mobilenet_v1.layers --only sep --backend cc
+
+# --------------------------------------------------------------- arm64
+# The aarch64 build, checked under emulation.  `make ARCH=arm64` builds the
+# library, CLI and tests with aarch64-linux-gnu-gcc into build-arm64,
+# against a sysroot of arm64 Debian packages that tools/arm64_sysroot.sh
+# unpacks there (apt-get download + dpkg-deb -x: never installed on the
+# host, where tcc:arm64 and libpthreadpool-dev:arm64 would remove host
+# packages).  check-arm64 installs the cross compiler and qemu like `deps`,
+# makes the sysroot (cached), builds, and runs the suites under
+# qemu-aarch64-static (tests/arm64_check.sh); ARM64_SUITES="kernel ..."
+# runs only those.  bench/ is not built there.
+ARM64_BUILD    := build-arm64
+ARM64_SYSROOT  := $(CURDIR)/$(ARM64_BUILD)/sysroot
+ARM64_PACKAGES := pkg-config gcc-aarch64-linux-gnu qemu-user-static
+ARM64_SUITES   ?=
+
+check-arm64:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(ARM64_PACKAGES)"
+	tools/arm64_sysroot.sh $(ARM64_SYSROOT)
+	@$(MAKE) --no-print-directory ARCH=arm64 CC=aarch64-linux-gnu-gcc \
+	  BUILD=$(ARM64_BUILD) SYSROOT=$(ARM64_SYSROOT) arm64-run
+
+arm64-run: $(TEST_RUNNER) $(CLI) $(BUILD)/neon_activations $(BUILD)/alloc_count \
+    $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
+	tests/arm64_check.sh $(BUILD) $(SYSROOT) $(ARM64_SUITES)
+
+# relu and relu6 of NEON code keep NaN and -0.0 as the reference does
+$(BUILD)/neon_activations: tests/arm64/neon_activations.c $(STATIC_LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) $(LDFLAGS_ALL) $(PROGRAM_LIBS) -o $@
+
+# a cross build's `all` builds its tests too (they run under check-arm64)
+ifneq ($(CROSS),)
+all: $(TEST_RUNNER)
+endif
+
+# a cross build needs its sysroot before anything compiles
+ifneq ($(SYSROOT),)
+$(LIB_OBJECTS) $(CLI_OBJECTS) $(TEST_OBJECTS) $(EMBEDDED:.c=.o): | $(SYSROOT)/.complete
+$(SYSROOT)/.complete:
+	tools/arm64_sysroot.sh $(SYSROOT)
+endif
 
 # ------------------------------------------------------------- install
 install: all
@@ -330,4 +434,4 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/sepconv.pc
 
 clean:
-	rm -rf build build-asan build-fuzz build-fault build-tsan
+	rm -rf build build-asan build-fuzz build-fault build-tsan build-arm64

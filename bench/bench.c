@@ -226,7 +226,7 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
     struct { sepconv_backend backend; sepconv_target target; const char *schedule, *name; }
     ours[] = {
         {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, NULL, "tcc"},
-        {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_NATIVE, NULL, "tcc native"},
+        {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AUTO, NULL, "tcc auto"},
         {SEPCONV_BACKEND_CC, o->target, NULL, "cc"},
         {SEPCONV_BACKEND_CC, o->target, "auto", "cc tuned"},
         {SEPCONV_BACKEND_CC, o->target, "fuse=0", "cc unfused"}};
@@ -305,10 +305,12 @@ static double time_of(const stage_result *r, const char *name)
     return i < 0 ? 0 : r->ms[i];
 }
 
-static const char *const columns[] = {"tcc", "tcc native", "cc", "cc tuned", "cc unfused",
+static const char *const columns[] = {"tcc", "tcc auto", "cc", "cc tuned", "cc unfused",
                                       "xnnpack", "onednn"};
+/* The instruction set each of sepconv's columns runs (filled in main). */
 #define COLUMNS 7
 #define FIRST_PEER_COLUMN 5
+static const char *column_isa[FIRST_PEER_COLUMN];
 
 /* Prints one row of the table. */
 static void print_row(const stage_result *r, double peak)
@@ -335,8 +337,11 @@ static void print_row(const stage_result *r, double peak)
 /* Prints results as JSON. */
 static void print_json(const stage_result *results, int count, double peak, const options *o)
 {
-    printf("{\"peak_gflops\":%.2f,\"threads\":%d,\"target\":\"%s\",\"rows\":[", peak,
+    printf("{\"peak_gflops\":%.2f,\"threads\":%d,\"target\":\"%s\",\"isa\":{", peak,
            o->threads, sepconv_target_name(o->target));
+    for (int c = 0; c < FIRST_PEER_COLUMN; c++)
+        printf("%s\"%s\":\"%s\"", c ? "," : "", columns[c], column_isa[c]);
+    printf("},\"rows\":[");
     for (int i = 0; i < count; i++) {
         const stage_result *r = &results[i];
         printf("%s{\"layer\":\"%s\",\"stage\":\"%s\",\"macs\":%lld,\"reference_ms\":%.3f,"
@@ -349,15 +354,27 @@ static void print_json(const stage_result *results, int count, double peak, cons
     printf("]}\n");
 }
 
-/* The best target this CPU runs: the cc rows' default. */
+/* The best target this CPU runs (auto, resolved): the cc rows' default. */
 static sepconv_target best_target(void)
 {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return SEPCONV_TARGET_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return SEPCONV_TARGET_AVX2;
-    return SEPCONV_TARGET_PORTABLE;
+    sepconv_target best = SEPCONV_TARGET_PORTABLE;
+    sepconv_target_resolve(SEPCONV_TARGET_AUTO, &best, NULL);
+    return best;
+}
+
+/* Says which CPU this is and which instruction set each column runs. */
+static void describe_columns(const options *o, char *cpu, size_t capacity)
+{
+    sepconv_kernel_options k = sepconv_kernel_defaults();
+    sepconv_environment e;
+    if (sepconv_environment_get(&k, &e, NULL) == SEPCONV_OK)
+        snprintf(cpu, capacity, "%s (%s)", e.cpu, e.features[0] ? e.features : "no AVX");
+    else
+        snprintf(cpu, capacity, "unknown");
+    column_isa[0] = sepconv_target_name(SEPCONV_TARGET_PORTABLE);
+    column_isa[1] = sepconv_target_name(best_target());
+    for (int c = 2; c < FIRST_PEER_COLUMN; c++)
+        column_isa[c] = sepconv_target_name(o->target);
 }
 
 /* Parses the command line. */
@@ -414,10 +431,20 @@ int main(int argc, char **argv)
     }
     /* measured first, before the benchmark's own threads exist */
     double peak = o.list ? 0 : measure_peak();
+    char cpu[256];
+    describe_columns(&o, cpu, sizeof cpu);
     size_t extras = sizeof extra_layers / sizeof extra_layers[0];
     stage_result *results = calloc((model.count + extras) * 3, sizeof *results);
     int count = 0, mobilenet_rows = 0;
     if (!o.json && !o.list) {
+        printf("CPU: %s\n", cpu);
+        printf("columns' instruction sets:");
+        for (int c = 0; c < FIRST_PEER_COLUMN; c++)
+            printf("%s %s = %s%s", c ? "," : "", columns[c], column_isa[c],
+                   strcmp(column_isa[c], "portable") == 0 ? " (plain C)"
+                   : c == 1                               ? " micro-kernels"
+                                                          : " intrinsics");
+        printf("\n");
         printf("FMA peak, one core: %.1f GFLOP/s; %d thread(s); target %s; median of %d "
                "interleaved rounds\n(* tuned asked for a schedule the log does not have: "
                "the default)\n\n", peak, o.threads, sepconv_target_name(o.target), o.rounds);

@@ -355,7 +355,8 @@ cli_kernel_options cli_kernel_defaults(void)
 {
     cli_kernel_options options;
     memset(&options, 0, sizeof options);
-    options.target = SEPCONV_TARGET_PORTABLE;
+    options.target = SEPCONV_TARGET_AUTO;
+    options.requested = SEPCONV_TARGET_AUTO;
     options.backend = CLI_DEFAULT_BACKEND;
     return options;
 }
@@ -373,7 +374,9 @@ int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options
     } else if (cli_option(argc, argv, i, "--target", &value, &missing)) {
         sepconv_error error;
         if (missing || sepconv_target_parse(value, &options->target, &error) != SEPCONV_OK)
-            return cli_usage(command, "--target takes portable, avx2, avx512 or native"), -1;
+            return cli_usage(command, "--target takes auto, portable, avx2, avx512 or neon "
+                                      "(native: auto)"), -1;
+        options->requested = options->target;
     } else if (cli_option(argc, argv, i, "--log", &value, &missing)) {
         if (missing)
             return cli_usage(command, "--log takes a tuning log file"), -1;
@@ -407,14 +410,34 @@ int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options
     return 1;
 }
 
-/* The backend the options mean, given or implied by the target. */
+/* The backend the options mean: --backend, else the default (tcc). */
 sepconv_backend cli_backend(const cli_kernel_options *options)
 {
-    if (options->backend_given)
-        return options->backend;
-    if (options->target == SEPCONV_TARGET_AVX2 || options->target == SEPCONV_TARGET_AVX512)
-        return SEPCONV_BACKEND_CC; /* tcc has no intrinsics */
-    return CLI_DEFAULT_BACKEND;
+    return options->backend_given ? options->backend : CLI_DEFAULT_BACKEND;
+}
+
+/* Resolves the options' target in place: auto to the best ISA of this
+ * CPU (a note on stderr, once, when that is portable); an explicit ISA the
+ * CPU lacks refused unless `any_cpu` (gen writes source for any machine). */
+int cli_target_resolve(cli_kernel_options *options, bool any_cpu, const char *command)
+{
+    static bool noted;
+    if (options->target != SEPCONV_TARGET_AUTO && any_cpu)
+        return CLI_OK;
+    sepconv_error error;
+    sepconv_target resolved;
+    if (sepconv_target_resolve(options->target, &resolved, &error) != SEPCONV_OK) {
+        fprintf(stderr, "sepconv %s: %s\n", command, error.message);
+        return CLI_FAILURE;
+    }
+    if (options->target == SEPCONV_TARGET_AUTO && resolved == SEPCONV_TARGET_PORTABLE &&
+        !noted) {
+        noted = true;
+        fprintf(stderr, "sepconv: note: target auto is portable on this CPU: it has none of "
+                        "avx512 (avx512f), avx2 (avx2 + fma) or neon\n");
+    }
+    options->target = resolved;
+    return CLI_OK;
 }
 
 /* Copies the kernel options into the library's. */
@@ -441,15 +464,7 @@ int cli_kernel_check(const cli_kernel_options *options, sepconv_backend backend,
                      const sepconv_layer *layer, const char *command)
 {
     sepconv_target target = options->target;
-    if (backend == SEPCONV_BACKEND_TCC &&
-        (target == SEPCONV_TARGET_AVX2 || target == SEPCONV_TARGET_AVX512))
-        return cli_usage(command, "--target %s needs --backend cc (gcc or clang): tcc "
-                         "has no intrinsics; with tcc use --target portable or native",
-                         sepconv_target_name(target));
-    if (backend == SEPCONV_BACKEND_CC && target == SEPCONV_TARGET_NATIVE)
-        return cli_usage(command, "--target native calls libsepconv's micro-kernels, "
-                         "which only the tcc backend links; with --backend cc use "
-                         "--target avx2 or avx512");
+    (void)backend; /* every backend builds every instruction set */
     sepconv_schedule schedule;
     sepconv_error error;
     if (layer && !from_log(options->schedule) &&
@@ -543,9 +558,10 @@ void cli_print_environment(FILE *out)
             "                        cc builds (default /tmp)\n"
             "  SEPCONV_TCC_LIB_DIR   where libtcc finds its own files (default: the\n"
             "                        installed tcc's)\n"
-            "  SEPCONV_NO_AVX512     '1': target native's micro-kernels use AVX2 even\n"
-            "                        on an AVX-512 processor\n"
-            "  SEPCONV_CPU_HIDE      CPU features the cc backend takes as missing\n"
-            "                        ('avx512', 'avx2 fma'): code needing them is refused\n",
+            "  SEPCONV_NO_AVX512     '1': no AVX-512 target: auto picks the next best\n"
+            "                        (valgrind cannot run it)\n"
+            "  SEPCONV_CPU_HIDE      CPU features taken as missing ('avx512', 'avx2 fma',\n"
+            "                        'neon'): targets needing them are refused, auto\n"
+            "                        picks the best of the rest\n",
             cache);
 }

@@ -55,12 +55,13 @@ typedef struct cli_kernel_options {
     const char *log_path;             /* --log: the tuning log */
     sepconv_backend backend;          /* whose tuning records "best" reads */
     bool backend_given;               /* --backend was on the command line */
-    sepconv_target target;
+    sepconv_target target;            /* resolved by cli_target_resolve */
+    sepconv_target requested;         /* as given (auto by default) */
     sepconv_generate_options generate;
     double cc_timeout;                /* --cc-timeout seconds; 0: the default */
 } cli_kernel_options;
 
-/* The defaults: portable target, default schedule, built-in templates. */
+/* The defaults: target auto, backend tcc, default schedule, built-in templates. */
 cli_kernel_options cli_kernel_defaults(void);
 
 /* Takes --schedule, --target, --log, --name, --templates, --max-source,
@@ -70,9 +71,13 @@ cli_kernel_options cli_kernel_defaults(void);
 int cli_kernel_option(int argc, char **argv, int *i, cli_kernel_options *options,
                       const char *command);
 
-/* The backend to use: --backend if given, else cc for the targets only cc
- * builds (avx2, avx512), else CLI_DEFAULT_BACKEND. */
+/* The backend to use: --backend if given, else CLI_DEFAULT_BACKEND. */
 sepconv_backend cli_backend(const cli_kernel_options *options);
+
+/* Resolves options->target: auto to this CPU's best ISA (noting once on
+ * stderr when that is portable), an ISA the CPU lacks refused with its
+ * features named (CLI_FAILURE, message printed) unless `any_cpu`. */
+int cli_target_resolve(cli_kernel_options *options, bool any_cpu, const char *command);
 
 /* Copies what the kernel options say (target, schedule, log, generate
  * options, cc timeout; not the backend) into the library's options. */

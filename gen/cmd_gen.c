@@ -68,9 +68,14 @@ static int gen_run(int argc, char **argv)
     sepconv_source source;
     if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
         return cli_usage_error("gen", &error);
-    /* gen compiles nothing: check the schedule with a backend for the target */
-    sepconv_backend builder = kernel.target == SEPCONV_TARGET_NATIVE ? SEPCONV_BACKEND_TCC
-                                                                     : SEPCONV_BACKEND_CC;
+    /* gen compiles nothing: source for any CPU (auto means this one's best);
+     * the backend says whose source it is, tcc's calling micro-kernels or
+     * cc's intrinsics */
+    if (cli_target_resolve(&kernel, true, "gen") != CLI_OK)
+        return CLI_FAILURE;
+    sepconv_backend builder = kernel.backend_given ? kernel.backend : SEPCONV_BACKEND_CC;
+    kernel.generate.for_cc = kernel.backend_given && kernel.backend == SEPCONV_BACKEND_CC;
+    kernel.generate.intrinsics = !kernel.backend_given; /* self-contained C */
     if (cli_kernel_check(&kernel, builder, &layer, "gen") != CLI_OK)
         return CLI_USAGE;
     if (cli_kernel_schedule(&kernel, &layer, &schedule, &error) != SEPCONV_OK ||
@@ -112,12 +117,15 @@ const cli_command cli_gen_command = {
     "                      'best': the tuning log's fastest for this machine\n"
     "  --log FILE          the tuning log for 'best' (default\n"
     "                      ~/.cache/sepconv/tuning.jsonl)\n"
-    "  --backend B         whose records 'best' reads: tcc (the default, as for\n"
-    "                      jit, run, tune and log best; cc for --target avx2\n"
-    "                      and avx512, which only cc builds) or cc\n"
-    "  --target T          portable (default; any C compiler, tcc too),\n"
-    "                      avx2 or avx512 (intrinsics: gcc or clang), or native\n"
-    "                      (calls libsepconv's SIMD micro-kernels; for tcc)\n"
+    "  --backend B         whose source it is, and whose records 'best' reads:\n"
+    "                      without it, self-contained C for any compiler (the\n"
+    "                      target's intrinsics) and tcc's records, as for jit,\n"
+    "                      run and tune; cc: the intrinsics, cc's budget and\n"
+    "                      records; tcc: plain C that calls libsepconv's\n"
+    "                      micro-kernels of the target (link libsepconv)\n"
+    "  --target T          auto (default: this CPU's best), portable (plain C,\n"
+    "                      any CPU), avx2, avx512 or neon: any of them on any\n"
+    "                      machine, for another one (native: auto)\n"
     "  -o FILE.c           the kernel (default, or '-': standard output)\n"
     "  --header FILE.h     also write its header\n"
     "  --name NAME         the kernel's symbol (default: derived from the shape)\n"

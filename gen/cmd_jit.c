@@ -97,6 +97,8 @@ static int jit_run(int argc, char **argv)
     }
     if (!input.file && !input.spec[0])
         return cli_usage("jit", "missing SPEC or FILE");
+    if (cli_target_resolve(&kernel_options, false, "jit") != CLI_OK)
+        return CLI_FAILURE;
     options.backend = cli_backend(&kernel_options);
     cli_kernel_apply(&kernel_options, &options);
     options.threads = (int)threads;
@@ -186,15 +188,17 @@ const cli_command cli_jit_command = {
     "against the reference, and prints compile time, run time (median of\n"
     "--repeat runs, default 11), GFLOP/s and the speedup over the reference.\n\n"
     "FILE '-' reads the model from standard input.\n\n"
-    "  --backend B       tcc (default) or cc; --target avx2 and avx512 need cc\n"
-    "                    and default to it\n"
-    "  --target T        portable (default), native (tcc), avx2 or avx512 (cc)\n"
+    "  --backend B       tcc (default) or cc\n"
+    "  --target T        auto (default: the best this CPU has), portable, avx2,\n"
+    "                    avx512 or neon (native: auto); one the CPU lacks is\n"
+    "                    refused, naming the CPU's features\n"
     "  --threads N       split output rows over N threads (0: every CPU this\n"
     "                    process may use; more than those are capped to them)\n"
     "  --only OP|NAME    with a FILE: only the layers of that op (conv, dw, pw,\n"
     "                    sep) or of that name=\n"
     "  --cc-timeout S    stop a cc compile after S seconds (default {cc_timeout})\n"
     "  --max-source SIZE the source-size budget (default 4M; suffixes K, M, G)\n\n"
-    "With tcc, --target native makes the code call libsepconv's SIMD\n"
-    "micro-kernels a row at a time: near cc's speed, with no compiler.\n\n"
+    "With tcc, an instruction set makes the code call libsepconv's SIMD\n"
+    "micro-kernels of it a row at a time: near cc's speed, with no compiler;\n"
+    "with cc, the code is that instruction set's intrinsics.\n\n"
     "example: sepconv jit examples/mobilenet_v1.layers --only sep --backend cc\n"};

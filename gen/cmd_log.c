@@ -248,6 +248,8 @@ static int log_run(int argc, char **argv)
         return CLI_FAILURE;
     }
     int code = parse_options(argc, argv, &o);
+    if (code == CLI_OK && strcmp(action, "best") == 0)
+        code = cli_target_resolve(&o.cli, false, "log");
     o.kernel.target = o.cli.target;
     o.kernel.backend = cli_backend(&o.cli); /* the default backend of every command */
     sepconv_tune_log log;
@@ -274,7 +276,7 @@ const cli_command cli_log_command = {
     "best   per layer, the fastest successful record measured in this\n"
     "       environment (sepconv version, backend, target, compiler, flags,\n"
     "       CPU, threads); records from elsewhere are ignored.  The backend\n"
-    "       is tcc unless --backend cc (or --target avx2/avx512), as for tune\n"
+    "       is tcc unless --backend cc, the target auto (resolved), as for tune\n"
     "merge  the records of all FILEs, each once, in the order read, to\n"
     "       standard output, or to OUTPUT, which is replaced atomically (a\n"
     "       temporary file beside it, then a rename); OUTPUT may not be one\n"

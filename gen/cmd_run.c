@@ -155,6 +155,8 @@ static int run_run(int argc, char **argv)
         if (files.path[t] && strcmp(files.path[t], "-") == 0)
             return cli_usage("run", "%s reads a file; only --output takes '-' (standard "
                              "output)", tensor_options[t]);
+    if (!reference && cli_target_resolve(&kernel_options, false, "run") != CLI_OK)
+        return CLI_FAILURE;
     sepconv_backend backend = cli_backend(&kernel_options);
     if (!reference && cli_kernel_check(&kernel_options, backend, &layer, "run") != CLI_OK)
         return CLI_USAGE;
@@ -215,11 +217,11 @@ const cli_command cli_run_command = {
     "For op=sep, --weights are the depthwise and --pw-weights the pointwise\n"
     "weights.  The kernel is generated, compiled and verified first;\n"
     "--reference runs the generic reference loops instead.\n\n"
-    "  --backend B         tcc (default; embedded, no compiler needed) or cc (the\n"
-    "                      system compiler, cached under ~/.cache/sepconv);\n"
-    "                      --target avx2 and avx512 default to cc\n"
-    "  --target T          portable (default), native (tcc calling libsepconv's\n"
-    "                      SIMD micro-kernels), avx2 or avx512 (cc)\n"
+    "  --backend B         tcc (default; embedded, no compiler needed: calls\n"
+    "                      libsepconv's micro-kernels of the target) or cc (the\n"
+    "                      system compiler, intrinsics, cached under ~/.cache/sepconv)\n"
+    "  --target T          auto (default: the best this CPU has), portable, avx2,\n"
+    "                      avx512 or neon (native: auto); one the CPU lacks is refused\n"
     "  --schedule K=V,...  knobs over the defaults, or 'best' from the tuning log\n"
     "  --cc-timeout S      stop a cc compile after S seconds (default {cc_timeout})\n"
     "  --max-source SIZE   the source-size budget (default 4M; suffixes K, M, G)\n\n"

@@ -31,6 +31,8 @@ static int schedules_run(int argc, char **argv)
     sepconv_layer layer;
     if (sepconv_layer_parse(input.spec, &layer, &error) != SEPCONV_OK)
         return cli_usage_error("schedules", &error);
+    if (cli_target_resolve(&kernel, true, "schedules") != CLI_OK)
+        return CLI_FAILURE;
     if (json)
         printf("{\"op\":\"%s\",\"target\":\"%s\",\"knobs\":[",
                sepconv_op_name(layer.op), sepconv_target_name(kernel.target));

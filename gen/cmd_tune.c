@@ -292,6 +292,8 @@ static int tune_run(int argc, char **argv)
                              &view);
     if (code != CLI_OK)
         return code;
+    if (cli_target_resolve(&kernel, false, "tune") != CLI_OK)
+        return CLI_FAILURE;
     cli_kernel_apply(&kernel, &options.kernel);
     options.kernel.backend = cli_backend(&kernel);
     options.log_path = kernel.log_path;
@@ -340,7 +342,8 @@ const cli_command cli_tune_command = {
     "tuning log (default ~/.cache/sepconv/tuning.jsonl).  Candidates that fail\n"
     "to compile or verify are recorded as failed and never chosen.  Then\n"
     "'sepconv gen SPEC --schedule best' and the API's \"auto\" schedule use it.\n"
-    "The backend is tcc unless --backend cc (or --target avx2/avx512) is given,\n"
+    "The backend is tcc unless --backend cc is given, the target auto (records\n"
+    "name the instruction set it resolved to) unless --target is given,\n"
     "as for gen, jit and 'log best'.\n\n"
     "  --trials N       at most N candidates per layer (default: all)\n"
     "  --budget S       wall-clock bound on the whole run: each layer gets an\n"

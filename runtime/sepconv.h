@@ -183,14 +183,18 @@ sepconv_status sepconv_compare(const sepconv_layer *layer, const float *expected
                                sepconv_comparison *result, sepconv_error *error);
 
 /* --------------------------------------------------------------- schedule */
-/* What generated code may use. */
+/* What generated code may use: an instruction set, or AUTO = the best the
+ * running CPU has.  Each works with either backend: cc compiles intrinsics of
+ * the ISA, tcc compiles plain C calling libsepconv's micro-kernels of it. */
 typedef enum sepconv_target {
-    SEPCONV_TARGET_PORTABLE, /* plain C: any compiler, tcc included */
-    SEPCONV_TARGET_AVX2,     /* AVX2+FMA intrinsics (gcc, clang) */
-    SEPCONV_TARGET_AVX512,   /* AVX-512F intrinsics (gcc, clang) */
-    SEPCONV_TARGET_NATIVE    /* plain C calling libsepconv's SIMD micro-kernels (tcc) */
+    SEPCONV_TARGET_PORTABLE, /* plain C, no micro-kernels */
+    SEPCONV_TARGET_AVX2,     /* x86-64 AVX2 + FMA */
+    SEPCONV_TARGET_AVX512,   /* x86-64 AVX-512F */
+    SEPCONV_TARGET_NEON,     /* AArch64 Advanced SIMD */
+    SEPCONV_TARGET_AUTO      /* resolved by sepconv_target_resolve; "native" parses as it */
 } sepconv_target;
-#define SEPCONV_TARGET_COUNT 4
+#define SEPCONV_TARGET_COUNT 5     /* names, AUTO included */
+#define SEPCONV_TARGET_ISA_COUNT 4 /* instruction sets: PORTABLE .. NEON */
 
 /* The compiler that turns generated source into code. */
 typedef enum sepconv_backend {
@@ -199,10 +203,14 @@ typedef enum sepconv_backend {
 } sepconv_backend;
 #define SEPCONV_BACKEND_COUNT 2
 
-/* The spec name of a target ("portable", "avx2", "avx512", "native") and its parser. */
+/* The spec name of a target ("portable", "avx2", "avx512", "neon", "auto") and its
+ * parser ("native" is an alias of "auto"). */
 const char *sepconv_target_name(sepconv_target target);
 sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
                                     sepconv_error *error);
+/* AUTO -> the best ISA the running CPU has; an ISA it lacks -> UNSUPPORTED naming its features. */
+sepconv_status sepconv_target_resolve(sepconv_target requested, sepconv_target *resolved,
+                                      sepconv_error *error);
 /* The spec name of a backend ("tcc", "cc") and its parser. */
 const char *sepconv_backend_name(sepconv_backend backend);
 sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
@@ -220,7 +228,10 @@ typedef struct sepconv_generate_options {
     size_t source_budget;       /* bytes of C; 0: the default (for_cc's) */
     int64_t instruction_budget; /* Lua instructions; 0: 500 million */
     size_t memory_budget;       /* Lua heap bytes; 0: 256 MiB */
-    int for_cc;                 /* 1: the source is for the cc backend */
+    int for_cc;                 /* 1: for the cc backend (an ISA's intrinsics);
+                                   0: for tcc (an ISA's micro-kernels, called) */
+    int intrinsics;             /* 1: the ISA's intrinsics though not for_cc (C for
+                                   any compiler, with the tcc budget: sepconv gen) */
 } sepconv_generate_options;
 #define SEPCONV_SYMBOL_MAX 128
 
@@ -272,7 +283,7 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
 /* How to make a kernel; sepconv_kernel_defaults() fills the defaults. */
 typedef struct sepconv_kernel_options {
     sepconv_backend backend;
-    sepconv_target target;
+    sepconv_target target; /* AUTO, or an ISA the CPU must have (else UNSUPPORTED) */
     const char *schedule; /* "knob=value,..."; NULL, "": default; "auto": the log's best */
     const char *log_path; /* the tuning log for "auto"; NULL: the default */
     int threads;          /* 1 by default; 0: every usable CPU; capped to those */
@@ -282,7 +293,8 @@ typedef struct sepconv_kernel_options {
     sepconv_cc_options cc;
 } sepconv_kernel_options;
 
-/* The default options: tcc, portable, default schedule, one thread, verified. */
+/* The default options: tcc, auto (resolved when the kernel is made), default
+ * schedule, one thread, verified. */
 sepconv_kernel_options sepconv_kernel_defaults(void);
 
 /* A compiled, verified kernel for one layer, immutable once its weights are set. */
@@ -293,7 +305,7 @@ typedef struct sepconv_kernel_info {
     char symbol[SEPCONV_SYMBOL_MAX];
     char schedule[256];
     sepconv_backend backend;
-    sepconv_target target;
+    sepconv_target target; /* the ISA it was built for (AUTO resolved) */
     double generate_seconds, compile_seconds, verify_seconds;
     int from_cache; /* the cc backend found it in its disk cache */
     int tuned;      /* schedule "auto" found a tuning record */
@@ -339,7 +351,7 @@ double sepconv_seconds(void);
 typedef struct sepconv_environment {
     char version[16];   /* sepconv's */
     char backend[8];    /* "tcc" or "cc" */
-    char target[16];
+    char target[16];    /* the ISA code runs with: "auto" resolved ("avx2", ...) */
     char compiler[128]; /* libtcc's version, or the first line of cc --version */
     char flags[128];    /* cc flags; "" for tcc */
     char cpu[96];       /* the processor's model name */

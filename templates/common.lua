@@ -388,7 +388,7 @@ function common.activate(act, v)
   return nil
 end
 
--- The activation as the micro-kernels number it (target native).
+-- The activation as the micro-kernels number it (micro-kernel code).
 function common.act_code(act)
   return ({none = 0, relu = 1, relu6 = 2})[act]
 end
@@ -402,8 +402,13 @@ end
 
 -- The vector width in floats of a SIMD target, or nil for portable code.
 function common.vector_width(target)
-  if target == "avx2" then return 8 elseif target == "avx512" then return 16 end
-  return nil
+  return ({neon = 4, avx2 = 8, avx512 = 16})[target]
+end
+
+-- The name simd.lua knows a stage's code by: its ISA, except that code
+-- calling micro-kernels (for tcc, which has no intrinsics) is plain C.
+function common.simd_target(st)
+  return st.microkernels and "portable" or st.target
 end
 
 -- The pointwise stage's packed weights: [ceil(n/ob)][m][ob], zero-padded.
@@ -420,16 +425,20 @@ end
 
 -- The kernel's plan: one table per stage (geometry, tensors, knobs) and
 -- what the caller must provide (scratch bytes, packed weight elements).
-function common.plan(layer, schedule, target)
+-- `microkernels`: the code is plain C for tcc that calls libsepconv's
+-- micro-kernels of the ISA `target` (no intrinsics, no attributes).
+function common.plan(layer, schedule, target, microkernels)
   local plan = {rows = layer.batch * layer.out_h, scratch_bytes = 0,
-                packed_elements = 0}
+                packed_elements = 0, microkernels = microkernels and true or false}
   -- SIMD code carries its target on every function, so the file builds
   -- with plain `cc -O2` (no -m flags) and runs where the CPU has them.
   -- (`plan.attribute` is its own line: `${plan.attribute}static void f(...)`)
   local features = {avx2 = "avx2,fma", avx512 = "avx512f"}
-  plan.attribute = features[target]
-                   and '__attribute__((target("' .. features[target] .. '")))\n' or ""
-  plan.includes = features[target] and {"immintrin.h"} or {}
+  local headers = {avx2 = "immintrin.h", avx512 = "immintrin.h", neon = "arm_neon.h"}
+  local isa = not plan.microkernels and target or "portable"
+  plan.attribute = features[isa]
+                   and '__attribute__((target("' .. features[isa] .. '")))\n' or ""
+  plan.includes = headers[isa] and {headers[isa]} or {}
   local op = layer.op
   local input = common.tensor(layer.layout, layer.in_h, layer.in_w, layer.m)
   local output = common.tensor(layer.layout, layer.out_h, layer.out_w, layer.out_c)
@@ -439,6 +448,7 @@ function common.plan(layer, schedule, target)
     stride = layer.stride, dilation = layer.dilation, pad_top = layer.pad_top,
     pad_left = layer.pad_left, multiplier = layer.multiplier,
     weights_layout = layer.layout, bias = layer.bias == 1, target = target,
+    microkernels = plan.microkernels,
     channel_block = schedule.channel_block, tile_w = schedule.tile_w,
     unroll = schedule.unroll, input = input,
   }
@@ -461,6 +471,7 @@ function common.plan(layer, schedule, target)
       pad_top = op == "pw" and layer.pad_top or 0,
       pad_left = op == "pw" and layer.pad_left or 0,
       weights_layout = layer.layout, bias = layer.bias == 1, target = target,
+      microkernels = plan.microkernels,
       act = layer.pw_act, pixel_block = schedule.pixel_block,
       oc_block = schedule.oc_block, pack = schedule.pack == 1,
       unroll = schedule.unroll, input = from, output = output,

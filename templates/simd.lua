@@ -1,4 +1,5 @@
--- simd.lua -- C statements for the vector targets (AVX2+FMA, AVX-512F).
+-- simd.lua -- C statements for the vector targets (AVX2+FMA, AVX-512F,
+-- NEON).
 -- simd.for_target(t) returns nil for "portable": templates then emit plain
 -- loops over constant-length arrays, which gcc and clang vectorize.
 --
@@ -19,15 +20,19 @@ local targets = {
             zero = "_mm512_setzero_ps()", set1 = "_mm512_set1_ps({x})",
             fma = "_mm512_fmadd_ps({a}, {b}, {c})",
             max = "_mm512_max_ps({a}, {b})", min = "_mm512_min_ps({a}, {b})"},
-  -- ARM NEON would be one more entry here (not yet: the C side has no
-  -- such target, nor its attribute and <arm_neon.h> in common.plan):
-  --   neon = {width = 4, type = "float32x4_t",
-  --           load = "vld1q_f32({p})", store = "vst1q_f32({p}, {x})",
-  --           zero = "vdupq_n_f32(0.0f)", set1 = "vdupq_n_f32({x})",
-  --           fma = "vfmaq_f32({c}, {a}, {b})", -- c + a * b: the order differs
-  --           max = "vmaxq_f32({a}, {b})", min = "vminq_f32({a}, {b})"},
-  -- (check first that its max and min keep NaN and -0.0 as v.activate's
-  -- operand order does for x86, see there)
+  -- AArch64 Advanced SIMD (<arm_neon.h>, no target attribute: every
+  -- AArch64 CPU has it).  vfmaq_f32 takes the addend first.  vmaxq_f32
+  -- returns NaN as the reference does but +0.0 for max(+0.0, -0.0), where
+  -- the reference keeps -0.0: relu is a compare-select, which keeps x
+  -- unless x < 0 (false for NaN and for -0.0).  The clamp to 6 may be
+  -- vminq_f32: it returns NaN for NaN, and 6 is no zero whose sign it
+  -- could pick (one expression keeps relu6 on one line).
+  neon = {width = 4, type = "float32x4_t",
+          load = "vld1q_f32({p})", store = "vst1q_f32({p}, {x})",
+          zero = "vdupq_n_f32(0.0f)", set1 = "vdupq_n_f32({x})",
+          fma = "vfmaq_f32({c}, {a}, {b})", -- c + a * b: the addend first
+          relu = "vbslq_f32(vcltq_f32({x}, zero), zero, {x})",
+          min = "vminq_f32({a}, {b})"},
 }
 
 -- The emitter of one target: each function returns C text, an expression
@@ -63,9 +68,9 @@ function simd.for_target(target)
 
   -- The constants an activation needs (a list of declarations, emitted
   -- once per function), and the statement applying it to `x` in place.
-  -- max(zero, x) and min(six, x) return their second operand when it is
-  -- NaN or when both are zeros, which keeps NaN and -0.0 as the reference
-  -- does.
+  -- x86: max(zero, x) and min(six, x) return their second operand when it
+  -- is NaN or when both are zeros, which keeps NaN and -0.0 as the
+  -- reference does; a target with a `relu` pattern (neon) uses that.
   function v.activation_constants(act)
     local list = {}
     if act == "relu" or act == "relu6" then
@@ -77,7 +82,7 @@ function simd.for_target(target)
     return list
   end
   function v.activate(act, x)
-    local value = fill(t.max, {a = "zero", b = x})
+    local value = t.relu and fill(t.relu, {x = x}) or fill(t.max, {a = "zero", b = x})
     if act == "relu6" then value = fill(t.min, {a = "six", b = value}) end
     return x .. " = " .. value .. ";"
   end

@@ -474,8 +474,8 @@ static sepconv_environment cli_environment(void)
 {
     const char *log = "/tmp/sepconv-cli-environment.jsonl";
     unlink(log);
-    outcome *r = run_cli("tune op=dw df=4 m=4 dk=3 --trials 1 --quiet --log "
-                         "/tmp/sepconv-cli-environment.jsonl");
+    outcome *r = run_cli("tune op=dw df=4 m=4 dk=3 --trials 1 --quiet --target portable "
+                         "--log /tmp/sepconv-cli-environment.jsonl");
     ck_assert_msg(r->code == 0, "%s", r->err);
     sepconv_tune_log records;
     ck_assert_int_eq(sepconv_log_read(log, &records, NULL), SEPCONV_OK);
@@ -576,54 +576,117 @@ static void assert_matches_reference(const sepconv_layer *layer, const sepconv_b
     sepconv_array_free(&y);
 }
 
-START_TEST(run_target_native_and_backends)
+START_TEST(run_every_backend_and_target)
 {
-    const char *spec = "op=sep df=9 m=8 n=16 dk=3";
+    /* every (backend, target) pair this CPU runs works on .npy files; the
+     * ISAs it lacks are skipped, and said */
+    const char *spec = "op=sep df=9 m=8 n=16 dk=3 act=relu";
     sepconv_layer layer = parse_layer(spec);
     sepconv_buffers b;
-    write_inputs(&layer, &b, "native");
-    const char *files = "--input /tmp/sepconv-cli-native-x.npy --weights "
-                        "/tmp/sepconv-cli-native-w.npy --pw-weights "
-                        "/tmp/sepconv-cli-native-w2.npy";
-    char args[1024];
-    unlink("/tmp/sepconv-cli-native-y.npy");
-    snprintf(args, sizeof args, "run %s %s --target native --output "
-             "/tmp/sepconv-cli-native-y.npy", spec, files);
-    outcome *r = run_cli(args);
-    ck_assert_msg(r->code == 0, "%s", r->err);
-    assert_matches_reference(&layer, &b, "/tmp/sepconv-cli-native-y.npy");
-    /* without --backend, avx2 is built by cc, the one backend that can */
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        unlink("/tmp/sepconv-cli-native-y.npy");
-        snprintf(args, sizeof args, "run %s %s --target avx2 --output "
-                 "/tmp/sepconv-cli-native-y.npy", spec, files);
-        r = run_cli(args);
-        ck_assert_msg(r->code == 0, "%s", r->err);
-        assert_matches_reference(&layer, &b, "/tmp/sepconv-cli-native-y.npy");
+    write_inputs(&layer, &b, "pairs");
+    const char *files = "--input /tmp/sepconv-cli-pairs-x.npy --weights "
+                        "/tmp/sepconv-cli-pairs-w.npy --pw-weights "
+                        "/tmp/sepconv-cli-pairs-w2.npy";
+    const struct { const char *backend, *target; sepconv_target isa; } pairs[] = {
+        {NULL, NULL, SEPCONV_TARGET_AUTO},           /* the defaults: tcc + auto */
+        {"tcc", "auto", SEPCONV_TARGET_AUTO},
+        {"tcc", "native", SEPCONV_TARGET_AUTO},      /* the old name of auto */
+        {"tcc", "portable", SEPCONV_TARGET_PORTABLE},
+        {"cc", "portable", SEPCONV_TARGET_PORTABLE},
+        {"cc", "auto", SEPCONV_TARGET_AUTO},
+        {"tcc", "avx2", SEPCONV_TARGET_AVX2},
+        {"cc", "avx2", SEPCONV_TARGET_AVX2},
+        {"tcc", "avx512", SEPCONV_TARGET_AVX512},
+        {"cc", "avx512", SEPCONV_TARGET_AVX512},
+        {"tcc", "neon", SEPCONV_TARGET_NEON},
+        {"cc", "neon", SEPCONV_TARGET_NEON},
+    };
+    char args[1400], what[64];
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        snprintf(what, sizeof what, "cli: run --backend %s --target %s",
+                 pairs[i].backend ? pairs[i].backend : "(default)",
+                 pairs[i].target ? pairs[i].target : "(default)");
+        if (!test_target_runs(pairs[i].isa, what)) {
+            /* refused with the CPU named, exit 1, never a crash */
+            snprintf(args, sizeof args, "run %s %s --backend %s --target %s --output "
+                     "/tmp/sepconv-cli-pairs-y.npy", spec, files, pairs[i].backend,
+                     pairs[i].target);
+            outcome *r = run_cli(args);
+            ck_assert_msg(r->code == 1, "%s: exit %d: %s", what, r->code, r->err);
+            ck_assert_msg(strstr(r->err, "which this CPU lacks"), "%s: %s", what, r->err);
+            continue;
+        }
+        unlink("/tmp/sepconv-cli-pairs-y.npy");
+        snprintf(args, sizeof args, "run %s %s%s%s%s%s --output /tmp/sepconv-cli-pairs-y.npy",
+                 spec, files, pairs[i].backend ? " --backend " : "",
+                 pairs[i].backend ? pairs[i].backend : "", pairs[i].target ? " --target " : "",
+                 pairs[i].target ? pairs[i].target : "");
+        outcome *r = run_cli(args);
+        ck_assert_msg(r->code == 0, "%s: %s", what, r->err);
+        assert_matches_reference(&layer, &b, "/tmp/sepconv-cli-pairs-y.npy");
     }
-    /* --backend tcc says the same as no --backend for native; the impossible
-     * pairs are usage errors */
-    snprintf(args, sizeof args, "run %s %s --target native --backend tcc --output "
-             "/tmp/sepconv-cli-native-y.npy", spec, files);
-    ck_assert_int_eq(run_cli(args)->code, 0);
-    snprintf(args, sizeof args, "run %s %s --target native --backend cc --output "
-             "/tmp/sepconv-cli-native-y.npy", spec, files);
-    r = run_cli(args);
+    outcome *r = run_cli("run op=dw df=6 m=4 dk=3 --backend gcc --input x --weights w --output y");
     ck_assert_int_eq(r->code, 2);
-    ck_assert_ptr_nonnull(strstr(r->err, "--target native"));
-    snprintf(args, sizeof args, "run %s %s --target avx2 --backend tcc --output "
-             "/tmp/sepconv-cli-native-y.npy", spec, files);
-    r = run_cli(args);
-    ck_assert_int_eq(r->code, 2);
-    ck_assert_ptr_nonnull(strstr(r->err, "--target avx2 needs --backend cc"));
-    r = run_cli("run op=dw df=6 m=4 dk=3 --backend gcc --input x --weights w --output y");
-    ck_assert_int_eq(r->code, 2);
-    unlink("/tmp/sepconv-cli-native-x.npy");
-    unlink("/tmp/sepconv-cli-native-w.npy");
-    unlink("/tmp/sepconv-cli-native-w2.npy");
-    unlink("/tmp/sepconv-cli-native-y.npy");
+    const char *names[] = {"x", "w", "w2", "y"};
+    for (int i = 0; i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/sepconv-cli-pairs-%s.npy", names[i]);
+        unlink(path);
+    }
     sepconv_buffers_free(&b);
+}
+END_TEST
+
+START_TEST(a_target_the_cpu_lacks_is_refused_naming_its_features)
+{
+    /* an AVX2-only CPU, simulated: avx512 is refused before any output,
+     * exit 1, with what it needs and what the CPU has; auto picks avx2 */
+    if (!test_target_runs(SEPCONV_TARGET_AVX2, "cli: jit on a simulated AVX2-only CPU"))
+        return;
+    setenv("SEPCONV_CPU_HIDE", "avx512f avx512bw avx512cd avx512dq avx512vl", 1);
+    const char *commands[] = {
+        "jit op=dw df=16 m=64 dk=3 --backend cc --target avx512",
+        "jit op=dw df=16 m=64 dk=3 --target avx512",
+        "tune op=dw df=16 m=64 dk=3 --trials 1 --log /dev/null --backend cc --target avx512",
+        "run op=dw df=16 m=64 dk=3 --target avx512 --input x.npy --weights w.npy "
+        "--output y.npy"};
+    for (int i = 0; i < 4; i++) {
+        outcome *r = run_cli(commands[i]);
+        ck_assert_msg(r->code == 1, "%s: exit %d: %s", commands[i], r->code, r->err);
+        ck_assert_str_eq(r->out, "");
+        ck_assert_msg(strstr(r->err, "target avx512 needs avx512f, which this CPU lacks"),
+                      "%s: %s", commands[i], r->err);
+        ck_assert_msg(strstr(r->err, " avx2 fma"), "%s", r->err); /* what it has */
+        ck_assert_msg(strstr(r->err, "SEPCONV_CPU_HIDE hides avx512f"), "%s", r->err);
+    }
+    outcome *r = run_cli("jit op=dw df=16 m=64 dk=3 --repeat 1");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "backend tcc, target avx2"), "%s", r->out);
+    /* gen writes source for other machines: no CPU check */
+    r = run_cli("gen op=dw df=16 m=64 dk=3 --backend cc --target avx512");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "_mm512_fmadd_ps"));
+    /* none left: auto is portable, said once */
+    setenv("SEPCONV_CPU_HIDE", "avx512 avx2 fma", 1);
+    r = run_cli("jit op=dw df=16 m=64 dk=3 --repeat 1");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "backend tcc, target portable"), "%s", r->out);
+    const char *note = strstr(r->err, "target auto is portable on this CPU");
+    ck_assert_msg(note && !strstr(note + 1, "target auto is portable"), "%s", r->err);
+    unsetenv("SEPCONV_CPU_HIDE");
+    /* gen for tcc: plain C calling the ISA's micro-kernels, no intrinsics */
+    r = run_cli("gen op=sep df=8 m=16 n=16 dk=3 --backend tcc --target avx2");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_ptr_nonnull(strstr(r->out, "sepconv_uk_pointwise(in_row"));
+    ck_assert_ptr_nonnull(strstr(r->out, "sepconv_uk_depthwise_row(rows"));
+    ck_assert_ptr_null(strstr(r->out, "immintrin.h"));
+    ck_assert_ptr_null(strstr(r->out, "_mm256"));
+    ck_assert_ptr_nonnull(strstr(r->out, "--backend tcc --target avx2"));
+#if defined(__x86_64__)
+    r = run_cli("jit op=dw df=6 m=4 dk=3 --target neon");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_msg(strstr(r->err, "another architecture"), "%s", r->err);
+#endif
 }
 END_TEST
 
@@ -690,11 +753,7 @@ START_TEST(jit_refuses_before_printing)
     ck_assert_ptr_nonnull(strstr(r->err, "no layer named nosuchname in "
                                          "examples/mobilenet_v1.layers (names: conv1, "));
     ck_assert_ptr_nonnull(strstr(r->err, "sep13")); /* the names it could have been */
-    r = run_cli("jit op=dw df=6 m=4 dk=3 --target avx2 --backend tcc");
-    ck_assert_int_eq(r->code, 2);
-    ck_assert_str_eq(r->out, "");
-    ck_assert_ptr_nonnull(strstr(r->err, "--target avx2 needs --backend cc"));
-    r = run_cli("jit op=dw df=6 m=4 dk=3 --target native --backend cc");
+    r = run_cli("jit op=dw df=6 m=4 dk=3 --target avx9");
     ck_assert_int_eq(r->code, 2);
     ck_assert_str_eq(r->out, "");
     r = run_cli("jit op=dw name=one df=6 m=4 dk=3 --only pw");
@@ -710,19 +769,19 @@ START_TEST(gen_best_reads_the_default_backend)
     unlink(log);
     append_record(log, "op=dw df=6 m=8 dk=3", "channel_block=8,tile_w=1,unroll=row");
     /* no --backend: tcc's record, the backend tune and jit default to */
-    outcome *r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --log "
+    outcome *r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --target portable --log "
                          "/tmp/sepconv-cli-best.jsonl");
     ck_assert_int_eq(r->code, 0);
     ck_assert_str_eq(r->err, "");
     ck_assert_ptr_nonnull(strstr(r->out, "--schedule channel_block=8,tile_w=1,unroll=row "));
     /* jit and run take 'best' too, from the same default backend */
-    r = run_cli("jit op=dw df=6 m=8 dk=3 --schedule best --repeat 1 --json --log "
-                "/tmp/sepconv-cli-best.jsonl");
+    r = run_cli("jit op=dw df=6 m=8 dk=3 --schedule best --repeat 1 --json --target portable "
+                "--log /tmp/sepconv-cli-best.jsonl");
     ck_assert_msg(r->code == 0, "%s", r->err);
     ck_assert_ptr_nonnull(strstr(r->out, "\"schedule\":\"channel_block=8,tile_w=1,"
                                          "unroll=row\""));
-    r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --backend cc --log "
-                "/tmp/sepconv-cli-best.jsonl");
+    r = run_cli("gen op=dw df=6 m=8 dk=3 --schedule best --backend cc --target portable "
+                "--log /tmp/sepconv-cli-best.jsonl");
     ck_assert_int_eq(r->code, 0);
     ck_assert_ptr_nonnull(strstr(r->err, "no cc/portable record"));
     unlink(log);
@@ -810,7 +869,8 @@ Suite *cli_suite(void)
     tcase_add_test(c, run_on_npy_files);
     tcase_add_test(c, tune_shards_merge_and_best);
     tcase_add_test(c, failed_writes_to_stdout_exit_1);
-    tcase_add_test(c, run_target_native_and_backends);
+    tcase_add_test(c, run_every_backend_and_target);
+    tcase_add_test(c, a_target_the_cpu_lacks_is_refused_naming_its_features);
     tcase_add_test(c, run_writes_npy_to_stdout);
     tcase_add_test(c, model_from_stdin);
     tcase_add_test(c, jit_refuses_before_printing);

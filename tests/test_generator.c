@@ -23,13 +23,17 @@ typedef struct grid_run {
     size_t every; /* 1: every case; k: every k-th case */
 } grid_run;
 
-/* compiler NULL: the embedded tcc backend, in memory */
+/* compiler NULL: the embedded tcc backend, in memory (an ISA: plain C
+ * calling libsepconv's micro-kernels of it); a compiler: the ISA's intrinsics */
 static const grid_run runs[] = {
     {SEPCONV_TARGET_PORTABLE, NULL, NULL, 1},
-    {SEPCONV_TARGET_NATIVE, NULL, NULL, 1},
+    {SEPCONV_TARGET_AVX2, NULL, NULL, 1},
+    {SEPCONV_TARGET_AVX512, NULL, NULL, 1},
+    {SEPCONV_TARGET_NEON, NULL, NULL, 1},
     {SEPCONV_TARGET_PORTABLE, "cc", "-O1 -Wall -Werror", 1},
     {SEPCONV_TARGET_AVX2, "cc", "-O1 -Wall -Werror", 1},
     {SEPCONV_TARGET_AVX512, "cc", "-O1 -Wall -Werror", 1},
+    {SEPCONV_TARGET_NEON, "cc", "-O1 -Wall -Werror", 1},
     {SEPCONV_TARGET_PORTABLE, "cc", "-O3 -Wall -Wextra -Werror NATIVE", 7},
     {SEPCONV_TARGET_PORTABLE, "clang", "-O1 -Wall -Werror", 5},
     {SEPCONV_TARGET_AVX512, "clang", "-O1 -Wall -Werror", 9},
@@ -37,15 +41,14 @@ static const grid_run runs[] = {
 };
 #define RUN_COUNT (sizeof runs / sizeof runs[0])
 
-/* Whether this CPU runs a target's code. */
-static bool cpu_runs(sepconv_target target)
+/* Whether this CPU runs a grid run's code; a skip is said and recorded. */
+static bool cpu_runs(const grid_run *run)
 {
-    __builtin_cpu_init();
-    if (target == SEPCONV_TARGET_AVX2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (target == SEPCONV_TARGET_AVX512)
-        return __builtin_cpu_supports("avx512f") && !under_valgrind();
-    return true;
+    char what[128];
+    snprintf(what, sizeof what, "generator grid, %s%s%s%s",
+             run->compiler ? run->compiler : "libtcc", run->flags ? " " : "",
+             run->flags ? run->flags : "", run->every > 1 ? ", a share" : "");
+    return test_target_runs(run->target, what);
 }
 
 /* Builds the grid once per process. */
@@ -78,7 +81,10 @@ static void check_batch(const grid_run *run, size_t first)
                          SEPCONV_OK);
         char schedule_text[256];
         sepconv_schedule_format(&e->schedule, schedule_text, sizeof schedule_text, NULL);
-        ck_assert_msg(sepconv_generate(&e->layer, &e->schedule, NULL, &e->source,
+        /* source for a compiler: intrinsics; for libtcc: micro-kernel calls */
+        sepconv_generate_options generate = {.for_cc = run->compiler != NULL,
+                                             .source_budget = SEPCONV_SOURCE_BUDGET_DEFAULT};
+        ck_assert_msg(sepconv_generate(&e->layer, &e->schedule, &generate, &e->source,
                                        &error) == SEPCONV_OK,
                       "%s [%s]: %s", cases[i].spec, schedule_text, error.message);
         total += e->source.code_length;
@@ -114,8 +120,9 @@ static void check_batch(const grid_run *run, size_t first)
             pointers[2 * k] = names[2 * k];
             pointers[2 * k + 1] = names[2 * k + 1];
         }
-        ck_assert_msg(sepconv_tcc_compile(joined, used, pointers, 2 * count, &code,
-                                          &error) == SEPCONV_OK, "tcc: %s", error.message);
+        ck_assert_msg(sepconv_tcc_compile(joined, used, run->target, pointers, 2 * count,
+                                          &code, &error) == SEPCONV_OK,
+                      "tcc: %s", error.message);
     }
     free(joined);
     for (size_t k = 0; k < count; k++) {
@@ -148,8 +155,8 @@ START_TEST(grid_run_matches_reference)
 {
     ensure_grid();
     const grid_run *run = &runs[_i];
-    if (!cpu_runs(run->target))
-        return; /* this machine cannot run the target's code */
+    if (!cpu_runs(run))
+        return; /* this machine cannot run the target's code (said on stderr) */
     /* a batch takes every run->every-th case from `first` on, BATCH of
      * them; the next batch starts where that one's stride ends */
     size_t stride = BATCH * run->every;
@@ -166,7 +173,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
      * multiplier > 1 occurs; every value of every knob for every target */
     unsigned ops = 0, layouts = 0, paddings = 0, acts = 0, biases = 0;
     bool batch = false, mult = false, dilation = false, stride = false;
-    bool seen[SEPCONV_TARGET_COUNT][4][SEPCONV_KNOB_COUNT][SEPCONV_KNOB_VALUES_MAX] = {{{{false}}}};
+    bool seen[SEPCONV_TARGET_ISA_COUNT][4][SEPCONV_KNOB_COUNT][SEPCONV_KNOB_VALUES_MAX] = {{{{false}}}};
     for (size_t i = 0; i < case_count; i++) {
         sepconv_layer l;
         ck_assert_int_eq(sepconv_layer_parse(cases[i].spec, &l, NULL), SEPCONV_OK);
@@ -179,7 +186,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
         mult |= l.multiplier > 1;
         dilation |= l.dilation > 1;
         stride |= l.stride > 1;
-        for (int t = 0; t < SEPCONV_TARGET_COUNT; t++) {
+        for (int t = 0; t < SEPCONV_TARGET_ISA_COUNT; t++) {
             sepconv_schedule s;
             ck_assert_int_eq(grid_schedule(&l, (sepconv_target)t, i, &s, NULL), SEPCONV_OK);
             for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
@@ -199,7 +206,7 @@ START_TEST(grid_covers_every_option_and_knob_value)
     ck_assert_uint_eq(acts, 0x7);
     ck_assert_uint_eq(biases, 0x3);
     ck_assert(batch && mult && dilation && stride);
-    for (int t = 0; t < SEPCONV_TARGET_COUNT; t++)
+    for (int t = 0; t < SEPCONV_TARGET_ISA_COUNT; t++)
         for (int op = 0; op < 4; op++)
             for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
                 sepconv_knob_info info;
@@ -240,17 +247,17 @@ START_TEST(estimate_sees_unrolled_rows_coming)
     sepconv_source source, again;
     sepconv_error error;
     ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
-                                  false, (size_t)1 << 30, &source, &error), SEPCONV_OK);
+                                  true, (size_t)1 << 30, &source, &error), SEPCONV_OK);
     /* a budget of 0.8x the real size is refused by the estimate, before
      * rendering ("would be at least"), not by the renderer on its way */
     size_t real = source.code_length;
     ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
-                                  false, real * 8 / 10, &again, &error), SEPCONV_LIMIT);
+                                  true, real * 8 / 10, &again, &error), SEPCONV_LIMIT);
     ck_assert_msg(strstr(error.message, "would be at least"), "%s", error.message);
     ck_assert_ptr_null(again.code);
     /* and the estimate is a lower bound: the real size itself passes */
     ck_assert_int_eq(generate_for(unrolled_conv, unrolled_schedule, SEPCONV_TARGET_AVX2,
-                                  false, real, &again, &error), SEPCONV_OK);
+                                  true, real, &again, &error), SEPCONV_OK);
     sepconv_source_free(&again);
     sepconv_source_free(&source);
     /* the same over every unroll and target, on layers with large kernels */
@@ -258,20 +265,22 @@ START_TEST(estimate_sees_unrolled_rows_coming)
                            "op=sep df=12 m=16 n=24 dk=5 stride=2 layout=nchw",
                            "op=conv df=10 m=4 n=20 dk=5 dilation=2 bias=1"};
     const char *schedules[] = {"unroll=row", "unroll=full", "unroll=row,tile_w=8"};
+    /* (t: every ISA; for_cc: its intrinsics, or plain C calling micro-kernels) */
     for (int i = 0; i < 4; i++)
         for (int u = 0; u < 3; u++)
-            for (int t = 0; t < 3; t++) {
-                sepconv_target target = (sepconv_target)t;
-                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, false,
+            for (int t = 0; t < 2 * SEPCONV_TARGET_ISA_COUNT; t++) {
+                sepconv_target target = (sepconv_target)(t / 2);
+                bool cc = t % 2;
+                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, cc,
                                               (size_t)1 << 30, &source, &error),
                                  SEPCONV_OK);
                 real = source.code_length;
                 sepconv_source_free(&source);
-                ck_assert_msg(generate_for(specs[i], schedules[u], target, false, real,
+                ck_assert_msg(generate_for(specs[i], schedules[u], target, cc, real,
                                            &again, &error) == SEPCONV_OK,
                               "%s %s: %s", specs[i], schedules[u], error.message);
                 sepconv_source_free(&again);
-                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, false,
+                ck_assert_int_eq(generate_for(specs[i], schedules[u], target, cc,
                                               real / 2, &again, &error), SEPCONV_LIMIT);
                 ck_assert_msg(strstr(error.message, "would be at least"),
                               "%s %s %s: estimate below half the real %zu bytes: %s",
@@ -368,7 +377,7 @@ static const char *const edge_layers[] = {
 START_TEST(default_schedules_fit_the_cc_budget)
 {
     for (size_t i = 0; i < EDGE_LAYERS; i++)
-        for (int t = 0; t < SEPCONV_TARGET_COUNT; t++) {
+        for (int t = 0; t < SEPCONV_TARGET_ISA_COUNT; t++) {
             sepconv_source source;
             sepconv_error error;
             ck_assert_msg(generate_for(edge_layers[i], "", (sepconv_target)t, true, 0,
@@ -385,9 +394,14 @@ START_TEST(largest_default_compiles_with_cc)
 {
     /* not a timing test: the largest default source of issue #10's layers
      * compiles with cc -O3 and verifies */
+    sepconv_target target = SEPCONV_TARGET_PORTABLE;
+#if defined(__x86_64__)
     __builtin_cpu_init();
-    sepconv_target target = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-                                ? SEPCONV_TARGET_AVX2 : SEPCONV_TARGET_PORTABLE;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        target = SEPCONV_TARGET_AVX2;
+#elif defined(__aarch64__)
+    target = SEPCONV_TARGET_NEON;
+#endif
     size_t largest = 0, worst = 0;
     for (size_t i = 0; i < 4; i++) {
         sepconv_source source;

@@ -34,67 +34,165 @@ static void check_against_reference(sepconv_kernel *kernel, uint64_t seed)
     ck_assert_msg(agrees_with_reference(kernel, seed, &error), "%s", error.message);
 }
 
+/* The best ISA of this CPU by an oracle of its own (the compiler's CPU
+ * probe, not libcpuinfo), less what $SEPCONV_CPU_HIDE or valgrind's
+ * SEPCONV_NO_AVX512=1 hide (their words, whole or "avx512"). */
+static sepconv_target expected_auto(void)
+{
+#if defined(__x86_64__)
+    const char *hide = getenv("SEPCONV_CPU_HIDE"), *no = getenv("SEPCONV_NO_AVX512");
+    char words[512];
+    snprintf(words, sizeof words, " %s ", hide ? hide : "");
+    bool no512 = (no && no[0] == '1') || strstr(words, " avx512 ") || strstr(words, " avx512f ");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && !no512)
+        return SEPCONV_TARGET_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        !strstr(words, " avx2 ") && !strstr(words, " fma "))
+        return SEPCONV_TARGET_AVX2;
+    return SEPCONV_TARGET_PORTABLE;
+#elif defined(__aarch64__)
+    return SEPCONV_TARGET_NEON;
+#else
+    return SEPCONV_TARGET_PORTABLE;
+#endif
+}
+
 START_TEST(tcc_kernel_end_to_end)
 {
     sepconv_layer layer = parse_layer("op=sep df=9 m=6 n=10 dk=3 stride=2 bias=1 act=relu6");
     sepconv_kernel_options options = sepconv_kernel_defaults();
     ck_assert_int_eq(options.backend, SEPCONV_BACKEND_TCC);
+    ck_assert_int_eq(options.target, SEPCONV_TARGET_AUTO);
+    options.target = SEPCONV_TARGET_PORTABLE;
     sepconv_kernel *kernel = create(&layer, &options);
     const sepconv_kernel_info *info = sepconv_kernel_get_info(kernel);
     ck_assert_int_eq(info->verified, 1);
+    ck_assert_int_eq(info->target, SEPCONV_TARGET_PORTABLE);
     ck_assert_double_gt(info->compile_seconds, 0);
     ck_assert_double_lt(info->compile_seconds, 5.0);
     ck_assert_str_eq(info->schedule, "channel_block=16,tile_w=2,pixel_block=4,oc_block=32,"
                                      "pack=1,unroll=none,fuse=1,tile_h=2");
     check_against_reference(kernel, 3);
+    test_target_exercised(SEPCONV_TARGET_PORTABLE, "kernel: tcc portable");
     sepconv_kernel_free(kernel);
 }
 END_TEST
 
 START_TEST(cc_kernel_with_a_simd_target)
 {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-        return;
-    sepconv_layer layer = parse_layer("op=sep df=10 m=16 n=24 dk=3 bias=1 act=relu");
-    sepconv_kernel_options options = sepconv_kernel_defaults();
-    options.backend = SEPCONV_BACKEND_CC;
-    options.target = SEPCONV_TARGET_AVX2;
-    options.cc.flags = native_flags("-O2");
-    options.schedule = "oc_block=24,channel_block=8";
-    sepconv_kernel *kernel = create(&layer, &options);
-    check_against_reference(kernel, 4);
-    sepconv_kernel_free(kernel);
+    const sepconv_target isas[] = {SEPCONV_TARGET_AVX2, SEPCONV_TARGET_AVX512,
+                                   SEPCONV_TARGET_NEON};
+    for (int i = 0; i < 3; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "kernel: cc %s", sepconv_target_name(isas[i]));
+        if (!test_target_runs(isas[i], what))
+            continue;
+        sepconv_layer layer = parse_layer("op=sep df=10 m=16 n=24 dk=3 bias=1 act=relu");
+        sepconv_kernel_options options = sepconv_kernel_defaults();
+        options.backend = SEPCONV_BACKEND_CC;
+        options.target = isas[i];
+        options.cc.flags = native_flags("-O2");
+        options.schedule = isas[i] == SEPCONV_TARGET_AVX512 ? "oc_block=32,channel_block=16"
+                                                            : "oc_block=24,channel_block=8";
+        if (isas[i] == SEPCONV_TARGET_NEON)
+            options.schedule = "oc_block=24,channel_block=8";
+        sepconv_kernel *kernel = create(&layer, &options);
+        ck_assert_int_eq(sepconv_kernel_get_info(kernel)->target, isas[i]);
+        check_against_reference(kernel, 4);
+        sepconv_kernel_free(kernel);
+    }
 }
 END_TEST
 
-START_TEST(native_target_through_tcc)
+START_TEST(tcc_with_each_instruction_set)
 {
-    /* tcc compiles the layer's code; its rows go to libsepconv's SIMD
-     * micro-kernels (AVX-512 here, plain C elsewhere and under valgrind) */
+    /* tcc compiles the layer's code; its rows go to libsepconv's
+     * micro-kernels of the ISA asked for, or of auto's */
     const char *specs[] = {"op=sep df=9 m=40 n=70 dk=3 stride=2 bias=1 act=relu6",
                            "op=dw df=8 m=19 dk=5 dilation=2 act=relu",
                            "op=pw df=5 m=33 n=17 bias=1"};
-    for (int s = 0; s < 3; s++) {
-        sepconv_layer layer = parse_layer(specs[s]);
+    const sepconv_target targets[] = {SEPCONV_TARGET_AUTO, SEPCONV_TARGET_AVX2,
+                                      SEPCONV_TARGET_AVX512, SEPCONV_TARGET_NEON};
+    for (int t = 0; t < 4; t++) {
+        char what[64];
+        snprintf(what, sizeof what, "kernel: tcc %s", sepconv_target_name(targets[t]));
+        if (!test_target_runs(targets[t], what))
+            continue;
+        for (int s = 0; s < 3; s++) {
+            sepconv_layer layer = parse_layer(specs[s]);
+            sepconv_kernel_options options = sepconv_kernel_defaults();
+            options.target = targets[t];
+            options.threads = 2;
+            sepconv_kernel *kernel = create(&layer, &options);
+            const sepconv_kernel_info *info = sepconv_kernel_get_info(kernel);
+            ck_assert_int_eq(info->verified, 1);
+            ck_assert_int_eq(info->backend, SEPCONV_BACKEND_TCC);
+            ck_assert_int_eq(info->target, targets[t] == SEPCONV_TARGET_AUTO ? expected_auto()
+                                                                             : targets[t]);
+            check_against_reference(kernel, 8 + (uint64_t)s);
+            sepconv_kernel_free(kernel);
+        }
+    }
+}
+END_TEST
+
+START_TEST(auto_and_refusals_follow_the_cpu)
+{
+    /* a CPU without AVX-512, simulated: auto is avx2, avx512 is refused
+     * naming what it needs and what the CPU has, for both backends */
+    if (!test_target_runs(SEPCONV_TARGET_AVX2, "kernel: auto on a simulated AVX2-only CPU"))
+        return;
+    setenv("SEPCONV_CPU_HIDE", "avx512f avx512bw avx512cd avx512dq avx512vl", 1);
+    sepconv_target resolved = SEPCONV_TARGET_PORTABLE;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_target_resolve(SEPCONV_TARGET_AUTO, &resolved, &error),
+                     SEPCONV_OK);
+    ck_assert_int_eq(resolved, SEPCONV_TARGET_AVX2);
+    sepconv_layer layer = parse_layer("op=dw df=16 m=64 dk=3");
+    for (int backend = 0; backend < SEPCONV_BACKEND_COUNT; backend++) {
         sepconv_kernel_options options = sepconv_kernel_defaults();
-        options.target = SEPCONV_TARGET_NATIVE;
-        options.threads = 2;
-        sepconv_kernel *kernel = create(&layer, &options);
-        ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
-        check_against_reference(kernel, 8 + (uint64_t)s);
+        options.backend = (sepconv_backend)backend;
+        options.target = SEPCONV_TARGET_AVX512;
+        options.cc.flags = "-O1";
+        sepconv_kernel *kernel = NULL;
+        ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
+                         SEPCONV_UNSUPPORTED);
+        ck_assert_ptr_null(kernel);
+        ck_assert_msg(strstr(error.message, "target avx512 needs avx512f, which this CPU "
+                                            "lacks"), "%s", error.message);
+        ck_assert_msg(strstr(error.message, " avx2 ") && strstr(error.message, " fma"),
+                      "%s", error.message); /* the features it has */
+        ck_assert_msg(!strstr(error.message, "avx512f avx"), "%s", error.message);
+        ck_assert_msg(strstr(error.message, "SEPCONV_CPU_HIDE hides avx512f"), "%s",
+                      error.message);
+        /* auto makes an AVX2 kernel there */
+        options.target = SEPCONV_TARGET_AUTO;
+        options.cc.flags = "-O2 -mavx2 -mfma";
+        kernel = create(&layer, &options);
+        ck_assert_int_eq(sepconv_kernel_get_info(kernel)->target, SEPCONV_TARGET_AVX2);
+        check_against_reference(kernel, 5);
         sepconv_kernel_free(kernel);
     }
-    /* native is for tcc: the cc backend cannot hand it the micro-kernels */
-    sepconv_layer layer = parse_layer("op=dw df=6 m=4 dk=3");
-    sepconv_kernel_options options = sepconv_kernel_defaults();
-    options.backend = SEPCONV_BACKEND_CC;
-    options.target = SEPCONV_TARGET_NATIVE;
-    sepconv_kernel *kernel = NULL;
-    sepconv_error error;
-    ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
+    /* another architecture's ISA is refused too */
+#if defined(__x86_64__)
+    ck_assert_int_eq(sepconv_target_resolve(SEPCONV_TARGET_NEON, &resolved, &error),
                      SEPCONV_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(error.message, "target native calls libsepconv's"));
+    ck_assert_msg(strstr(error.message, "target neon needs neon") &&
+                      strstr(error.message, "another architecture"), "%s", error.message);
+#endif
+    /* nothing left: auto is portable */
+    setenv("SEPCONV_CPU_HIDE", "avx512 avx2 fma", 1);
+    ck_assert_int_eq(sepconv_target_resolve(SEPCONV_TARGET_AUTO, &resolved, &error),
+                     SEPCONV_OK);
+    ck_assert_int_eq(resolved, SEPCONV_TARGET_PORTABLE);
+    unsetenv("SEPCONV_CPU_HIDE");
+    /* "native" is the old name of auto */
+    sepconv_target parsed = SEPCONV_TARGET_PORTABLE;
+    ck_assert_int_eq(sepconv_target_parse("native", &parsed, NULL), SEPCONV_OK);
+    ck_assert_int_eq(parsed, SEPCONV_TARGET_AUTO);
+    ck_assert_int_eq(sepconv_target_resolve((sepconv_target)99, &resolved, &error),
+                     SEPCONV_INVALID);
 }
 END_TEST
 
@@ -104,10 +202,11 @@ START_TEST(refusals)
     sepconv_kernel_options options = sepconv_kernel_defaults();
     sepconv_kernel *kernel = NULL;
     sepconv_error error;
-    options.target = SEPCONV_TARGET_AVX512;
+    options.backend = (sepconv_backend)7;
     ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
-                     SEPCONV_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(error.message, "target avx512 needs the cc backend"));
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "backend 7 is not valid"));
+    options.backend = SEPCONV_BACKEND_TCC;
     options.target = SEPCONV_TARGET_PORTABLE;
     options.threads = -2;
     ck_assert_int_eq(sepconv_kernel_create(&layer, &options, &kernel, &error),
@@ -694,7 +793,8 @@ Suite *kernel_suite(void)
     tcase_set_timeout(c, 900);
     tcase_add_test(c, tcc_kernel_end_to_end);
     tcase_add_test(c, cc_kernel_with_a_simd_target);
-    tcase_add_test(c, native_target_through_tcc);
+    tcase_add_test(c, tcc_with_each_instruction_set);
+    tcase_add_test(c, auto_and_refusals_follow_the_cpu);
     tcase_add_test(c, refusals);
     tcase_add_test(c, verify_refuses_a_wrong_kernel);
     tcase_add_test(c, verify_names_an_out_of_bounds_write);

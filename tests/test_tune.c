@@ -16,10 +16,11 @@
 
 /* The space of every op and target, written out by hand from the knob
  * ranges the README and `sepconv schedules` document:
- *   channel_block: portable and native 5 values (4 8 16 32 64), avx2 4
+ *   channel_block: portable and neon 5 values (4 8 16 32 64), avx2 4
  *                  (8 16 32 64), avx512 3 (16 32 64)
  *   tile_w 4 (1 2 4 8), pixel_block 6 (1 2 4 6 7 8), oc_block 4 on every
- *   target, pack 2, unroll 3 (none row full), fuse 2, tile_h 4 (1 2 4 8)
+ *   target but neon's 5 (8 12 16 24 32), pack 2, unroll 3 (none row full),
+ *   fuse 2, tile_h 4 (1 2 4 8)
  * conv and dw: channel_block x tile_w x unroll = cb x 4 x 3;
  * pw: pixel_block x oc_block x pack x unroll = 6 x 4 x 2 x 3 = 144;
  * sep: cb x 4 x 6 x 4 x 2 x 3 x 2 x 4 (= cb x 4608), of which fuse=0 keeps
@@ -41,10 +42,11 @@ static const struct {
     {SEPCONV_OP_DW, SEPCONV_TARGET_AVX512, 36, 36},
     {SEPCONV_OP_PW, SEPCONV_TARGET_AVX512, 144, 144},
     {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX512, 13824, 8640},
-    {SEPCONV_OP_CONV, SEPCONV_TARGET_NATIVE, 60, 60},
-    {SEPCONV_OP_DW, SEPCONV_TARGET_NATIVE, 60, 60},
-    {SEPCONV_OP_PW, SEPCONV_TARGET_NATIVE, 144, 144},
-    {SEPCONV_OP_SEP, SEPCONV_TARGET_NATIVE, 23040, 14400},
+    /* neon: pw 6 x 5 x 2 x 3; sep 5 x 4 x 6 x 5 x 2 x 3 x 2 x 4, valid x (1 + 4) */
+    {SEPCONV_OP_CONV, SEPCONV_TARGET_NEON, 60, 60},
+    {SEPCONV_OP_DW, SEPCONV_TARGET_NEON, 60, 60},
+    {SEPCONV_OP_PW, SEPCONV_TARGET_NEON, 180, 180},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_NEON, 28800, 18000},
 };
 
 START_TEST(space_size_is_the_product_less_the_invalid)
@@ -318,6 +320,7 @@ START_TEST(wrong_kernels_are_recorded_failed_and_never_chosen)
     fresh_log(path, sizeof path);
     sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
     sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.target = SEPCONV_TARGET_PORTABLE; /* its space and default */
     options.kernel.generate.template_dir = dir;
     options.log_path = path;
     options.strategy = SEPCONV_STRATEGY_GRID;
@@ -362,6 +365,7 @@ START_TEST(auto_schedule_reads_the_log)
     fresh_log(path, sizeof path);
     sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
     sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.target = SEPCONV_TARGET_PORTABLE; /* its default schedule */
     options.schedule = "auto";
     options.log_path = path;
     sepconv_kernel *kernel = NULL;
@@ -527,6 +531,7 @@ START_TEST(a_budget_leaves_candidates_not_tried)
      * several milliseconds: far more than the budget */
     sepconv_layer layer = parse_layer("op=dw df=28 m=32 dk=3");
     sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.target = SEPCONV_TARGET_PORTABLE;
     options.no_log = 1;
     options.budget_seconds = 1.0;
     sepconv_tune_result result;
@@ -556,6 +561,7 @@ static sepconv_tune_options script_compiler_tune(char *compiler, size_t capacity
     sepconv_tune_options options = sepconv_tune_defaults();
     options.no_log = 1;
     options.kernel.backend = SEPCONV_BACKEND_CC;
+    options.kernel.target = SEPCONV_TARGET_PORTABLE; /* the schedules the scripts expect */
     options.kernel.cc.compiler = compiler;
     options.kernel.cc.no_cache = 1;
     options.kernel.cc.flags = native_flags("-O2"); /* what valgrind can run */
@@ -624,6 +630,7 @@ START_TEST(the_missing_record_message_names_the_layer)
     fresh_log(path, sizeof path);
     sepconv_layer layer = parse_layer("op=dw name=blk df=6 m=8 dk=3");
     sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.target = SEPCONV_TARGET_PORTABLE;
     char message[2048];
     ck_assert_int_eq(sepconv_log_missing(&layer, &options, path, message, sizeof message,
                                          NULL), SEPCONV_OK);
@@ -907,6 +914,56 @@ START_TEST(tune_then_best_use_one_default_backend)
 }
 END_TEST
 
+START_TEST(records_name_the_resolved_target_and_match_only_it)
+{
+    /* tuned on a CPU without AVX-512 (simulated): the records say avx2, the
+     * instruction set auto resolved to there, and an AVX-512 CPU's "best"
+     * does not take them */
+    if (!test_target_runs(SEPCONV_TARGET_AVX2, "tune: auto on a simulated AVX2-only CPU"))
+        return;
+    char dir[64], args[512], path[128];
+    scratch_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    const char *layer = "op=pw name=one df=6 m=16 n=16";
+    setenv("SEPCONV_CPU_HIDE", "avx512", 1);
+    snprintf(args, sizeof args, "tune %s --trials 1 --quiet --log %s", layer, path);
+    cli_run *r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    sepconv_tune_log log;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_log_read(path, &log, &error), SEPCONV_OK);
+    ck_assert_uint_ge(log.count, 1);
+    for (size_t i = 0; i < log.count; i++)
+        ck_assert_str_eq(log.records[i].environment.target, "avx2");
+    snprintf(args, sizeof args, "log best %s", path);
+    r = run_sepconv(dir, NULL, args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "best for backend tcc, target avx2"), "%s", r->out);
+    ck_assert_msg(strstr(r->out, "--schedule "), "%s", r->out);
+    /* the API's environment: the same record, not for avx512 */
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    sepconv_environment avx2, avx512;
+    char spec[512];
+    sepconv_layer parsed = parse_layer(layer);
+    ck_assert_int_eq(sepconv_layer_format(&parsed, spec, sizeof spec, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_environment_get(&options, &avx2, &error), SEPCONV_OK);
+    ck_assert_str_eq(avx2.target, "avx2");
+    unsetenv("SEPCONV_CPU_HIDE");
+    ck_assert_ptr_nonnull(sepconv_log_best(&log, spec, &avx2));
+    if (test_target_runs(SEPCONV_TARGET_AVX512, "tune: records of avx2 not chosen for avx512")) {
+        ck_assert_int_eq(sepconv_environment_get(&options, &avx512, &error), SEPCONV_OK);
+        ck_assert_str_eq(avx512.target, "avx512");
+        ck_assert_ptr_null(sepconv_log_best(&log, spec, &avx512));
+        r = run_sepconv(dir, NULL, args);
+        ck_assert_msg(r->code == 0, "%s", r->err);
+        ck_assert_msg(strstr(r->out, "best for backend tcc, target avx512"), "%s", r->out);
+        ck_assert_msg(strstr(r->out, "no records for this environment"), "%s", r->out);
+    }
+    sepconv_log_free(&log);
+    remove_dir(dir);
+}
+END_TEST
+
 Suite *tune_suite(void)
 {
     Suite *suite = suite_create("tune");
@@ -934,6 +991,7 @@ Suite *tune_suite(void)
     tcase_add_test(c, a_fifo_as_a_log_fails_at_once);
     tcase_add_test(c, a_written_log_replaces_the_file_atomically);
     tcase_add_test(c, tune_then_best_use_one_default_backend);
+    tcase_add_test(c, records_name_the_resolved_target_and_match_only_it);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -26,10 +26,19 @@ Suite *kernel_suite(void);
 Suite *tune_suite(void);
 Suite *reliability_suite(void);
 Suite *stats_suite(void);
+Suite *microkernels_suite(void);
 
 /* Whether the tests run under valgrind (make check-valgrind sets
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
 bool under_valgrind(void);
+
+/* Whether this machine runs code of a target (an ISA), for a test that
+ * exercises it as `what`: true is recorded as exercised; false is said on
+ * stderr ("SKIPPED: ... (CPU lacks avx512f ...)") and recorded, and the
+ * runner's last line names what ran and what was skipped, and why. */
+bool test_target_runs(sepconv_target target, const char *what);
+/* Records that a test exercised a target (resolved, e.g. auto's ISA). */
+void test_target_exercised(sepconv_target target, const char *what);
 
 /* Flags for "the best this CPU runs": -march=native, or -mavx2 -mfma under
  * valgrind. */

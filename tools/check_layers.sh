@@ -107,7 +107,11 @@ done < <(find "$ROOT/runtime" "$ROOT/gen" "$ROOT/bench" "$ROOT/examples" "$ROOT/
 
 # ----------------------------------------------------------------- symbols
 # the objects of today's sources only (a build tree may hold stale ones)
-objects=$(cd "$ROOT" && for c in runtime/*/*.c; do echo "${c%.c}.o"; done)
+# (an instruction set's micro-kernels build only on its architecture)
+objects=$(cd "$ROOT" && for c in runtime/*/*.c; do
+  case $c in runtime/microkernels/avx*.c | runtime/microkernels/neon.c)
+    [ -f "$BUILD/${c%.c}.o" ] || continue ;; esac
+  echo "${c%.c}.o"; done)
 for o in $objects; do
   [ -f "$BUILD/$o" ] || { objects=; break; }
 done

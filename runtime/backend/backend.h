@@ -20,10 +20,11 @@ sepconv_status sepconv_cc_compile(const char *source, size_t length,
                                   const sepconv_cc_options *options,
                                   sepconv_code **code, sepconv_error *error);
 
-/* Compiles source in memory with the embedded libtcc (portable target only)
- * and resolves the `count` symbols `names`.  The code lives in pages that
+/* Compiles source in memory with the embedded libtcc and resolves the
+ * `count` symbols `names`; the code may call the micro-kernels of `isa`
+ * (a resolved target: sepconv_uk_pointwise, sepconv_uk_depthwise_row).  The code lives in pages that
  * are read+exec only.  Compiles are serialized: libtcc keeps globals. */
-sepconv_status sepconv_tcc_compile(const char *source, size_t length,
+sepconv_status sepconv_tcc_compile(const char *source, size_t length, sepconv_target isa,
                                    const char *const *names, size_t count,
                                    sepconv_code **code, sepconv_error *error);
 
@@ -42,6 +43,13 @@ void sepconv_code_free(sepconv_code *code);
  * less those $SEPCONV_CPU_HIDE hides; every bit when libcpuinfo cannot
  * tell, so nothing is refused on a guess. */
 uint64_t sepconv_cpu_features(void);
+
+/* A target's name ("portable", "avx2", "avx512", "neon", "auto"; "?"). */
+const char *sepconv_isa_name(sepconv_target target);
+
+/* Whether $SEPCONV_CPU_HIDE names a feature (e.g. "neon", outside the x86
+ * table): a CPU without it, simulated. */
+bool sepconv_hidden_name(const char *name);
 
 /* The features a compiler's predefined macros (its -E -dM output) say its
  * code may use. */

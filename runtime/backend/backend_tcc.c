@@ -23,7 +23,7 @@
 #include "microkernels/microkernels.h"
 
 #ifndef SEPCONV_TCC_LIB_DIR
-#define SEPCONV_TCC_LIB_DIR "/usr/lib/x86_64-linux-gnu/tcc"
+#error "SEPCONV_TCC_LIB_DIR: the Makefile passes /usr/lib/$(cc -print-multiarch)/tcc"
 #endif
 
 #define TCC_ERRORS_MAX 700
@@ -80,6 +80,7 @@ static bool libtcc_present(void)
  * `source` has a NUL after its `length` bytes: tcc_compile_string reads
  * up to one. */
 static sepconv_status compile_locked(const char *source, size_t length,
+                                     const sepconv_microkernels *kernels,
                                      const char *const *names, size_t count,
                                      sepconv_code_memory *memory, void **addresses,
                                      sepconv_error *error)
@@ -96,9 +97,10 @@ static sepconv_status compile_locked(const char *source, size_t length,
     tcc_set_output_type(state, TCC_OUTPUT_MEMORY);
     tcc_add_symbol(state, "memset", memset);
     tcc_add_symbol(state, "memcpy", memcpy);
-    /* target native's SIMD row kernels, built by the system compiler */
-    tcc_add_symbol(state, "sepconv_uk_pointwise", sepconv_uk_pointwise);
-    tcc_add_symbol(state, "sepconv_uk_depthwise_row", sepconv_uk_depthwise_row);
+    /* the row kernels of the target's ISA, built by the system compiler,
+     * under the names generated code declares */
+    tcc_add_symbol(state, "sepconv_uk_pointwise", (const void *)kernels->pointwise);
+    tcc_add_symbol(state, "sepconv_uk_depthwise_row", (const void *)kernels->depthwise_row);
     sepconv_status status = SEPCONV_OK;
     if (tcc_compile_string(state, source) != 0) {
         char saved[4200];
@@ -145,7 +147,7 @@ static sepconv_status compile_locked(const char *source, size_t length,
 }
 
 /* Compiles source in memory with libtcc and resolves `names`. */
-sepconv_status sepconv_tcc_compile(const char *source, size_t length,
+sepconv_status sepconv_tcc_compile(const char *source, size_t length, sepconv_target isa,
                                    const char *const *names, size_t count,
                                    sepconv_code **code, sepconv_error *error)
 {
@@ -166,6 +168,14 @@ sepconv_status sepconv_tcc_compile(const char *source, size_t length,
                             (size_t)(nul - source), length);
     if (length == SIZE_MAX)
         return sepconv_fail(error, SEPCONV_LIMIT, "tcc: the source is too long");
+    const sepconv_microkernels *kernels =
+        (unsigned)isa < SEPCONV_TARGET_ISA_COUNT
+            ? sepconv_microkernels_find(sepconv_isa_name(isa)) : NULL;
+    if (!kernels)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "tcc: libsepconv was built without %s micro-kernels (another "
+                            "architecture's, or not a resolved instruction set); use "
+                            "target auto or portable", sepconv_isa_name(isa));
     /* `source` need not end in a NUL after `length` bytes: compile a copy */
     char *text = malloc(length + 1);
     void **addresses = calloc(count ? count : 1, sizeof *addresses);
@@ -179,7 +189,7 @@ sepconv_status sepconv_tcc_compile(const char *source, size_t length,
     text[length] = '\0';
     sepconv_code_memory memory = {NULL, 0};
     pthread_mutex_lock(&tcc_lock);
-    sepconv_status status = compile_locked(text, length, names, count, &memory,
+    sepconv_status status = compile_locked(text, length, kernels, names, count, &memory,
                                            addresses, error);
     pthread_mutex_unlock(&tcc_lock);
     free(text);

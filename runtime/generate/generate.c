@@ -19,6 +19,7 @@ typedef struct generation {
     const sepconv_schedule *schedule;
     const char *template_name;
     const char *symbol;
+    bool microkernels; /* plain C calling the ISA's micro-kernels (tcc), not intrinsics */
     char spec[1024], schedule_text[512], command[2048];
     int64_t scratch_bytes, packed_elements, rows;
 } generation;
@@ -55,6 +56,8 @@ static void derive_symbol(const generation *g, sepconv_target target,
     uint32_t hash = name_hash(g->spec, 2166136261u);
     hash = name_hash(g->schedule_text, hash);
     hash = name_hash(sepconv_target_name(target), hash);
+    if (g->microkernels)
+        hash = name_hash("microkernels", hash);
     snprintf(out, capacity, "sepconv_%s_%lldx%lldx%lld_%lld_k%llds%lld_%08x",
              sepconv_op_name(l->op), (long long)l->in_h, (long long)l->in_w,
              (long long)l->m, (long long)l->out_c, (long long)l->kernel,
@@ -150,7 +153,7 @@ typedef struct stage_shape {
 #define LINE_BYTES 40.0
 #define VECTOR_LINE_BYTES 56.0
 /* The header comment, preamble and entry points of the smallest kernel
- * (2850 bytes: op=pw df=1 m=1 n=1 --target native --name a). */
+ * (2850 bytes: op=pw df=1 m=1 n=1 --target avx512 --name a, micro-kernels). */
 #define FILE_BYTES 2000.0
 
 /* Bytes of one channel block of `width` channels for `pixels` pixels, whose
@@ -261,10 +264,13 @@ static double stage_bytes(const sepconv_schedule *s, const stage_shape *st)
  * border runs of rows and columns, the groups of tile_w (pixel_block)
  * pixels, the channel blocks, and each block's taps, unrolled (unroll=row:
  * every column; full: every pixel) or looped. */
-static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedule *s)
+static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedule *s,
+                                   bool microkernels)
 {
     sepconv_target target = s->target;
-    int64_t vector = target == SEPCONV_TARGET_AVX2 ? 8
+    int64_t vector = microkernels                       ? 0
+                     : target == SEPCONV_TARGET_NEON   ? 4
+                     : target == SEPCONV_TARGET_AVX2   ? 8
                      : target == SEPCONV_TARGET_AVX512 ? 16 : 0;
     bool nhwc = l->layout == SEPCONV_LAYOUT_NHWC;
     stage_shape spatial = {
@@ -282,8 +288,8 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
         spatial.unrolled_taps = 1;
         bytes += stage_bytes(s, &spatial);
     } else if (l->op != SEPCONV_OP_PW &&
-               !(target == SEPCONV_TARGET_NATIVE && nhwc && l->multiplier == 1)) {
-        /* (native hands channel-last rows to a micro-kernel) */
+               !(microkernels && nhwc && l->multiplier == 1)) {
+        /* (micro-kernel code hands channel-last rows to a micro-kernel) */
         spatial.channels = l->mid_c;
         spatial.vector = nhwc && l->multiplier == 1 ? vector : 0;
         spatial.act = l->dw_act != SEPCONV_ACT_NONE;
@@ -293,7 +299,7 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
     bool sep = l->op == SEPCONV_OP_SEP;
     bool pack = s->value[SEPCONV_KNOB_PACK] != 0;
     if ((l->op == SEPCONV_OP_PW || sep) &&
-        !(target == SEPCONV_TARGET_NATIVE && pack && nhwc &&
+        !(microkernels && pack && nhwc &&
           (sep || (l->pad_top == 0 && l->pad_left == 0)))) {
         /* the pointwise stage: one tap, reduced over its input channels */
         stage_shape pw = {
@@ -377,6 +383,8 @@ static sepconv_status fill(lua_State *L, int env, void *context, sepconv_error *
     lua_setfield(L, env, "schedule");
     lua_pushstring(L, sepconv_target_name(g->schedule->target));
     lua_setfield(L, env, "target");
+    lua_pushboolean(L, g->microkernels);
+    lua_setfield(L, env, "microkernels");
     lua_pushstring(L, g->symbol);
     lua_setfield(L, env, "symbol");
     lua_newtable(L);
@@ -390,7 +398,7 @@ static sepconv_status fill(lua_State *L, int env, void *context, sepconv_error *
         lua_setfield(L, -2, fields[i][0]);
     }
     lua_setfield(L, env, "generator");
-    /* plan = import("common.lua").plan(layer, schedule, target) */
+    /* plan = import("common.lua").plan(layer, schedule, target, microkernels) */
     lua_getfield(L, env, "import");
     lua_pushliteral(L, "common.lua");
     lua_call(L, 1, 1);
@@ -398,7 +406,8 @@ static sepconv_status fill(lua_State *L, int env, void *context, sepconv_error *
     lua_getfield(L, env, "layer");
     lua_getfield(L, env, "schedule");
     lua_getfield(L, env, "target");
-    lua_call(L, 3, 1);
+    lua_getfield(L, env, "microkernels");
+    lua_call(L, 4, 1);
     lua_setfield(L, env, "plan");
     lua_pop(L, 1);
     return SEPCONV_OK;
@@ -427,12 +436,15 @@ static sepconv_status collect(lua_State *L, int env, void *context,
     return SEPCONV_OK;
 }
 
-/* Quotes a spec for the reproduction command when it holds no quote. */
+/* Quotes a spec for the reproduction command when it holds no quote.  gen
+ * writes intrinsics unless --backend tcc asks for micro-kernel calls (and
+ * with the larger budget, so the command reproduces what cc accepted too). */
 static void build_command(generation *g, const sepconv_schedule *schedule)
 {
     snprintf(g->command, sizeof g->command,
-             "sepconv gen '%s' --schedule %s --target %s --name %s", g->spec,
-             g->schedule_text, sepconv_target_name(schedule->target), g->symbol);
+             "sepconv gen '%s' --schedule %s%s --target %s --name %s", g->spec,
+             g->schedule_text, g->microkernels ? " --backend tcc" : "",
+             sepconv_target_name(schedule->target), g->symbol);
 }
 
 /* The source-size budget that applies: the caller's, else the default of
@@ -545,8 +557,15 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the schedule is for op=%s but the layer is op=%s",
                             sepconv_op_name(schedule->op), sepconv_op_name(layer->op));
+    if ((unsigned)schedule->target >= SEPCONV_TARGET_ISA_COUNT)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "generate needs an instruction set, not target %s: resolve "
+                            "it first (sepconv_target_resolve)",
+                            sepconv_target_name(schedule->target));
     generation g = {.layer = layer, .schedule = schedule,
-                    .template_name = template_for(layer, schedule)};
+                    .template_name = template_for(layer, schedule),
+                    .microkernels = !(options && (options->for_cc || options->intrinsics)) &&
+                                    schedule->target != SEPCONV_TARGET_PORTABLE};
     sepconv_status status = sepconv_layer_format(layer, g.spec, sizeof g.spec, error);
     if (status == SEPCONV_OK)
         status = sepconv_schedule_format(schedule, g.schedule_text,
@@ -564,7 +583,7 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
     }
     g.symbol = source->symbol;
     build_command(&g, schedule);
-    double minimum = minimum_source_bytes(layer, schedule);
+    double minimum = minimum_source_bytes(layer, schedule, g.microkernels);
     if (minimum > (double)source_budget(options))
         return over_budget(options, schedule, minimum, error);
     status = render(&g, g.template_name, options, &source->code,

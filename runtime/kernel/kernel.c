@@ -36,13 +36,14 @@ struct sepconv_kernel {
 
 /* ---------------------------------------------------------------- kernels */
 
-/* The defaults: tcc, portable, default schedule, one thread, verified. */
+/* The defaults: tcc, auto (the best ISA of this CPU), default schedule,
+ * one thread, verified. */
 sepconv_kernel_options sepconv_kernel_defaults(void)
 {
     sepconv_kernel_options options;
     memset(&options, 0, sizeof options);
     options.backend = SEPCONV_BACKEND_TCC;
-    options.target = SEPCONV_TARGET_PORTABLE;
+    options.target = SEPCONV_TARGET_AUTO;
     options.threads = 1;
     options.verify = 1;
     options.verify_seed = 1;
@@ -62,7 +63,8 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
         status = sepconv_cc_compile(source->code, source->code_length, &options->cc,
                                     &k->code, error);
     else
-        status = sepconv_tcc_compile(source->code, source->code_length, names, 2,
+        status = sepconv_tcc_compile(source->code, source->code_length, options->target,
+                                     names, 2,
                                      &k->code, error);
     k->info.compile_seconds = sepconv_seconds() - start;
     k->info.from_cache = sepconv_code_from_cache(k->code);
@@ -128,17 +130,17 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     sepconv_kernel_options defaults = sepconv_kernel_defaults();
     if (!options)
         options = &defaults;
-    if (options->backend == SEPCONV_BACKEND_TCC &&
-        (options->target == SEPCONV_TARGET_AVX2 || options->target == SEPCONV_TARGET_AVX512))
-        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "target %s needs the cc backend (gcc or clang): tcc has "
-                            "no vector types, intrinsics or AVX; use target portable "
-                            "or native with tcc", sepconv_target_name(options->target));
-    if (options->backend == SEPCONV_BACKEND_CC && options->target == SEPCONV_TARGET_NATIVE)
-        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "target native calls libsepconv's micro-kernels, which the "
-                            "tcc backend hands to the code it compiles; with cc use "
-                            "avx2 or avx512");
+    /* the target as an instruction set this CPU has: AUTO resolved, an ISA
+     * it lacks refused here (never an illegal instruction later) */
+    sepconv_kernel_options resolved = *options;
+    if ((unsigned)options->backend >= SEPCONV_BACKEND_COUNT)
+        return sepconv_fail(error, SEPCONV_INVALID, "backend %d is not valid (expected "
+                            "tcc | cc)", (int)options->backend);
+    sepconv_status resolving = sepconv_target_resolve(options->target, &resolved.target,
+                                                      error);
+    if (resolving != SEPCONV_OK)
+        return resolving;
+    options = &resolved;
     if (options->threads < 0)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "threads=%d is not valid (expected 0 for every usable CPU, "
@@ -174,7 +176,8 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     if (status == SEPCONV_OK) {
         double start = sepconv_seconds();
         sepconv_generate_options generate = options->generate;
-        generate.for_cc = options->backend == SEPCONV_BACKEND_CC; /* its budget */
+        generate.for_cc = options->backend == SEPCONV_BACKEND_CC; /* its budget, intrinsics */
+        generate.intrinsics = 0; /* tcc's code calls micro-kernels: it has no intrinsics */
         status = sepconv_generate(layer, &k->schedule, &generate, &source, error);
         k->info.generate_seconds = sepconv_seconds() - start;
     }

@@ -40,7 +40,7 @@ static const knob_spec knobs[SEPCONV_KNOB_COUNT] = {
         OPS(0, 0, 0, 1)},
 };
 
-static const char *const target_names[] = {"portable", "avx2", "avx512", "native"};
+static const char *const target_names[] = {"portable", "avx2", "avx512", "neon", "auto"};
 static const char *const unroll_names[] = {"none", "row", "full"};
 
 /* The spec name of a target. */
@@ -63,10 +63,12 @@ sepconv_status sepconv_target_parse(const char *text, sepconv_target *target,
                                     sepconv_error *error)
 {
     int i = name_index(text, target_names, SEPCONV_TARGET_COUNT);
+    if (i < 0 && text && strcmp(text, "native") == 0)
+        i = SEPCONV_TARGET_AUTO; /* the old name of the best this CPU has */
     if (i < 0)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "target '%s' is not valid (expected portable | avx2 | "
-                            "avx512 | native)", text ? text : "");
+                            "avx512 | neon | auto)", text ? text : "");
     *target = (sepconv_target)i;
     return SEPCONV_OK;
 }
@@ -117,48 +119,55 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
                                      sepconv_knob knob, sepconv_knob_info *info,
                                      sepconv_error *error)
 {
-    if (!sepconv_schedule_has_knob(op, knob) || (unsigned)target >= SEPCONV_TARGET_COUNT ||
+    if (!sepconv_schedule_has_knob(op, knob) || (unsigned)target >= SEPCONV_TARGET_ISA_COUNT ||
         !info)
-        return sepconv_fail(error, SEPCONV_INVALID, "op=%s has no knob %d",
-                            sepconv_op_name(op), (int)knob);
+        return sepconv_fail(error, SEPCONV_INVALID, "op=%s has no knob %d for target %s",
+                            sepconv_op_name(op), (int)knob, sepconv_target_name(target));
     memset(info, 0, sizeof *info);
     info->name = knobs[knob].name;
     info->help = knobs[knob].help;
-    /* SIMD targets need blocks that are whole vectors (8 or 16 floats) */
+    /* Ranges are an instruction set's, for both backends: blocks are whole
+     * vectors (4 floats neon, 8 avx2, 16 avx512) because cc's intrinsics
+     * need them, and the tcc backend's micro-kernels pack the pointwise
+     * weights in oc_block columns, which must be whole vectors of the ISA
+     * too.  (Micro-kernel code ignores channel_block, tile_w and
+     * pixel_block: the ISA's micro-kernel picks its own register tile.) */
     static const int64_t channel_portable[] = {4, 8, 16, 32, 64, -1};
     static const int64_t channel_avx2[] = {8, 16, 32, 64, -1};
     static const int64_t channel_avx512[] = {16, 32, 64, -1};
     static const int64_t tile_w[] = {1, 2, 4, 8, -1};
     static const int64_t pixel_block[] = {1, 2, 4, 6, 7, 8, -1};
     static const int64_t oc_portable[] = {8, 16, 32, 64, -1};
+    static const int64_t oc_neon[] = {8, 12, 16, 24, 32, -1};
     static const int64_t oc_avx2[] = {8, 16, 24, 32, -1};
     static const int64_t oc_avx512[] = {16, 32, 48, 64, -1};
     static const int64_t boolean[] = {0, 1, -1};
     static const int64_t unroll[] = {0, 1, 2, -1};
     static const int64_t tile_h[] = {1, 2, 4, 8, -1};
+    bool avx512 = target == SEPCONV_TARGET_AVX512;
     switch (knob) {
     case SEPCONV_KNOB_CHANNEL_BLOCK:
-        set_range(info, target == SEPCONV_TARGET_PORTABLE || target == SEPCONV_TARGET_NATIVE
-                            ? channel_portable
-                        : target == SEPCONV_TARGET_AVX2   ? channel_avx2
-                                                          : channel_avx512,
-                  target == SEPCONV_TARGET_AVX512 ? 32 : 16);
+        set_range(info, target == SEPCONV_TARGET_AVX2 ? channel_avx2
+                        : avx512                      ? channel_avx512
+                                                      : channel_portable,
+                  avx512 ? 32 : 16);
         break;
     /* SIMD defaults fill the register file: AVX-512's 32 registers hold 7
      * pixels x 3 vectors of accumulators (116 GFLOP/s measured on Zen 4's
-     * 117 peak), AVX2's 16 hold 4 x 3 */
+     * 117 peak), AVX2's 16 hold 4 x 3, NEON's 32 q registers 6 x 4 */
     case SEPCONV_KNOB_TILE_W:
-        set_range(info, tile_w, target == SEPCONV_TARGET_AVX512 ? 4 : 2);
+        set_range(info, tile_w, avx512 ? 4 : 2);
         break;
     case SEPCONV_KNOB_PIXEL_BLOCK:
-        set_range(info, pixel_block, target == SEPCONV_TARGET_AVX512 ? 7 : 4);
+        set_range(info, pixel_block, avx512 ? 7 : target == SEPCONV_TARGET_NEON ? 6 : 4);
         break;
-    /* native's packed blocks are whole AVX-512 vectors for its micro-kernel */
     case SEPCONV_KNOB_OC_BLOCK:
         set_range(info, target == SEPCONV_TARGET_PORTABLE ? oc_portable
+                        : target == SEPCONV_TARGET_NEON   ? oc_neon
                         : target == SEPCONV_TARGET_AVX2   ? oc_avx2
                                                           : oc_avx512,
                   target == SEPCONV_TARGET_PORTABLE ? 32
+                  : target == SEPCONV_TARGET_NEON   ? 16
                   : target == SEPCONV_TARGET_AVX2   ? 24 : 48);
         break;
     case SEPCONV_KNOB_PACK: set_range(info, boolean, 1); break;
@@ -182,7 +191,10 @@ sepconv_status sepconv_schedule_default(const sepconv_layer *layer,
 {
     if (!layer || !schedule)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer or no schedule given");
-    if ((unsigned)target >= SEPCONV_TARGET_COUNT)
+    if (target == SEPCONV_TARGET_AUTO)
+        return sepconv_fail(error, SEPCONV_INVALID, "a schedule is for an instruction "
+                            "set: resolve target auto first (sepconv_target_resolve)");
+    if ((unsigned)target >= SEPCONV_TARGET_ISA_COUNT)
         return sepconv_fail(error, SEPCONV_INVALID, "target %d is not valid",
                             (int)target);
     memset(schedule, 0, sizeof *schedule);

@@ -1,6 +1,7 @@
 /*
  * environment.c -- what a measurement depends on besides the layer and the
- * schedule: the processor (libcpuinfo), the compiler, the target, sepconv's
+ * schedule: the processor (libcpuinfo), the compiler, the target (resolved
+ * to an instruction set), sepconv's
  * version, the thread count.
  */
 #include <cpuinfo.h>
@@ -57,7 +58,13 @@ sepconv_status sepconv_environment_get(const sepconv_kernel_options *options,
     memset(e, 0, sizeof *e);
     snprintf(e->version, sizeof e->version, "%s", SEPCONV_VERSION);
     snprintf(e->backend, sizeof e->backend, "%s", sepconv_backend_name(options->backend));
-    snprintf(e->target, sizeof e->target, "%s", sepconv_target_name(options->target));
+    /* the instruction set code runs with: "auto" is resolved, so a record
+     * made on an AVX2 machine never matches an AVX-512 one */
+    sepconv_target target;
+    sepconv_status status = sepconv_target_resolve(options->target, &target, error);
+    if (status != SEPCONV_OK)
+        return status;
+    snprintf(e->target, sizeof e->target, "%s", sepconv_target_name(target));
     e->threads = options->threads;
     describe_cpu(e);
     if (options->backend == SEPCONV_BACKEND_TCC) {

@@ -1,21 +1,88 @@
 /*
- * backend/microkernels.h -- libsepconv's SIMD micro-kernels, which the code
- * of target "native" calls a row at a time (tcc cannot emit vector code, so
- * the tcc backend hands it these).  Generated code declares them itself:
- * this header keeps the library's definitions in step with those
- * declarations.  Not installed.
+ * microkernels/microkernels.h -- libsepconv's micro-kernels, one set per
+ * instruction set, which the code tcc compiles calls a row at a time (tcc
+ * cannot emit vector code, so the tcc backend hands it these).  Generated
+ * code declares them itself: this header keeps the library's definitions in
+ * step with those declarations.  Not installed.
+ *
+ * Every kernel of every ISA computes the same thing as the scalar one for
+ * every argument (any block, n not a multiple of block, bias NULL or not,
+ * act 0 none / 1 relu / 2 relu6, any m, any pixels), with the reference's
+ * activations: relu(x) = x < 0 ? 0 : x (NaN passes, -0.0 stays -0.0), relu6
+ * then x > 6 ? 6 : x.  Only the order of the sums (and FMA rounding) differs.
  */
 #ifndef SEPCONV_MICROKERNELS_H
 #define SEPCONV_MICROKERNELS_H
 
-/* The micro-kernels target "native" calls (NHWC rows; act 0 none, 1 relu,
- * 2 relu6).  `pixels` outputs of a pointwise stage, packed weights
- * [ceil(n/block)][m][block]; one output row of a depthwise stage with
- * multiplier 1, rows[ky] NULL where the tap row is padding. */
+/* `pixels` outputs (NHWC, steps in floats) of a pointwise stage from packed
+ * weights [ceil(n/block)][m][block] (the last block padded to `block`). */
+typedef void (*sepconv_uk_pointwise_fn)(const float *in, long in_step, float *out,
+                                        long out_step, long pixels, const float *packed,
+                                        long m, long n, long block, const float *bias,
+                                        int act);
+/* One output row (NHWC) of a depthwise stage with multiplier 1: rows[ky] is
+ * the input row under tap row ky, NULL where it falls in the padding; w is
+ * [k][k][c]. */
+typedef void (*sepconv_uk_depthwise_row_fn)(const float *const *rows, long in_w, long c,
+                                            const float *w, long k, long stride,
+                                            long dilation, long pad_left, const float *bias,
+                                            int act, float *out, long out_w);
+
+/* The micro-kernels of one instruction set, and the names they are linked
+ * under (what generated code declares and tcc_add_symbol is given). */
+typedef struct sepconv_microkernels {
+    const char *isa; /* "portable", "avx2", "avx512", "neon" */
+    sepconv_uk_pointwise_fn pointwise;
+    sepconv_uk_depthwise_row_fn depthwise_row;
+    const char *pointwise_name, *depthwise_name;
+} sepconv_microkernels;
+
+/* The micro-kernels of a target ("portable", "avx2", "avx512", "neon");
+ * NULL when this build has none for it (another architecture).  It does not
+ * check the CPU: the caller does. */
+const sepconv_microkernels *sepconv_microkernels_find(const char *isa);
+
+/* The best set the running CPU has, chosen once per process
+ * (SEPCONV_NO_AVX512=1 rules AVX-512 out). */
+const sepconv_microkernels *sepconv_microkernels_best(void);
+
+/* Dispatchers to sepconv_microkernels_best(), for code that links libsepconv
+ * ahead of time. */
 void sepconv_uk_pointwise(const float *in, long in_step, float *out, long out_step,
                           long pixels, const float *packed, long m, long n, long block,
                           const float *bias, int act);
 void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
                               const float *bias, int act, float *out, long out_w);
+
+/* The kernels themselves, named by what they compute and their ISA. */
+void sepconv_uk_pointwise__scalar(const float *in, long in_step, float *out, long out_step,
+                                  long pixels, const float *packed, long m, long n,
+                                  long block, const float *bias, int act);
+void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const float *w,
+                              long k, long stride, long dilation, long pad_left,
+                              const float *bias, int act, float *out, long out_w);
+#if defined(__x86_64__)
+void sepconv_uk_pointwise_6x16__avx2(const float *in, long in_step, float *out,
+                                     long out_step, long pixels, const float *packed, long m,
+                                     long n, long block, const float *bias, int act);
+void sepconv_uk_dwrow__avx2(const float *const *rows, long in_w, long c, const float *w,
+                            long k, long stride, long dilation, long pad_left,
+                            const float *bias, int act, float *out, long out_w);
+void sepconv_uk_pointwise_7x64__avx512(const float *in, long in_step, float *out,
+                                       long out_step, long pixels, const float *packed,
+                                       long m, long n, long block, const float *bias,
+                                       int act);
+void sepconv_uk_dwrow__avx512(const float *const *rows, long in_w, long c, const float *w,
+                              long k, long stride, long dilation, long pad_left,
+                              const float *bias, int act, float *out, long out_w);
+#endif
+#if defined(__aarch64__)
+void sepconv_uk_pointwise_6x16__neon(const float *in, long in_step, float *out,
+                                     long out_step, long pixels, const float *packed, long m,
+                                     long n, long block, const float *bias, int act);
+void sepconv_uk_dwrow__neon(const float *const *rows, long in_w, long c, const float *w,
+                            long k, long stride, long dilation, long pad_left,
+                            const float *bias, int act, float *out, long out_w);
+#endif
 #endif /* SEPCONV_MICROKERNELS_H */

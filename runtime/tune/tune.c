@@ -285,6 +285,14 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (!layer || !options || !result)
         return sepconv_fail(error, SEPCONV_INVALID, "tune: missing arguments");
     memset(result, 0, sizeof *result);
+    /* the schedule space is an instruction set's: resolve auto, refuse an
+     * ISA this CPU lacks before anything runs */
+    sepconv_tune_options resolved = *options;
+    sepconv_status resolving = sepconv_target_resolve(options->kernel.target,
+                                                      &resolved.kernel.target, error);
+    if (resolving != SEPCONV_OK)
+        return resolving;
+    options = &resolved;
     /* the budget bounds the whole call, the default schedule included */
     deadline until = {options->budget_seconds > 0,
                       sepconv_seconds() + options->budget_seconds};

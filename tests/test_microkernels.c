@@ -1,0 +1,402 @@
+/*
+ * test_microkernels.c -- every micro-kernel set this build has and the CPU
+ * runs (portable, avx2, avx512 / portable, neon) against the definition of
+ * the operation, computed here in double, and against the scalar kernels:
+ * random shapes (any block, n not a multiple of it, bias or none, relu and
+ * relu6, pixel counts that leave every tile size), NaN inputs that must
+ * reach exactly the outputs that see them, -0.0 that relu must keep, and
+ * guard zones around every output that must stay untouched.  A set the CPU
+ * lacks is skipped with a SKIP line naming it.
+ *
+ * Built with -DSEPCONV_UK_STANDALONE it is its own program without Check
+ * (how the NEON kernels are tried under qemu-aarch64 by hand).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "microkernels/microkernels.h"
+
+#define GUARD 12345.0f
+
+static uint64_t rng_state;
+static uint64_t next_random(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return rng_state >> 33;
+}
+static long pick(long lo, long hi) { return lo + (long)(next_random() % (uint64_t)(hi - lo + 1)); }
+static float uniform(void) { return (float)((double)next_random() / 2147483648.0 * 2.0 - 1.0); }
+
+/* The reference's activation, in double. */
+static double activate(double x, int act)
+{
+    if (act == 0)
+        return x;
+    x = x < 0 ? 0 : x;
+    return act == 2 && x > 6 ? 6 : x;
+}
+
+/* got agrees with the exact value `want` (of terms summing to `scale` in
+ * magnitude): both NaN, or within float rounding of the sum; a zero keeps
+ * the sign of an exact zero. */
+static bool agrees(float got, double want, double scale)
+{
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got))
+        return want == got;
+    if (want == 0 && got == 0)
+        return !signbit(want) == !signbit(got);
+    return fabs(got - want) <= 1e-5 * scale + 1e-30;
+}
+
+typedef struct check {
+    char message[512];
+    long cases, mismatches;
+} check;
+
+static void mismatch(check *c, const char *format, const char *isa, long i, float got,
+                     double want, const char *shape)
+{
+    if (c->mismatches++ == 0)
+        snprintf(c->message, sizeof c->message, format, isa, i, (double)got, want, shape);
+}
+
+/* One random pointwise case: set vs the definition and vs scalar. */
+static void pointwise_case(const sepconv_microkernels *set, int special, check *c)
+{
+    static const long blocks[] = {1, 3, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 72, 128};
+    long pixels = pick(1, 20), m = pick(0, 70), n = pick(1, 100);
+    long block = blocks[pick(0, sizeof blocks / sizeof blocks[0] - 1)];
+    if (special == 1) { /* MobileNet-like */
+        pixels = pick(0, 1) ? 7 : 14;
+        m = 64 * pick(1, 4);
+        n = 64 * pick(1, 4);
+        block = 8 * pick(1, 8);
+    }
+    long in_step = m + pick(0, 3), out_step = n + pick(0, 5);
+    int act = (int)pick(0, 2);
+    bool with_bias = special == 2 || pick(0, 3) > 0;
+    long blocks_n = (n + block - 1) / block;
+    float *in = malloc(sizeof(float) * (size_t)(pixels * in_step + 1));
+    float *packed = malloc(sizeof(float) * (size_t)(blocks_n * m * block + 1));
+    float *bias = malloc(sizeof(float) * (size_t)n);
+    float *out = malloc(sizeof(float) * (size_t)(pixels * out_step));
+    float *scalar = malloc(sizeof(float) * (size_t)(pixels * out_step));
+    for (long i = 0; i < pixels * in_step; i++)
+        in[i] = special == 2 ? 0.0f : uniform();
+    for (long i = 0; i < blocks_n * m * block; i++) /* the padding must never be read */
+        packed[i] = NAN;
+    for (long co = 0; co < n; co++)
+        for (long k = 0; k < m; k++)
+            packed[(co / block) * m * block + k * block + co % block] =
+                special == 2 ? -1.0f - uniform() * 0.5f : uniform();
+    for (long co = 0; co < n; co++)
+        bias[co] = special == 2 ? -0.0f : uniform();
+    if (special == 0 && m > 0 && pick(0, 2) == 0) /* a NaN reaches its pixel's outputs */
+        in[pick(0, pixels - 1) * in_step + pick(0, m - 1)] = NAN;
+    for (long i = 0; i < pixels * out_step; i++)
+        out[i] = scalar[i] = GUARD;
+    const float *b = with_bias ? bias : NULL;
+    set->pointwise(in, in_step, out, out_step, pixels, packed, m, n, block, b, act);
+    sepconv_uk_pointwise__scalar(in, in_step, scalar, out_step, pixels, packed, m, n, block, b,
+                                 act);
+    char shape[160];
+    snprintf(shape, sizeof shape, "pixels %ld m %ld n %ld block %ld bias %d act %d", pixels,
+             m, n, block, with_bias, act);
+    for (long p = 0; p < pixels; p++)
+        for (long co = 0; co < out_step; co++) {
+            long i = p * out_step + co;
+            if (co >= n) {
+                if (out[i] != GUARD)
+                    mismatch(c, "%s pointwise wrote the guard at %ld (%g, not %g): %s",
+                             set->isa, i, out[i], GUARD, shape);
+                continue;
+            }
+            double sum = b ? b[co] : 0.0, scale = b ? fabs(b[co]) : 0.0;
+            for (long k = 0; k < m; k++) {
+                double term = (double)in[p * in_step + k] *
+                              packed[(co / block) * m * block + k * block + co % block];
+                sum += term;
+                scale += fabs(term);
+            }
+            double want = activate(sum, act);
+            if (!agrees(out[i], want, scale))
+                mismatch(c, "%s pointwise output %ld is %g, the definition %g: %s", set->isa,
+                         i, out[i], want, shape);
+            if (!agrees(out[i], scalar[i], scale))
+                mismatch(c, "%s pointwise output %ld is %g, the scalar kernel's %g: %s",
+                         set->isa, i, out[i], scalar[i], shape);
+        }
+    c->cases++;
+    free(in);
+    free(packed);
+    free(bias);
+    free(out);
+    free(scalar);
+}
+
+/* One random depthwise row: set vs the definition and vs scalar. */
+static void depthwise_case(const sepconv_microkernels *set, int special, check *c)
+{
+    long k = pick(1, 5), stride = pick(1, 3), dilation = pick(1, 2);
+    long in_w = pick(1, 24), cc = pick(1, 80);
+    if (special == 1) { /* MobileNet-like: 3x3, stride 1 or 2, pad 1 */
+        k = 3;
+        stride = pick(1, 2);
+        dilation = 1;
+        in_w = pick(0, 1) ? 14 : 28;
+        cc = 8 * pick(1, 16);
+    }
+    long pad_left = pick(0, k), pad_right = pick(0, k);
+    if (special == 1)
+        pad_left = pad_right = 1;
+    long out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
+    if (out_w <= 0) {
+        pad_left = pad_right = dilation * (k - 1);
+        out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
+    }
+    int act = (int)pick(0, 2);
+    bool with_bias = special == 2 || pick(0, 3) > 0;
+    float *rows[5] = {0};
+    float *w = malloc(sizeof(float) * (size_t)(k * k * cc));
+    float *bias = malloc(sizeof(float) * (size_t)cc);
+    float *out = malloc(sizeof(float) * (size_t)((out_w + 1) * cc));
+    float *scalar = malloc(sizeof(float) * (size_t)((out_w + 1) * cc));
+    for (long ky = 0; ky < k; ky++) {
+        if (special != 2 && pick(0, 4) == 0)
+            continue; /* a padding row */
+        rows[ky] = malloc(sizeof(float) * (size_t)(in_w * cc));
+        for (long i = 0; i < in_w * cc; i++)
+            rows[ky][i] = special == 2 ? 0.0f : uniform();
+    }
+    for (long i = 0; i < k * k * cc; i++)
+        w[i] = special == 2 ? -1.0f - uniform() * 0.5f : uniform();
+    for (long ch = 0; ch < cc; ch++)
+        bias[ch] = special == 2 ? -0.0f : uniform();
+    if (special == 0 && rows[k / 2] && pick(0, 2) == 0)
+        rows[k / 2][pick(0, in_w * cc - 1)] = NAN;
+    for (long i = 0; i < (out_w + 1) * cc; i++)
+        out[i] = scalar[i] = GUARD;
+    const float *b = with_bias ? bias : NULL;
+    const float *const *r = (const float *const *)rows;
+    set->depthwise_row(r, in_w, cc, w, k, stride, dilation, pad_left, b, act, out, out_w);
+    sepconv_uk_dwrow__scalar(r, in_w, cc, w, k, stride, dilation, pad_left, b, act, scalar,
+                             out_w);
+    char shape[200];
+    snprintf(shape, sizeof shape,
+             "in_w %ld c %ld k %ld stride %ld dilation %ld pad_left %ld out_w %ld bias %d "
+             "act %d", in_w, cc, k, stride, dilation, pad_left, out_w, with_bias, act);
+    for (long ox = 0; ox <= out_w; ox++)
+        for (long ch = 0; ch < cc; ch++) {
+            long i = ox * cc + ch;
+            if (ox == out_w) {
+                if (out[i] != GUARD)
+                    mismatch(c, "%s depthwise wrote the guard at %ld (%g, not %g): %s",
+                             set->isa, i, out[i], GUARD, shape);
+                continue;
+            }
+            double sum = b ? b[ch] : 0.0, scale = b ? fabs(b[ch]) : 0.0;
+            for (long ky = 0; ky < k; ky++)
+                for (long kx = 0; rows[ky] && kx < k; kx++) {
+                    long ix = ox * stride - pad_left + kx * dilation;
+                    if (ix < 0 || ix >= in_w)
+                        continue;
+                    double term = (double)rows[ky][ix * cc + ch] * w[(ky * k + kx) * cc + ch];
+                    sum += term;
+                    scale += fabs(term);
+                }
+            double want = activate(sum, act);
+            if (!agrees(out[i], want, scale))
+                mismatch(c, "%s depthwise output %ld is %g, the definition %g: %s", set->isa,
+                         i, out[i], want, shape);
+            if (!agrees(out[i], scalar[i], scale))
+                mismatch(c, "%s depthwise output %ld is %g, the scalar kernel's %g: %s",
+                         set->isa, i, out[i], scalar[i], shape);
+        }
+    c->cases++;
+    for (long ky = 0; ky < k; ky++)
+        free(rows[ky]);
+    free(w);
+    free(bias);
+    free(out);
+    free(scalar);
+}
+
+/* Whether the running CPU can execute a set (NULL reason: yes). */
+static const char *cpu_lacks(const char *isa)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx2") == 0 &&
+        !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return "CPU lacks avx2 + fma";
+    if (strcmp(isa, "avx512") == 0) {
+        const char *off = getenv("SEPCONV_NO_AVX512");
+        if (off && off[0] == '1')
+            return "SEPCONV_NO_AVX512=1 (valgrind cannot run AVX-512)";
+        if (!__builtin_cpu_supports("avx512f"))
+            return "CPU lacks avx512f";
+    }
+#endif
+    (void)isa;
+    return NULL;
+}
+
+/* Runs `cases` random cases of each kind on a set; the first mismatch in
+ * c->message. */
+static void run_cases(const sepconv_microkernels *set, uint64_t seed, long cases, check *c)
+{
+    rng_state = seed;
+    for (long i = 0; i < cases; i++) {
+        int special = i % 10 == 0 ? 2 : i % 4 == 0 ? 1 : 0;
+        pointwise_case(set, special, c);
+        depthwise_case(set, special, c);
+    }
+}
+
+/* The exact activation rules on a hand-made row: relu keeps -0.0 and NaN,
+ * relu6 clamps at 6 and keeps NaN; pointwise with m = 1, weight 1. */
+static void activation_rules(const sepconv_microkernels *set, check *c)
+{
+    const float in[] = {-0.0f, 0.0f, NAN, -3.0f, 5.0f, 7.5f, 6.0f, -NAN, INFINITY,
+                        -INFINITY, 1e-40f, -1e-40f};
+    const long pixels = sizeof in / sizeof in[0];
+    float packed[16] = {1.0f};
+    for (int act = 0; act <= 2; act++) {
+        float out[12 * 16];
+        for (long i = 0; i < 12 * 16; i++)
+            out[i] = GUARD;
+        set->pointwise(in, 1, out, 16, pixels, packed, 1, 1, 16, NULL, act);
+        for (long p = 0; p < pixels; p++) {
+            /* the sum starts at +0: -0.0 * 1 + 0 is +0, so the -0.0 case is the
+             * depthwise one below, where the bias is -0.0 */
+            double want = activate((double)in[p] * 1.0 + 0.0, act);
+            if (!agrees(out[p * 16], want, fabs(in[p])))
+                mismatch(c, "%s activation of input %ld is %g, the definition %g: %s",
+                         set->isa, p, out[p * 16], want, act == 0 ? "none"
+                                                          : act == 1 ? "relu" : "relu6");
+        }
+        /* depthwise 1x1, bias -0.0, input 0, weight -1: the sum is exactly -0.0 */
+        float x[40], w1[40], b1[40], y[40];
+        for (int i = 0; i < 40; i++) {
+            x[i] = 0.0f;
+            w1[i] = -1.0f;
+            b1[i] = -0.0f;
+        }
+        const float *rows[1] = {x};
+        set->depthwise_row(rows, 1, 40, w1, 1, 1, 1, 0, b1, act, y, 1);
+        for (int i = 0; i < 40; i++)
+            if (!(y[i] == 0.0f && signbit(y[i])))
+                mismatch(c, "%s depthwise -0.0 became %g in channel %ld: %s", set->isa, i,
+                         y[i], -0.0, act == 0 ? "none" : act == 1 ? "relu" : "relu6");
+        c->cases++;
+    }
+}
+
+static const char *const isas[] = {"portable", "avx2", "avx512", "neon"};
+
+#ifdef SEPCONV_UK_STANDALONE
+int main(int argc, char **argv)
+{
+    long cases = argc > 1 ? atol(argv[1]) : 400;
+    int failed = 0;
+    for (int i = 0; i < 4; i++) {
+        const sepconv_microkernels *set = sepconv_microkernels_find(isas[i]);
+        const char *lacks = set ? cpu_lacks(isas[i]) : "not in this build";
+        if (lacks) {
+            printf("SKIP %s: %s\n", isas[i], lacks);
+            continue;
+        }
+        check c = {{0}, 0, 0};
+        run_cases(set, 1 + (uint64_t)i, cases, &c);
+        activation_rules(set, &c);
+        printf("%s %s (%s, %s): %ld cases, %ld mismatches%s%s\n",
+               c.mismatches ? "FAIL" : "PASS", isas[i], set->pointwise_name,
+               set->depthwise_name, c.cases, c.mismatches, c.mismatches ? ": " : "",
+               c.message);
+        failed |= c.mismatches != 0;
+    }
+    return failed;
+}
+#else
+#include "tests.h"
+
+/* One set: random cases and the activation rules, or a SKIP line. */
+static void check_set(const char *isa, long cases)
+{
+    const sepconv_microkernels *set = sepconv_microkernels_find(isa);
+    const char *lacks = set ? cpu_lacks(isa) : "not in this build (another architecture)";
+    if (lacks) {
+        printf("SKIP    micro-kernels %s: %s\n", isa, lacks);
+        return;
+    }
+    ck_assert_str_eq(set->isa, isa);
+    ck_assert_ptr_nonnull(set->pointwise_name);
+    ck_assert_ptr_nonnull(set->depthwise_name);
+    check c = {{0}, 0, 0};
+    run_cases(set, 0x5eed + (uint64_t)strlen(isa), cases, &c);
+    activation_rules(set, &c);
+    ck_assert_msg(c.mismatches == 0, "%ld of %ld cases' outputs disagree; first: %s",
+                  c.mismatches, c.cases, c.message);
+    sepconv_target target;
+    if (sepconv_target_parse(isa, &target, NULL) == SEPCONV_OK)
+        test_target_exercised(target, "micro-kernels"); /* for the run's summary line */
+}
+
+START_TEST(every_set_matches_the_definition)
+{
+    check_set(isas[_i], under_valgrind() ? 40 : 400);
+}
+END_TEST
+
+START_TEST(sets_are_found_by_target_name)
+{
+    const sepconv_microkernels *portable = sepconv_microkernels_find("portable");
+    ck_assert_ptr_nonnull(portable);
+    ck_assert_ptr_eq(portable->pointwise, sepconv_uk_pointwise__scalar);
+    ck_assert_ptr_null(sepconv_microkernels_find("sse9"));
+    ck_assert_ptr_null(sepconv_microkernels_find(NULL));
+#if defined(__x86_64__)
+    ck_assert_ptr_nonnull(sepconv_microkernels_find("avx2"));
+    ck_assert_ptr_nonnull(sepconv_microkernels_find("avx512"));
+    ck_assert_ptr_null(sepconv_microkernels_find("neon"));
+#elif defined(__aarch64__)
+    ck_assert_ptr_nonnull(sepconv_microkernels_find("neon"));
+    ck_assert_ptr_null(sepconv_microkernels_find("avx2"));
+#endif
+    /* the dispatchers pick a set the CPU runs and compute what it computes */
+    const sepconv_microkernels *best = sepconv_microkernels_best();
+    ck_assert_ptr_nonnull(best);
+    ck_assert_ptr_null(cpu_lacks(best->isa));
+    const float in[3] = {1.0f, 2.0f, -4.0f};
+    const float packed[8] = {0.5f, 1.0f, 0, 0, 0, 0, 0, 0};
+    float out[2] = {GUARD, GUARD};
+    sepconv_uk_pointwise(in, 3, out, 2, 1, packed, 1, 2, 8, NULL, 0);
+    ck_assert_float_eq(out[0], 0.5f);
+    ck_assert_float_eq(out[1], 1.0f);
+    const float *rows[1] = {in};
+    float row[3] = {GUARD, GUARD, GUARD};
+    sepconv_uk_depthwise_row(rows, 1, 3, in, 1, 1, 1, 0, NULL, 1, row, 1);
+    ck_assert_float_eq(row[0], 1.0f);
+    ck_assert_float_eq(row[1], 4.0f);
+    ck_assert_float_eq(row[2], 16.0f);
+}
+END_TEST
+
+Suite *microkernels_suite(void)
+{
+    Suite *suite = suite_create("microkernels");
+    TCase *tc = tcase_create("sets");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sets_are_found_by_target_name);
+    tcase_add_loop_test(tc, every_set_matches_the_definition, 0, 4);
+    suite_add_tcase(suite, tc);
+    return suite;
+}
+#endif
