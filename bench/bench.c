@@ -31,6 +31,7 @@ typedef struct options {
     int threads, rounds;
     bool json, list;
     const char *model, *log;
+    const char *cc_flags; /* NULL: the cc backend's default, -O3 -march=native */
     sepconv_target target;
 } options;
 
@@ -122,6 +123,7 @@ static bool make_sepconv(const bench_data *data, const options *o, sepconv_backe
     k.schedule = schedule;
     k.log_path = o->log;
     k.threads = o->threads;
+    k.cc.flags = o->cc_flags;
     k.verify = 0; /* the benchmark checks every output itself */
     kernel_state *s = calloc(1, sizeof *s);
     sepconv_error error;
@@ -398,6 +400,8 @@ static bool parse(int argc, char **argv, options *o)
             o->rounds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--model") == 0 && value)
             o->model = argv[++i];
+        else if (strcmp(argv[i], "--cc-flags") == 0 && value)
+            o->cc_flags = argv[++i];
         else if (strcmp(argv[i], "--log") == 0 && value)
             o->log = argv[++i];
         else if (strcmp(argv[i], "--target") == 0 && value) {
@@ -414,7 +418,8 @@ int main(int argc, char **argv)
     options o;
     if (!parse(argc, argv, &o)) {
         fprintf(stderr, "usage: bench [--threads N] [--rounds 3..51] [--target T] "
-                        "[--model FILE] [--log TUNING.jsonl] [--json] [--list-stages]\n");
+                        "[--model FILE] [--log TUNING.jsonl] [--cc-flags FLAGS] [--json] "
+                        "[--list-stages]\n");
         return 2;
     }
     /* oneDNN runs on OpenMP, whose runtime read OMP_NUM_THREADS when it was
