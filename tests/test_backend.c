@@ -748,6 +748,46 @@ START_TEST(cc_cache_keys_on_what_the_flags_resolve_to)
 }
 END_TEST
 
+/* Whether the space-separated list `words` holds `word`. */
+static bool has_word(const char *words, const char *word)
+{
+    size_t length = strlen(word);
+    for (const char *at = words; (at = strstr(at, word)) != NULL; at += length)
+        if ((at == words || at[-1] == ' ') && (at[length] == ' ' || at[length] == '\0'))
+            return true;
+    return false;
+}
+
+START_TEST(environment_features_leave_out_what_is_hidden)
+{
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    sepconv_environment seen, hidden;
+    unsetenv("SEPCONV_CPU_HIDE");
+    ck_assert_int_eq(sepconv_environment_get(&options, &seen, NULL), SEPCONV_OK);
+    if (!has_word(seen.features, "avx2")) {
+        fprintf(stderr, "SKIPPED: backend: hidden features in the environment: the CPU "
+                        "reports no avx2 (features \"%s\")\n", seen.features);
+        return;
+    }
+    /* a record measured with AVX-512 hidden says so in its features */
+    setenv("SEPCONV_CPU_HIDE", "avx512", 1);
+    ck_assert_int_eq(sepconv_environment_get(&options, &hidden, NULL), SEPCONV_OK);
+    ck_assert_msg(!strstr(hidden.features, "avx512"), "%s", hidden.features);
+    ck_assert_msg(has_word(hidden.features, "avx2") && has_word(hidden.features, "fma"), "%s",
+                  hidden.features);
+    /* one word hides one feature, the others stay */
+    setenv("SEPCONV_CPU_HIDE", "avx2", 1);
+    ck_assert_int_eq(sepconv_environment_get(&options, &hidden, NULL), SEPCONV_OK);
+    unsetenv("SEPCONV_CPU_HIDE");
+    ck_assert_msg(!has_word(hidden.features, "avx2"), "%s", hidden.features);
+    ck_assert_msg(has_word(hidden.features, "fma") == has_word(seen.features, "fma"), "%s",
+                  hidden.features);
+    ck_assert_msg(has_word(hidden.features, "avx512f") == has_word(seen.features, "avx512f"),
+                  "%s vs %s", hidden.features, seen.features);
+    ck_assert_str_eq(hidden.cpu, seen.cpu);
+}
+END_TEST
+
 START_TEST(cc_objects_import_nothing)
 {
     char dir[64], marker[128];
@@ -903,6 +943,7 @@ Suite *backend_suite(void)
     tcase_add_test(cc, cc_compiler_command_may_have_words);
     tcase_add_test(cc, cc_cache_keys_on_what_the_flags_resolve_to);
     tcase_add_test(cc, cc_objects_import_nothing);
+    tcase_add_test(cc, environment_features_leave_out_what_is_hidden);
     tcase_add_test(cc, cc_read_only_cache_serves_hits);
     tcase_add_test(cc, cc_fifo_in_the_cache_is_replaced);
     suite_add_tcase(suite, cc);

@@ -24,7 +24,9 @@ static void initialize_cpuinfo(void)
     cpuinfo_ready = cpuinfo_initialize();
 }
 
-/* Fills the processor's name and SIMD features. */
+/* Fills the processor's name and SIMD features, less those SEPCONV_CPU_HIDE
+ * hides (a record measured with AVX-512 hidden must not match one measured
+ * with it). */
 static void describe_cpu(sepconv_environment *e)
 {
     pthread_once(&cpuinfo_once, initialize_cpuinfo);
@@ -40,7 +42,7 @@ static void describe_cpu(sepconv_environment *e)
         {"avx512vl", cpuinfo_ready && cpuinfo_has_x86_avx512vl()}};
     e->features[0] = '\0';
     for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
-        if (features[i].present) {
+        if (features[i].present && !sepconv_hidden_name(features[i].name)) {
             if (e->features[0])
                 strcat(e->features, " ");
             strcat(e->features, features[i].name);
