@@ -351,7 +351,7 @@ bench-run: $(BENCH)
 # benchmark's "cc tuned" column reads; BUDGET seconds in all
 bench-tune: $(BENCH) $(CLI)
 	$(BENCH) --list-stages > $(BENCH_DIR)/stages.layers
-	$(CLI) tune $(BENCH_DIR)/stages.layers --backend cc --strategy random --seed 1 \
+	$(CLI) tune $(BENCH_DIR)/stages.layers --backend cc --strategy guided --seed 1 \
 	  --target $$($(BENCH) --print-target) --budget $(BUDGET) --log $(BENCH_LOG) \
 	  --quiet --top 1
 

@@ -2,9 +2,11 @@
  * cmd_schedules.c -- `sepconv schedules SPEC`: the knobs of a layer's op for
  * a target, with their ranges and defaults.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "tune/space.h"
 
 /* Entry point of `sepconv schedules`. */
 static int schedules_run(int argc, char **argv)
@@ -18,8 +20,15 @@ static int schedules_run(int argc, char **argv)
             return CLI_USAGE;
         if (parsed > 0)
             continue;
+        const char *value = NULL;
+        bool missing = false;
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (cli_option(argc, argv, &i, "--backend", &value, &missing)) {
+            if (missing || sepconv_backend_parse(value, &kernel.backend, NULL) != SEPCONV_OK)
+                return cli_usage("schedules", "--backend takes tcc or cc");
+            kernel.backend_given = true;
+        }
         else if (cli_is_option(argv[i]))
             return cli_usage("schedules", "unknown option '%s'", argv[i]);
         else if (!strchr(argv[i], '=') || !cli_input_add(&input, argv[i]))
@@ -80,16 +89,39 @@ static int schedules_run(int argc, char **argv)
         }
         printed++;
     }
+    /* what a sweep of this layer draws from (sepconv tune) */
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    cli_kernel_apply(&kernel, &options);
+    options.backend = cli_backend(&kernel);
+    options.target = kernel.target;
+    sepconv_schedule *list = NULL;
+    size_t count = 0;
+    sepconv_space_counts counts;
+    if (sepconv_space_distinct(&layer, &options, &list, &count, &counts, &error) != SEPCONV_OK)
+        return cli_fail("schedules", &error);
+    free(list);
     if (json)
-        printf("]}\n");
+        printf("],\"backend\":\"%s\",\"product\":%lld,\"valid\":%lld,\"repeats\":%lld,"
+               "\"refused\":%lld,\"distinct\":%lld}\n",
+               sepconv_backend_name(options.backend), (long long)counts.product,
+               (long long)counts.valid, (long long)counts.repeats, (long long)counts.refused,
+               (long long)counts.distinct);
+    else
+        printf("space for %s: %lld schedules (%lld valid), %lld repeat another's kernel, "
+               "%lld refused by the source-size budget: %lld distinct candidates\n",
+               sepconv_backend_name(options.backend), (long long)counts.product,
+               (long long)counts.valid, (long long)counts.repeats, (long long)counts.refused,
+               (long long)counts.distinct);
     return CLI_OK;
 }
 
 const cli_command cli_schedules_command = {
     "schedules", "list the schedule knobs of a layer, ranges and defaults",
     schedules_run,
-    "usage: sepconv schedules SPEC [--target T] [--json]\n\n"
+    "usage: sepconv schedules SPEC [--target T] [--backend tcc|cc] [--json]\n\n"
     "Lists the knobs of the layer's op for a target (default portable): the\n"
     "values each may take and its default.  Pass them to gen, run and jit as\n"
-    "--schedule knob=value,knob=value.\n\n"
+    "--schedule knob=value,knob=value.  Then the space a sweep of this layer\n"
+    "draws from with that backend (default tcc): the schedules that repeat\n"
+    "another's kernel and those the source-size budget refuses are pruned.\n\n"
     "example: sepconv schedules op=sep df=56 m=128 n=128 dk=3 --target avx2\n"};

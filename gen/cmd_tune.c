@@ -9,6 +9,9 @@
 #include "cli.h"
 
 #define BUDGET_MAX (7 * 24 * 3600.0) /* a week */
+/* Seconds of --budget kept for what follows the last layer: joining the
+ * compile thread, freeing, printing the table. */
+#define EXIT_RESERVE 0.05
 
 /* How progress is shown: a redrawn bar on a terminal, lines otherwise. */
 typedef struct progress_view {
@@ -57,8 +60,9 @@ static void print_ranking(const char *name, const sepconv_tune_result *r, int to
     size_t failed = 0;
     for (size_t i = 0; i < r->count; i++)
         failed += strcmp(r->records[i].status, "ok") != 0;
-    printf("%s: %s\n  default %.3f ms, reference %.2f ms, %zu candidates (%zu failed)",
-           name, r->baseline.spec, r->baseline.median_ms, r->reference_ms, r->count, failed);
+    printf("%s: %s\n  default %.3f ms, reference %.2f ms, %zu candidates (%zu failed, "
+           "%zu pruned)", name, r->baseline.spec, r->baseline.median_ms, r->reference_ms,
+           r->count, failed, r->pruned);
     if (r->not_tried)
         printf(", %zu not tried: the budget was spent", r->not_tried);
     printf("\n");
@@ -134,9 +138,14 @@ static int parse_options(int argc, char **argv, cli_input *input, sepconv_tune_o
                 return cli_usage("tune", "--budget takes seconds, more than 0 and at most "
                                  "%.0f, not '%s'", BUDGET_MAX, value ? value : "");
         } else if (cli_option(argc, argv, &i, "--strategy", &value, &missing)) {
-            if (missing || (strcmp(value, "grid") && strcmp(value, "random")))
-                return cli_usage("tune", "--strategy takes grid or random");
-            o->strategy = value[0] == 'g' ? SEPCONV_STRATEGY_GRID : SEPCONV_STRATEGY_RANDOM;
+            if (missing || (strcmp(value, "grid") && strcmp(value, "random") &&
+                            strcmp(value, "guided")))
+                return cli_usage("tune", "--strategy takes guided, random or grid");
+            o->strategy = strcmp(value, "grid") == 0     ? SEPCONV_STRATEGY_GRID
+                          : strcmp(value, "random") == 0 ? SEPCONV_STRATEGY_RANDOM
+                                                         : SEPCONV_STRATEGY_GUIDED;
+        } else if (strcmp(argv[i], "--sequential") == 0) {
+            o->sequential = 1;
         } else if (cli_option(argc, argv, &i, "--seed", &value, &missing)) {
             if (missing || !cli_number(value, 0, INT64_MAX, &number))
                 return cli_usage("tune", "--seed takes a whole number >= 0");
@@ -203,8 +212,8 @@ static void print_json_layer(const char *name, const sepconv_tune_result *result
     printf(",\"spec\":");
     cli_json_string(stdout, result->baseline.spec);
     printf(",\"tuned\":true,\"default_ms\":%.4f,\"reference_ms\":%.3f,\"candidates\":%zu,"
-           "\"not_tried\":%zu,\"best\":", result->baseline.median_ms, result->reference_ms,
-           result->count, result->not_tried);
+           "\"not_tried\":%zu,\"pruned\":%zu,\"best\":", result->baseline.median_ms,
+           result->reference_ms, result->count, result->not_tried, result->pruned);
     if (best)
         printf("{\"schedule\":\"%s\",\"ratio\":%.4f,\"median_ms\":%.4f}}", best->schedule,
                best->ratio, best->ratio * result->baseline.median_ms);
@@ -216,12 +225,12 @@ static void print_json_layer(const char *name, const sepconv_tune_result *result
  * share of the time left, and once it is spent the rest are not tried. */
 static int tune_layers(const sepconv_model *model, const char *only,
                        sepconv_tune_options *options, progress_view *view, int top,
-                       bool json, run_totals *totals)
+                       bool json, double deadline, run_totals *totals)
 {
     size_t left = 0;
     for (size_t i = 0; i < model->count; i++)
         left += cli_layer_selected(&model->layers[i], only);
-    double budget = options->budget_seconds, deadline = sepconv_seconds() + budget;
+    double budget = options->budget_seconds;
     int printed = 0;
     for (size_t i = 0; i < model->count; i++) {
         const sepconv_layer *layer = &model->layers[i];
@@ -250,7 +259,8 @@ static int tune_layers(const sepconv_model *model, const char *only,
             fputc('\n', stderr);
         view->open = false;
         if (status == SEPCONV_LIMIT && budget > 0 &&
-            sepconv_seconds() - started >= options->budget_seconds) { /* its share ran out */
+            (sepconv_seconds() - started >= options->budget_seconds ||
+             strstr(error.message, "the budget of"))) { /* its share ran out */
             snprintf(reason, sizeof reason, "%s", error.message);
             print_untuned(name, layer, "not tuned", reason, json, printed++);
             totals->untuned++;
@@ -281,6 +291,7 @@ static int tune_layers(const sepconv_model *model, const char *only,
 /* Entry point of `sepconv tune`. */
 static int tune_run(int argc, char **argv)
 {
+    double started = sepconv_seconds(); /* --budget counts from here */
     cli_input input = {0};
     sepconv_tune_options options = sepconv_tune_defaults();
     cli_kernel_options kernel = cli_kernel_defaults();
@@ -312,7 +323,8 @@ static int tune_run(int argc, char **argv)
     if (code == CLI_OK && json)
         printf("{\"layers\":[");
     if (code == CLI_OK)
-        code = tune_layers(&model, only, &options, &view, top, json, &totals);
+        code = tune_layers(&model, only, &options, &view, top, json,
+                           started + options.budget_seconds - EXIT_RESERVE, &totals);
     if (code == CLI_OK && json)
         printf("],\"best_total_ms\":%.4f,\"default_total_ms\":%.4f,\"reference_total_ms\":%.3f,"
                "\"untuned_layers\":%zu}\n",
@@ -332,8 +344,9 @@ static int tune_run(int argc, char **argv)
 const cli_command cli_tune_command = {
     "tune", "search the schedule space for the fastest verified kernel", tune_run,
     "usage: sepconv tune SPEC|FILE [--backend tcc|cc] [--target T] [--threads N]\n"
-    "                    [--trials N | --budget SECONDS] [--strategy grid|random]\n"
-    "                    [--seed S] [--shard I/N] [--log FILE] [--only OP|NAME]\n"
+    "                    [--trials N | --budget SECONDS]\n"
+    "                    [--strategy guided|random|grid] [--seed S] [--sequential]\n"
+    "                    [--shard I/N] [--log FILE] [--only OP|NAME]\n"
     "                    [--max-source SIZE] [--cc-timeout S] [--top K] [--quiet]\n"
     "                    [--json]\n\n"
     "Compiles, verifies and times each candidate schedule of each layer,\n"
@@ -350,7 +363,13 @@ const cli_command cli_tune_command = {
     "                   equal share of the time left, compiles are stopped when\n"
     "                   it runs out, and the candidates and layers left are\n"
     "                   reported as not tried\n"
-    "  --strategy       grid (space order) or random (seeded, --seed S)\n"
+    "  --strategy       guided (default: for sep the log's best dw and pw\n"
+    "                   composed first, then by an analytic estimate, every 4th\n"
+    "                   candidate random), random (seeded, --seed S) or grid\n"
+    "                   (space order); each draws only distinct schedules that\n"
+    "                   the source-size budget accepts ('sepconv schedules')\n"
+    "  --sequential     compile each candidate after the last is timed (by\n"
+    "                   default the next ones compile on another core)\n"
     "  --shard I/N      only candidates k with k mod N = I: run N shards on\n"
     "                   different cores or machines, then 'sepconv log merge'\n"
     "  --only OP|NAME   with a FILE: only the layers of that op or name\n"

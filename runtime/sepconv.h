@@ -418,9 +418,14 @@ sepconv_status sepconv_log_missing(const sepconv_layer *layer,
                                    char *out, size_t capacity, sepconv_error *error);
 
 /* ------------------------------------------------------------------- tune */
+/* Every strategy draws from the layer's distinct schedules: those the
+ * source-size budget refuses, and those that only repeat another (a knob
+ * with no effect on the layer), are never drawn. */
 typedef enum sepconv_strategy {
-    SEPCONV_STRATEGY_GRID,  /* every valid schedule, in space order */
-    SEPCONV_STRATEGY_RANDOM /* a seeded random order of them */
+    SEPCONV_STRATEGY_GRID,   /* in space order */
+    SEPCONV_STRATEGY_RANDOM, /* a seeded random order */
+    SEPCONV_STRATEGY_GUIDED  /* the log's best dw + best pw composed (sep), then by an
+                                analytic estimate, every 4th one seeded random */
 } sepconv_strategy;
 
 /* What a tuning sweep reports as it goes. */
@@ -441,11 +446,13 @@ typedef struct sepconv_tune_options {
     int shard, shards;     /* this sweep's part: 0 of 1 for all */
     const char *log_path;  /* NULL: the default log; records are appended */
     int no_log;
+    int sequential;        /* 1: compile each candidate after timing the last (by default
+                              the next ones compile on another core meanwhile) */
     void (*progress)(void *context, const sepconv_tune_progress *progress);
     void *progress_context;
 } sepconv_tune_options;
 
-/* The defaults of a sweep: the kernel's, grid, seed 1, one shard, the default log. */
+/* The defaults of a sweep: the kernel's, guided, seed 1, one shard, the default log. */
 sepconv_tune_options sepconv_tune_defaults(void);
 
 /* Tuning one layer: every candidate, best first (failures last), and the default's;
@@ -454,6 +461,8 @@ typedef struct sepconv_tune_result {
     sepconv_tune_record *records;
     size_t count;
     size_t not_tried; /* candidates left when the budget ran out */
+    size_t pruned;    /* schedules of the space never drawn: refused by the source-size
+                         budget, or repeating another */
     sepconv_tune_record baseline;
     double reference_ms;
     int64_t macs;

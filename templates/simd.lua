@@ -10,12 +10,12 @@
 local simd = {}
 
 local targets = {
-  avx2 = {width = 8, type = "__m256",
+  avx2 = {width = 8, type = "__m256", registers = 16,
           load = "_mm256_loadu_ps({p})", store = "_mm256_storeu_ps({p}, {x})",
           zero = "_mm256_setzero_ps()", set1 = "_mm256_set1_ps({x})",
           fma = "_mm256_fmadd_ps({a}, {b}, {c})", -- a * b + c, fused
           max = "_mm256_max_ps({a}, {b})", min = "_mm256_min_ps({a}, {b})"},
-  avx512 = {width = 16, type = "__m512",
+  avx512 = {width = 16, type = "__m512", registers = 32,
             load = "_mm512_loadu_ps({p})", store = "_mm512_storeu_ps({p}, {x})",
             zero = "_mm512_setzero_ps()", set1 = "_mm512_set1_ps({x})",
             fma = "_mm512_fmadd_ps({a}, {b}, {c})",
@@ -27,7 +27,7 @@ local targets = {
   -- unless x < 0 (false for NaN and for -0.0).  The clamp to 6 may be
   -- vminq_f32: it returns NaN for NaN, and 6 is no zero whose sign it
   -- could pick (one expression keeps relu6 on one line).
-  neon = {width = 4, type = "float32x4_t",
+  neon = {width = 4, type = "float32x4_t", registers = 32,
           load = "vld1q_f32({p})", store = "vst1q_f32({p}, {x})",
           zero = "vdupq_n_f32(0.0f)", set1 = "vdupq_n_f32({x})",
           fma = "vfmaq_f32({c}, {a}, {b})", -- c + a * b: the addend first
@@ -43,7 +43,7 @@ function simd.for_target(target)
   local function fill(pattern, operands)
     return (pattern:gsub("{(%a)}", operands))
   end
-  local v = {width = t.width, type = t.type}
+  local v = {width = t.width, type = t.type, registers = t.registers}
   function v.load(address) return fill(t.load, {p = address}) end
   function v.zero() return t.zero end
   function v.broadcast(scalar) return fill(t.set1, {x = scalar}) end

@@ -430,6 +430,81 @@ START_TEST(largest_default_compiles_with_cc)
 }
 END_TEST
 
+/* The depthwise sliding window (cc, SIMD targets): layers that take its
+ * every path (weights held along the row or not, border columns joining the
+ * interior's groups, strides 1-3, dilation, asymmetric and valid padding,
+ * a channel rest that is vectors or not, rows too short for a loop), each
+ * compiled with cc -O2 -Wall -Werror and matched against the reference. */
+static const struct { const char *spec, *schedule; sepconv_target target; } windows[] = {
+    {"op=dw df=14 m=64 dk=3 bias=1 act=relu6", "channel_block=32,tile_w=4", SEPCONV_TARGET_AVX512},
+    {"op=dw df=7 m=48 dk=3", "channel_block=32,tile_w=4", SEPCONV_TARGET_AVX512},
+    {"op=dw df=13 m=40 dk=3 stride=2 act=relu", "channel_block=16,tile_w=8", SEPCONV_TARGET_AVX512},
+    {"op=dw h=5 w=19 m=16 dk=3 dilation=2 pad=1:0:2:1", "channel_block=16,tile_w=4", SEPCONV_TARGET_AVX512},
+    {"op=dw df=11 m=35 dk=2 stride=3 pad=valid bias=1", "channel_block=16,tile_w=2", SEPCONV_TARGET_AVX512},
+    {"op=dw h=3 w=2 m=32 dk=3", "channel_block=32,tile_w=2", SEPCONV_TARGET_AVX512},
+    {"op=dw df=9 m=24 dk=3 batch=2 bias=1", "channel_block=16,tile_w=2", SEPCONV_TARGET_AVX2},
+    {"op=sep df=10 m=32 n=16 dk=3 dw_act=relu6 pw_act=none", "channel_block=16,tile_w=4", SEPCONV_TARGET_AVX512},
+};
+
+START_TEST(sliding_window_kernels_match_reference)
+{
+    if (!test_target_runs(windows[_i].target, "sliding-window depthwise, cc"))
+        return;
+    sepconv_layer layer;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_layer_parse(windows[_i].spec, &layer, &error), SEPCONV_OK);
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = SEPCONV_BACKEND_CC;
+    options.target = windows[_i].target;
+    options.schedule = windows[_i].schedule;
+    options.cc.no_cache = 1;
+    options.cc.flags = "-O2 -Wall -Werror";
+    sepconv_kernel *kernel = NULL;
+    ck_assert_msg(sepconv_kernel_create(&layer, &options, &kernel, &error) == SEPCONV_OK,
+                  "%s [%s]: %s", windows[_i].spec, windows[_i].schedule, error.message);
+    ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
+    sepconv_kernel_free(kernel);
+}
+END_TEST
+
+/* Counts the occurrences of `needle` in `text` from `from` to `to`. */
+static int count_between(const char *from, const char *to, const char *needle)
+{
+    int count = 0;
+    for (const char *at = strstr(from, needle); at && at < to; at = strstr(at + 1, needle))
+        count++;
+    return count;
+}
+
+/* The shape of the window, on the 14x14x512 layer (avx512, 32 channels x 4
+ * columns): each interior row of the group loads its 6 input columns once
+ * per vector (2 vectors, 3 rows: 36 loads for 72 FMAs), the weights are
+ * declared once per channel block and row (9 taps x 2 vectors), and the
+ * border columns 0 and 13 share groups with interior columns. */
+START_TEST(sliding_window_loads_each_input_once)
+{
+    sepconv_source source;
+    sepconv_error error;
+    ck_assert_int_eq(generate_for("op=dw df=14 m=512 dk=3", "channel_block=32,tile_w=4",
+                                  SEPCONV_TARGET_AVX512, true, 0, &source, &error),
+                     SEPCONV_OK);
+    const char *interior = strstr(source.code, "{ /* rows 1..12");
+    ck_assert_ptr_nonnull(interior);
+    const char *loop = strstr(interior, "for (long ox = 4; ox < 12; ox += 4)");
+    ck_assert_ptr_nonnull(loop);
+    const char *end = strstr(loop, "_mm512_storeu_ps(out_row + (ox + 3)");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_int_eq(count_between(loop, end, "_mm512_fmadd_ps("), 4 * 9 * 2);
+    ck_assert_int_eq(count_between(loop, end, "_mm512_loadu_ps(src"), 3 * 6 * 2);
+    ck_assert_int_eq(count_between(loop, end, "_mm512_loadu_ps(w"), 0);
+    ck_assert_int_eq(count_between(interior, loop, "_mm512_loadu_ps(w"), 9 * 2);
+    ck_assert_ptr_nonnull(strstr(interior, "{ /* columns 0..3: taps kx 0..2"));
+    ck_assert_ptr_nonnull(strstr(interior, "{ /* columns 12..13: taps kx 0..2"));
+    ck_assert_ptr_null(strstr(source.code, "columns 0..0"));
+    sepconv_source_free(&source);
+}
+END_TEST
+
 Suite *generator_suite(void)
 {
     Suite *suite = suite_create("generator");
@@ -438,6 +513,12 @@ Suite *generator_suite(void)
     tcase_add_test(grid, grid_covers_every_option_and_knob_value);
     tcase_add_loop_test(grid, grid_run_matches_reference, 0, (int)RUN_COUNT);
     suite_add_tcase(suite, grid);
+    TCase *window = tcase_create("window");
+    tcase_set_timeout(window, 300);
+    tcase_add_loop_test(window, sliding_window_kernels_match_reference, 0,
+                        (int)(sizeof windows / sizeof windows[0]));
+    tcase_add_test(window, sliding_window_loads_each_input_once);
+    suite_add_tcase(suite, window);
     TCase *budget = tcase_create("budget");
     tcase_set_timeout(budget, 300);
     tcase_add_test(budget, estimate_sees_unrolled_rows_coming);

@@ -304,12 +304,26 @@ START_TEST(a_template_emitting_bad_c_names_the_saved_source)
 }
 END_TEST
 
+/* Fills a buffer with NaN bytes (0xff): a row a run leaves unwritten stays
+ * NaN, and a read of scratch never written shows in the result. */
+static void poison(void *buffer, size_t bytes)
+{
+    memset(buffer, 0xff, bytes);
+}
+
 START_TEST(results_do_not_depend_on_threads)
 {
+    /* rows that no thread count or tile divides evenly (13 x 2 batches, 29,
+     * 9 rows at tile_h=4, unfused 11), so the runs cut them differently;
+     * 0 is every usable CPU, more than those are capped to them */
     const char *specs[] = {"op=sep df=13 m=8 n=12 dk=3 batch=2 bias=1 act=relu",
                            "op=dw df=9 m=5 dk=5 stride=2", "op=conv df=7 m=3 n=6 dk=3",
-                           "op=sep df=11 m=4 n=6 dk=3 stride=2"};
-    for (int s = 0; s < 4; s++) {
+                           "op=sep df=11 m=4 n=6 dk=3 stride=2",
+                           "op=sep df=29 m=16 n=24 dk=3 bias=1 act=relu6",
+                           "op=sep df=9 m=16 n=20 dk=3 act=relu6",
+                           "op=pw df=3 m=8 n=8"};
+    const char *schedules[] = {NULL, NULL, NULL, "fuse=0", "tile_h=2", "tile_h=4", NULL};
+    for (int s = 0; s < 7; s++) {
         sepconv_layer layer = parse_layer(specs[s]);
         sepconv_buffers b;
         ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
@@ -321,24 +335,188 @@ START_TEST(results_do_not_depend_on_threads)
         for (int c = 0; c < 6; c++) {
             sepconv_kernel_options options = sepconv_kernel_defaults();
             options.threads = counts[c];
+            options.schedule = schedules[s];
             options.verify = 0;
             sepconv_kernel *kernel = create(&layer, &options);
-            /* 0 is every usable CPU; more than those are capped to them */
             int usable = sepconv_usable_cpus();
             int expected = counts[c] == 0 || counts[c] > usable ? usable : counts[c];
             ck_assert_int_eq(sepconv_kernel_get_info(kernel)->threads, expected);
             ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &t, NULL), SEPCONV_OK);
-            ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, c ? other : first, NULL),
-                             SEPCONV_OK);
-            if (c)
-                ck_assert_msg(memcmp(first, other, bytes) == 0, "%s: threads=%d differs",
-                              specs[s], counts[c]);
+            /* twice: which thread takes which chunk changes between runs */
+            for (int run = 0; run < 2; run++) {
+                float *into = c || run ? other : first;
+                poison(into, bytes);
+                ck_assert_int_eq(sepconv_kernel_run(kernel, b.input, into, NULL),
+                                 SEPCONV_OK);
+                if (into == other)
+                    ck_assert_msg(memcmp(first, other, bytes) == 0,
+                                  "%s: threads=%d, run %d differs from one thread's",
+                                  specs[s], counts[c], run);
+            }
             sepconv_kernel_free(kernel);
         }
         free(first);
         free(other);
         sepconv_buffers_free(&b);
     }
+}
+END_TEST
+
+/* A layer's generated entry point, compiled, with its weights packed. */
+typedef struct entry_point {
+    sepconv_code *code;
+    sepconv_kernel_fn run;
+    sepconv_pack_fn pack;
+    int64_t packed_elements;
+    float *packed;
+    void *scratch;
+    size_t scratch_bytes;
+    long rows;
+} entry_point;
+
+/* Generates and compiles `layer` under `schedule` for a backend and an
+ * ISA, the way sepconv_kernel_create does, and packs the weights. */
+static entry_point compile_entry(const sepconv_layer *layer, const char *schedule,
+                                 sepconv_backend backend, sepconv_target target,
+                                 const sepconv_tensors *t)
+{
+    entry_point e;
+    memset(&e, 0, sizeof e);
+    sepconv_schedule parsed;
+    sepconv_error error;
+    ck_assert_msg(sepconv_schedule_parse(schedule, layer, target, &parsed, &error) ==
+                  SEPCONV_OK, "%s", error.message);
+    sepconv_generate_options generate;
+    memset(&generate, 0, sizeof generate);
+    generate.for_cc = backend == SEPCONV_BACKEND_CC;
+    sepconv_source source;
+    ck_assert_msg(sepconv_generate(layer, &parsed, &generate, &source, &error) == SEPCONV_OK,
+                  "%s", error.message);
+    char pack_name[SEPCONV_SYMBOL_MAX + 8];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", source.symbol);
+    const char *names[] = {source.symbol, pack_name};
+    sepconv_status status;
+    if (backend == SEPCONV_BACKEND_CC) {
+        sepconv_cc_options cc;
+        memset(&cc, 0, sizeof cc);
+        cc.flags = native_flags("-O2");
+        status = sepconv_cc_compile(source.code, source.code_length, &cc, &e.code, &error);
+    } else
+        status = sepconv_tcc_compile(source.code, source.code_length, target, names, 2,
+                                     &e.code, &error);
+    ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
+    e.run = (sepconv_kernel_fn)sepconv_code_symbol(e.code, source.symbol);
+    e.pack = (sepconv_pack_fn)sepconv_code_symbol(e.code, pack_name);
+    ck_assert(e.run && e.pack);
+    e.packed_elements = source.packed_elements;
+    e.packed = e.packed_elements ? malloc((size_t)e.packed_elements * sizeof(float)) : NULL;
+    e.pack(t->weights, t->pw_weights, e.packed);
+    e.scratch_bytes = (size_t)source.scratch_bytes;
+    e.scratch = e.scratch_bytes ? malloc(e.scratch_bytes) : NULL;
+    e.rows = (long)source.rows;
+    ck_assert_int_eq(e.rows, layer->batch * layer->out_h);
+    sepconv_source_free(&source);
+    return e;
+}
+
+/* Runs rows [begin, end) of an entry point on freshly poisoned scratch. */
+static void run_rows(const entry_point *e, const sepconv_tensors *t, const float *input,
+                     float *output, long begin, long end)
+{
+    if (e->scratch)
+        poison(e->scratch, e->scratch_bytes);
+    e->run(input, t->weights, t->bias, t->pw_weights, t->pw_bias, e->packed, output,
+           e->scratch, begin, end);
+}
+
+START_TEST(any_cut_of_the_rows_gives_the_same_bits)
+{
+    /* sepconv_kernel_run cuts the rows into chunks that depend on the
+     * thread count (more chunks than threads, on fused tile boundaries
+     * where it can) and hands them to whichever thread is free: the bits
+     * must not depend on the cut.  Every backend and ISA this CPU runs,
+     * fused tiles that do not divide the rows, unfused, strided, batched;
+     * cuts of every row alone, of 3 rows, of tile_h - 1 and tile_h + 1
+     * rows, and cuts at seeded random points. */
+    const char *specs[] = {"op=sep df=13 m=16 n=24 dk=3 batch=2 bias=1 act=relu6",
+                           "op=sep df=15 m=32 n=40 dk=3 stride=2 bias=1 act=relu",
+                           "op=sep df=10 m=16 n=16 dk=5",
+                           "op=dw df=11 m=24 dk=3 bias=1 act=relu6",
+                           "op=pw df=7 m=20 n=36 bias=1"};
+    const char *schedules[] = {"tile_h=4", "tile_h=8", "fuse=0", "", ""};
+    const struct { sepconv_backend backend; sepconv_target target; const char *what; }
+        builds[] = {{SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, "tcc portable"},
+                    {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX512, "tcc avx512"},
+                    {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX2, "tcc avx2"},
+                    {SEPCONV_BACKEND_TCC, SEPCONV_TARGET_NEON, "tcc neon"},
+                    {SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, "cc portable"},
+                    {SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX512, "cc avx512"},
+                    {SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX2, "cc avx2"}};
+    int ran = 0;
+    for (size_t m = 0; m < sizeof builds / sizeof builds[0]; m++) {
+        char what[64];
+        snprintf(what, sizeof what, "kernel: row cuts, %s", builds[m].what);
+        if (builds[m].target != SEPCONV_TARGET_PORTABLE &&
+            !test_target_runs(builds[m].target, what))
+            continue;
+        for (int s = 0; s < 5; s++) {
+            sepconv_layer layer = parse_layer(specs[s]);
+            sepconv_buffers b;
+            ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+            sepconv_buffers_fill_random(&layer, &b, 21 + (uint64_t)s);
+            sepconv_tensors t = sepconv_buffers_tensors(&b);
+            entry_point e = compile_entry(&layer, schedules[s], builds[m].backend,
+                                          builds[m].target, &t);
+            size_t bytes = (size_t)layer.output_elements * sizeof(float);
+            float *whole = malloc(bytes), *cut = malloc(bytes);
+            poison(whole, bytes);
+            run_rows(&e, &t, b.input, whole, 0, e.rows);
+            /* the entry point is right: it agrees with the reference */
+            sepconv_kernel_code code = {.run = e.run, .pack = e.pack,
+                                        .packed_elements = e.packed_elements,
+                                        .scratch_bytes = (int64_t)e.scratch_bytes};
+            sepconv_verify_report report;
+            sepconv_error error;
+            ck_assert_msg(sepconv_verify_kernel(&layer, &code, 5, &report, &error) ==
+                          SEPCONV_OK, "%s (%s): %s", specs[s], builds[m].what,
+                          error.message);
+            uint64_t state = 0x9e3779b97f4a7c15u + (uint64_t)(m * 8 + (size_t)s);
+            for (int plan = 0; plan < 6; plan++) {
+                poison(cut, bytes);
+                long begin = 0;
+                while (begin < e.rows) {
+                    long step = plan == 0 ? 1 : plan == 1 ? 3 : plan == 2 ? 3 : plan == 3 ? 5
+                                                : plan == 4 ? 9 : 0;
+                    if (plan == 5) { /* random cuts, 1 to 6 rows */
+                        state = state * 6364136223846793005u + 1442695040888963407u;
+                        step = 1 + (long)((state >> 33) % 6);
+                    }
+                    long end = begin + step < e.rows ? begin + step : e.rows;
+                    run_rows(&e, &t, b.input, cut, begin, end);
+                    begin = end;
+                }
+                ck_assert_msg(memcmp(whole, cut, bytes) == 0,
+                              "%s (%s), cut plan %d: the bits differ from one whole run",
+                              specs[s], builds[m].what, plan);
+            }
+            /* an empty range and one past the rows write nothing */
+            poison(cut, bytes);
+            run_rows(&e, &t, b.input, cut, 3, 3);
+            run_rows(&e, &t, b.input, cut, e.rows, e.rows + 4);
+            unsigned char *raw = (unsigned char *)cut;
+            for (size_t i = 0; i < bytes; i++)
+                ck_assert_msg(raw[i] == 0xff, "%s: an empty range wrote byte %zu",
+                              specs[s], i);
+            free(whole);
+            free(cut);
+            free(e.packed);
+            free(e.scratch);
+            sepconv_code_free(e.code);
+            sepconv_buffers_free(&b);
+            ran++;
+        }
+    }
+    ck_assert_int_ge(ran, 10); /* tcc and cc portable at least */
 }
 END_TEST
 
@@ -800,6 +978,7 @@ Suite *kernel_suite(void)
     tcase_add_test(c, verify_names_an_out_of_bounds_write);
     tcase_add_test(c, a_template_emitting_bad_c_names_the_saved_source);
     tcase_add_test(c, results_do_not_depend_on_threads);
+    tcase_add_test(c, any_cut_of_the_rows_gives_the_same_bits);
     tcase_add_test(c, threads_create_and_run_kernels_at_once);
     tcase_add_test(c, one_kernel_runs_from_many_threads);
     tcase_add_test(c, a_second_run_at_once_is_refused_not_raced);

@@ -5,7 +5,10 @@
  * random shapes (any block, n not a multiple of it, bias or none, relu and
  * relu6, pixel counts that leave every tile size), NaN inputs that must
  * reach exactly the outputs that see them, -0.0 that relu must keep, and
- * guard zones around every output that must stay untouched.  A set the CPU
+ * guard zones around every output that must stay untouched; and, for the
+ * depthwise row, a grid of every stride 1/2, dilation 1/2, k 1/3/5,
+ * padding 0-2 on either side, tiny and wide rows, channel counts around
+ * the vector widths, bias or none and each activation.  A set the CPU
  * lacks is skipped with a SKIP line naming it.
  *
  * Built with -DSEPCONV_UK_STANDALONE it is its own program without Check
@@ -141,28 +144,12 @@ static void pointwise_case(const sepconv_microkernels *set, int special, check *
     free(scalar);
 }
 
-/* One random depthwise row: set vs the definition and vs scalar. */
-static void depthwise_case(const sepconv_microkernels *set, int special, check *c)
+/* One depthwise row of this shape (random data; special 2: zeros that
+ * must give -0.0, no padding rows): set vs the definition and vs scalar. */
+static void depthwise_row_case(const sepconv_microkernels *set, long k, long stride,
+                               long dilation, long in_w, long cc, long pad_left, long out_w,
+                               int act, bool with_bias, int special, check *c)
 {
-    long k = pick(1, 5), stride = pick(1, 3), dilation = pick(1, 2);
-    long in_w = pick(1, 24), cc = pick(1, 80);
-    if (special == 1) { /* MobileNet-like: 3x3, stride 1 or 2, pad 1 */
-        k = 3;
-        stride = pick(1, 2);
-        dilation = 1;
-        in_w = pick(0, 1) ? 14 : 28;
-        cc = 8 * pick(1, 16);
-    }
-    long pad_left = pick(0, k), pad_right = pick(0, k);
-    if (special == 1)
-        pad_left = pad_right = 1;
-    long out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
-    if (out_w <= 0) {
-        pad_left = pad_right = dilation * (k - 1);
-        out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
-    }
-    int act = (int)pick(0, 2);
-    bool with_bias = special == 2 || pick(0, 3) > 0;
     float *rows[5] = {0};
     float *w = malloc(sizeof(float) * (size_t)(k * k * cc));
     float *bias = malloc(sizeof(float) * (size_t)cc);
@@ -228,6 +215,61 @@ static void depthwise_case(const sepconv_microkernels *set, int special, check *
     free(scalar);
 }
 
+/* One random depthwise row. */
+static void depthwise_case(const sepconv_microkernels *set, int special, check *c)
+{
+    long k = pick(1, 5), stride = pick(1, 3), dilation = pick(1, 2);
+    long in_w = pick(1, 24), cc = pick(1, 80);
+    if (special == 1) { /* MobileNet-like: 3x3, stride 1 or 2, pad 1 */
+        k = 3;
+        stride = pick(1, 2);
+        dilation = 1;
+        in_w = pick(0, 1) ? 14 : 28;
+        cc = 8 * pick(1, 16);
+    }
+    long pad_left = pick(0, k), pad_right = pick(0, k);
+    if (special == 1)
+        pad_left = pad_right = 1;
+    long out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
+    if (out_w <= 0) {
+        pad_left = pad_right = dilation * (k - 1);
+        out_w = (in_w + pad_left + pad_right - dilation * (k - 1) - 1) / stride + 1;
+    }
+    int act = (int)pick(0, 2);
+    bool with_bias = special == 2 || pick(0, 3) > 0;
+    depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left, out_w, act, with_bias,
+                       special, c);
+}
+
+/* Every combination of stride 1/2, dilation 1/2, k 1/3/5, paddings 0-2 on
+ * either side, out_w 1-3 (tiny rows: all border) and wider (several column
+ * blocks, interior and border), channel counts around the vector widths
+ * (4, 8, 16: c not a multiple, shorter than one, several vectors and a
+ * tail), bias or none and the three activations. */
+static void depthwise_grid(const sepconv_microkernels *set, check *c)
+{
+    static const long ks[] = {1, 3, 5}, widths[] = {1, 2, 3, 5, 9, 17, 26};
+    static const long channels[] = {3, 16, 21, 37, 70};
+    for (long stride = 1; stride <= 2; stride++)
+        for (long dilation = 1; dilation <= 2; dilation++)
+            for (int ki = 0; ki < 3; ki++)
+                for (long pad_left = 0; pad_left <= 2; pad_left++)
+                    for (long pad_right = 0; pad_right <= 2; pad_right++)
+                        for (int wi = 0; wi < 7; wi++) {
+                            long k = ks[ki], out_w = widths[wi];
+                            /* the narrowest input that gives out_w, plus 0..stride-1 */
+                            long in_w = (out_w - 1) * stride + dilation * (k - 1) + 1 -
+                                        pad_left - pad_right + pick(0, stride - 1);
+                            if (in_w < 1)
+                                continue;
+                            long cc = channels[(stride + ki + pad_left + wi) % 5];
+                            int act = (int)((pad_right + wi + dilation) % 3);
+                            bool with_bias = (ki + wi + pad_left) % 2 == 0;
+                            depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left,
+                                               out_w, act, with_bias, 0, c);
+                        }
+}
+
 /* Whether the running CPU can execute a set (NULL reason: yes). */
 static const char *cpu_lacks(const char *isa)
 {
@@ -258,6 +300,7 @@ static void run_cases(const sepconv_microkernels *set, uint64_t seed, long cases
         pointwise_case(set, special, c);
         depthwise_case(set, special, c);
     }
+    depthwise_grid(set, c);
 }
 
 /* The exact activation rules on a hand-made row: relu keeps -0.0 and NaN,

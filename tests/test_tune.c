@@ -336,8 +336,12 @@ START_TEST(wrong_kernels_are_recorded_failed_and_never_chosen)
             ck_assert_ptr_nonnull(strstr(result.records[i].error, "failed verification"));
         failed += wrong;
     }
-    ck_assert_uint_eq(result.count, 60); /* dw, portable: 5 x 4 x 3 */
-    ck_assert_uint_eq(failed, 15);       /* tile_w=4 is one of its 4 values */
+    /* dw 6x6x8, portable: 5 x 4 x 3 schedules, of which channel_block 8 (the
+     * channels) and more are one, tile_w 4 and 8 (the longest segment: 4
+     * columns) are one, and unroll=row is unroll=none at tile_w 4 and 8:
+     * channel_block 2 x (tile_w 1, 2: 3 unrolls + tile_w 4: 2) = 2 x 8 */
+    ck_assert_uint_eq(result.count, 16);
+    ck_assert_uint_eq(failed, 4); /* tile_w=4 at both channel blocks, two unrolls */
     /* failures sort last; the log holds every candidate; best is never one */
     ck_assert_str_eq(result.records[result.count - 1].status, "failed");
     sepconv_tune_log log;
@@ -504,6 +508,19 @@ START_TEST(unique_drops_repeats_and_keeps_the_order)
 }
 END_TEST
 
+/* The distinct schedules a sweep of `layer` draws from with these options. */
+static size_t distinct_count(const sepconv_layer *layer, const sepconv_tune_options *options)
+{
+    sepconv_kernel_options kernel = options->kernel;
+    ck_assert_int_eq(sepconv_target_resolve(kernel.target, &kernel.target, NULL), SEPCONV_OK);
+    sepconv_schedule *list = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(sepconv_space_distinct(layer, &kernel, &list, &count, NULL, NULL),
+                     SEPCONV_OK);
+    free(list);
+    return count;
+}
+
 START_TEST(tune_keeps_the_status_without_an_error_buffer)
 {
     sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
@@ -540,7 +557,7 @@ START_TEST(a_budget_leaves_candidates_not_tried)
     sepconv_status status = sepconv_tune_layer(&layer, &options, &result, &error);
     double took = sepconv_seconds() - start;
     ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
-    ck_assert_uint_eq(result.count + result.not_tried, 60);
+    ck_assert_uint_eq(result.count + result.not_tried, distinct_count(&layer, &options));
     ck_assert_uint_gt(result.not_tried, 0);
     ck_assert_uint_gt(result.count, 0);
     ck_assert_msg(took < 10.0, "a 1 s budget took %.1f s", took); /* a bound, not a speed */
@@ -618,7 +635,7 @@ START_TEST(a_budget_cuts_a_hanging_candidates_compile)
     /* the compile the budget cut says nothing of its schedule: not tried,
      * not failed, and so are the rest */
     ck_assert_uint_eq(result.count, 0);
-    ck_assert_uint_eq(result.not_tried, 60);
+    ck_assert_uint_eq(result.not_tried, distinct_count(&layer, &options));
     ck_assert_msg(took < 15.0, "a 4 s budget took %.1f s", took); /* a bound, not a speed */
     sepconv_tune_result_free(&result);
 }
@@ -682,7 +699,7 @@ START_TEST(progress_lines_show_each_candidates_own_ratio)
     char dir[64], args[512];
     scratch_dir(dir, sizeof dir);
     snprintf(args, sizeof args, "tune op=dw name=pl df=6 m=8 dk=3 --strategy random --seed 3 "
-             "--trials 6 --log %s/log.jsonl", dir);
+             "--trials 6 --target portable --log %s/log.jsonl", dir);
     cli_run *r = run_sepconv(dir, NULL, args);
     ck_assert_msg(r->code == 0, "%s", r->err);
     char path[128];
@@ -970,6 +987,355 @@ START_TEST(records_name_the_resolved_target_and_match_only_it)
 }
 END_TEST
 
+/* ------------------------------------------------------------- pruning */
+
+/* The kernel source of a schedule with its comments dropped (they name
+ * the schedule), under a fixed symbol; NULL when generating fails, *refused
+ * then telling whether the source-size budget refused it. */
+static char *kernel_text(const sepconv_layer *layer, const sepconv_schedule *schedule,
+                         const sepconv_generate_options *base, bool *refused)
+{
+    sepconv_generate_options generate = *base;
+    generate.name = "k";
+    sepconv_source source;
+    sepconv_error error;
+    sepconv_status status = sepconv_generate(layer, schedule, &generate, &source, &error);
+    *refused = status == SEPCONV_LIMIT && strstr(error.message, "source-size budget");
+    if (status != SEPCONV_OK) {
+        ck_assert_msg(*refused, "%s", error.message);
+        return NULL;
+    }
+    char *text = malloc(source.code_length + 1), *out = text;
+    for (const char *p = source.code; *p;) {
+        if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else {
+            *out++ = *p++;
+        }
+    }
+    *out = '\0';
+    sepconv_source_free(&source);
+    return text;
+}
+
+/* A layer, a backend and target, and a source budget (0: the backend's). */
+typedef struct pruning_case {
+    const char *spec;
+    sepconv_backend backend;
+    sepconv_target target;
+    size_t budget;
+    int stride; /* check every stride-th schedule's class (1: all, and count them) */
+} pruning_case;
+
+START_TEST(pruning_draws_no_refused_and_no_repeated_schedule)
+{
+    const pruning_case cases[] = {
+        /* plain C: channel blocks past 8 channels, groups past the longest
+         * segment (4 columns), unroll=row that unrolls nothing more */
+        {"op=dw df=6 m=8 dk=3", SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, 0, 1},
+        {"op=dw df=6 m=8 dk=3", SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, 0, 1},
+        /* micro-kernels: the depthwise row kernel reads no knob at all */
+        {"op=dw df=9 m=32 dk=3", SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX512, 0, 1},
+        {"op=pw df=7 m=16 n=32", SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX512, 0, 1},
+        /* intrinsics: unpacked output blocks past 16 channels */
+        {"op=pw df=5 m=8 n=16 stride=2", SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX2, 0, 1},
+        {"op=sep df=6 m=16 n=16 dk=3", SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX512, 0, 1},
+        /* a budget that refuses the larger unrolled kernels */
+        {"op=dw df=12 m=16 dk=3", SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, 96 << 10, 1},
+        /* classes only (every 13th schedule), in vector code too */
+        {"op=sep df=6 m=8 n=16 dk=3", SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, 0, 13},
+        {"op=sep df=6 m=16 n=32 dk=3", SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX512, 0, 13},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const pruning_case *pc = &cases[c];
+        if (sepconv_target_resolve(pc->target, &(sepconv_target){0}, NULL) != SEPCONV_OK)
+            continue; /* (the generated code is only compared, but keep to this CPU's) */
+        sepconv_layer layer = parse_layer(pc->spec);
+        sepconv_kernel_options kernel = sepconv_kernel_defaults();
+        kernel.backend = pc->backend;
+        kernel.target = pc->target;
+        kernel.generate.source_budget = pc->budget;
+        sepconv_generate_options generate = kernel.generate;
+        generate.for_cc = pc->backend == SEPCONV_BACKEND_CC;
+        sepconv_schedule *list = NULL;
+        size_t count = 0;
+        sepconv_space_counts counts;
+        ck_assert_int_eq(sepconv_space_distinct(&layer, &kernel, &list, &count, &counts, NULL),
+                         SEPCONV_OK);
+        ck_assert_int_eq(counts.valid, counts.repeats + counts.refused + counts.distinct);
+        ck_assert_int_eq((int64_t)count, counts.distinct);
+        /* every candidate generates, and no two generate the same kernel */
+        char **texts = calloc(count + 1, sizeof *texts);
+        for (size_t i = 0; pc->stride == 1 && i < count; i++) {
+            bool refused = false;
+            texts[i] = kernel_text(&layer, &list[i], &generate, &refused);
+            char name[256];
+            sepconv_schedule_format(&list[i], name, sizeof name, NULL);
+            ck_assert_msg(texts[i] != NULL, "%s: candidate %s is refused", pc->spec, name);
+        }
+        qsort(texts, pc->stride == 1 ? count : 0, sizeof *texts, compare_strings);
+        for (size_t i = 1; pc->stride == 1 && i < count; i++)
+            ck_assert_msg(strcmp(texts[i - 1], texts[i]) != 0,
+                          "%s: two candidates generate the same kernel", pc->spec);
+        /* counted independently: over the whole space, the kernels that
+         * generate and how many differ; each schedule's kernel is its
+         * class's (what pruning keeps for it) */
+        int64_t product = sepconv_space_product(layer.op, pc->target), refused_count = 0;
+        size_t seen = 0;
+        char **all = calloc((size_t)product + 1, sizeof *all);
+        for (int64_t i = 0; i < product; i += pc->stride) {
+            sepconv_schedule s;
+            if (sepconv_space_schedule(layer.op, pc->target, i, &s, NULL) != SEPCONV_OK)
+                continue;
+            bool refused = false;
+            char *text = kernel_text(&layer, &s, &generate, &refused);
+            sepconv_schedule canonical = s;
+            sepconv_space_canonical(&layer, pc->backend == SEPCONV_BACKEND_TCC &&
+                                                pc->target != SEPCONV_TARGET_PORTABLE,
+                                    &canonical);
+            bool canonical_refused = false;
+            char *kept = kernel_text(&layer, &canonical, &generate, &canonical_refused);
+            char a[256], b[256];
+            sepconv_schedule_format(&s, a, sizeof a, NULL);
+            sepconv_schedule_format(&canonical, b, sizeof b, NULL);
+            ck_assert_msg(refused == canonical_refused, "%s: %s and %s", pc->spec, a, b);
+            ck_assert_msg(!text || strcmp(text, kept) == 0,
+                          "%s: %s stands for %s, another kernel", pc->spec, b, a);
+            free(kept);
+            if (text)
+                all[seen++] = text;
+            else
+                refused_count++;
+        }
+        if (pc->stride == 1) {
+            qsort(all, seen, sizeof *all, compare_strings);
+            size_t different = seen > 0;
+            for (size_t i = 1; i < seen; i++)
+                different += strcmp(all[i - 1], all[i]) != 0;
+            ck_assert_msg(different == count, "%s: %zu different kernels, %zu candidates",
+                          pc->spec, different, count);
+            ck_assert_int_gt(counts.repeats, 0);
+        }
+        if (pc->budget)
+            ck_assert_int_gt(counts.refused, 0);
+        free_texts(all, seen);
+        free_texts(texts, count);
+        free(list);
+    }
+}
+END_TEST
+
+START_TEST(schedules_shows_the_pruned_space)
+{
+    char dir[64];
+    scratch_dir(dir, sizeof dir);
+    /* dw on micro-kernels: 36 schedules, one kernel */
+    cli_run *r = run_sepconv(dir, NULL, "schedules op=dw df=9 m=32 dk=3 --target avx512 "
+                                        "--backend tcc");
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "space for tcc: 36 schedules (36 valid), 35 repeat another's "
+                                 "kernel, 0 refused by the source-size budget: 1 distinct"),
+                  "%s", r->out);
+    remove_dir(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- guided */
+
+START_TEST(the_estimate_ranks_a_good_schedule_before_a_bad_one)
+{
+    sepconv_layer pw = parse_layer("op=pw df=28 m=128 n=128");
+    sepconv_schedule good, bad;
+    /* a register tile of 7 pixels x 3 vectors against 1 x 1: loads per FMA 0.48 vs 2 */
+    ck_assert_int_eq(sepconv_schedule_parse("pixel_block=7,oc_block=48", &pw,
+                                            SEPCONV_TARGET_AVX512, &good, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_schedule_parse("pixel_block=1,oc_block=16", &pw,
+                                            SEPCONV_TARGET_AVX512, &bad, NULL), SEPCONV_OK);
+    ck_assert(sepconv_space_estimate(&pw, &good, SEPCONV_BACKEND_CC) <
+              sepconv_space_estimate(&pw, &bad, SEPCONV_BACKEND_CC));
+    /* tcc: the micro-kernel (pack=1) against tcc's own plain C (pack=0) */
+    sepconv_layer sep = parse_layer("op=sep df=28 m=128 n=128 dk=3");
+    ck_assert_int_eq(sepconv_schedule_parse("pack=1", &sep, SEPCONV_TARGET_AVX512, &good, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_eq(sepconv_schedule_parse("pack=0", &sep, SEPCONV_TARGET_AVX512, &bad, NULL),
+                     SEPCONV_OK);
+    ck_assert(sepconv_space_estimate(&sep, &good, SEPCONV_BACKEND_TCC) <
+              sepconv_space_estimate(&sep, &bad, SEPCONV_BACKEND_TCC));
+    /* an intermediate of 56x56x128 floats (1.6 MB) past L2 against 2-row tiles */
+    ck_assert_int_eq(sepconv_schedule_parse("fuse=1,tile_h=2", &sep, SEPCONV_TARGET_AVX512,
+                                            &good, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_schedule_parse("fuse=0", &sep, SEPCONV_TARGET_AVX512, &bad, NULL),
+                     SEPCONV_OK);
+    sepconv_layer big = parse_layer("op=sep df=112 m=64 n=128 dk=3");
+    good.value[SEPCONV_KNOB_FUSE] = 1;
+    ck_assert(sepconv_space_estimate(&big, &good, SEPCONV_BACKEND_CC) <
+              sepconv_space_estimate(&big, &bad, SEPCONV_BACKEND_CC));
+    /* the guided order: the good tile among the first, the bad among the
+     * last; 3 in 4 follow the estimate, every 4th is drawn at random */
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.backend = SEPCONV_BACKEND_CC;
+    options.kernel.target = SEPCONV_TARGET_AVX512;
+    sepconv_schedule *list = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(sepconv_space_sweep(&pw, &options, NULL, 0, &list, &count, NULL, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_gt(count, 40);
+    double last = -1;
+    int rising = 0, steps = 0;
+    for (size_t i = 0; i + 1 < count; i++) {
+        if (i % 4 == 3)
+            continue; /* an explored one */
+        double e = sepconv_space_estimate(&pw, &list[i], SEPCONV_BACKEND_CC);
+        rising += e >= last;
+        steps++;
+        last = e;
+    }
+    ck_assert_int_eq(rising, steps); /* the ranked ones in order */
+    ck_assert_int_eq(sepconv_schedule_parse("pixel_block=1,oc_block=16,pack=0,unroll=none",
+                                            &pw, SEPCONV_TARGET_AVX512, &bad, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_eq(sepconv_schedule_parse("pixel_block=7,oc_block=32,pack=1,unroll=none",
+                                            &pw, SEPCONV_TARGET_AVX512, &good, NULL),
+                     SEPCONV_OK);
+    sepconv_schedule defaults;
+    ck_assert_int_eq(sepconv_schedule_default(&pw, SEPCONV_TARGET_AVX512, &defaults, NULL),
+                     SEPCONV_OK);
+    /* the default, measured as the baseline anyway, comes last */
+    ck_assert(memcmp(list[count - 1].value, defaults.value, sizeof defaults.value) == 0);
+    size_t bad_at = count, good_at = count;
+    for (size_t i = 0; i < count; i++) {
+        if (memcmp(list[i].value, bad.value, sizeof bad.value) == 0)
+            bad_at = i;
+        if (memcmp(list[i].value, good.value, sizeof good.value) == 0)
+            good_at = i;
+    }
+    ck_assert_uint_lt(good_at, count / 4);
+    ck_assert_uint_lt(bad_at, count);
+    /* (unless exploring drew it early) */
+    ck_assert_msg(bad_at > count / 2 || bad_at % 4 == 3, "1x16 at %zu of %zu", bad_at, count);
+    free(list);
+}
+END_TEST
+
+START_TEST(a_guided_sep_sweep_starts_from_the_best_stages)
+{
+    char path[64];
+    fresh_log(path, sizeof path);
+    sepconv_layer sep = parse_layer("op=sep df=8 m=16 n=32 dk=3"), dw, pw;
+    ck_assert_int_eq(sepconv_layer_split(&sep, &dw, &pw, NULL), SEPCONV_OK);
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.backend = SEPCONV_BACKEND_TCC;
+    options.kernel.target = SEPCONV_TARGET_PORTABLE;
+    options.log_path = path;
+    options.trials = 2;
+    sepconv_environment environment;
+    ck_assert_int_eq(sepconv_environment_get(&options.kernel, &environment, NULL), SEPCONV_OK);
+    /* the best dw and pw records of this environment (and a worse of each) */
+    const struct { const sepconv_layer *layer; const char *schedule; double ratio; } logged[] = {
+        {&dw, "channel_block=8,tile_w=4,unroll=row", 0.6},
+        {&dw, "channel_block=4,tile_w=1,unroll=none", 0.9},
+        {&pw, "pixel_block=6,oc_block=16,pack=0,unroll=none", 0.7},
+        {&pw, "pixel_block=1,oc_block=8,pack=1,unroll=none", 0.95}};
+    for (int i = 0; i < 4; i++) {
+        char spec[512];
+        sepconv_layer_format(logged[i].layer, spec, sizeof spec, NULL);
+        sepconv_tune_record record = make_record(spec, logged[i].schedule, logged[i].ratio, "");
+        record.environment = environment;
+        ck_assert_int_eq(sepconv_log_append(path, &record, NULL), SEPCONV_OK);
+    }
+    sepconv_tune_result result;
+    sepconv_error error;
+    ck_assert_msg(sepconv_tune_layer(&sep, &options, &result, &error) == SEPCONV_OK, "%s",
+                  error.message);
+    /* the first two candidates: the composition, unfused and fused */
+    ck_assert_uint_eq(result.count, 2);
+    for (size_t i = 0; i < 2; i++)
+        ck_assert_msg(strstr(result.records[i].schedule,
+                             "channel_block=8,tile_w=4,pixel_block=6,oc_block=16,pack=0,"
+                             "unroll=") == result.records[i].schedule,
+                      "%s", result.records[i].schedule);
+    ck_assert_str_ne(result.records[0].schedule, result.records[1].schedule);
+    sepconv_tune_result_free(&result);
+    unlink(path);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- budget */
+
+START_TEST(a_budget_bounds_the_whole_command)
+{
+    char dir[64], args[512], model[128];
+    scratch_dir(dir, sizeof dir);
+    snprintf(model, sizeof model, "%s/model.layers", dir);
+    FILE *f = fopen(model, "w");
+    ck_assert_ptr_nonnull(f);
+    /* more to try than 4 s allow: the sweep must stop itself */
+    fputs("op=sep name=a df=56 m=32 n=64 dk=3\n"
+          "op=dw name=b df=28 m=64 dk=3\n"
+          "op=sep name=c df=14 m=64 n=64 dk=3 stride=2\n", f);
+    fclose(f);
+    const double budget = 4.0;
+    snprintf(args, sizeof args, "tune %s --budget %g --target portable --quiet --log %s/log.jsonl",
+             model, budget, dir);
+    double start = sepconv_seconds();
+    cli_run *r = run_sepconv(dir, NULL, args);
+    double took = sepconv_seconds() - start;
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    ck_assert_msg(took <= budget * 1.05 + 0.3, "--budget %g took %.2f s", budget, took);
+    /* it measured, logged and printed the best so far */
+    ck_assert_msg(strstr(r->out, "total: best"), "%s", r->out);
+    ck_assert_msg(strstr(r->out, "not tried: the budget was spent"), "%s", r->out);
+    char path[128];
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
+    ck_assert_uint_gt(log.count, 3);
+    sepconv_log_free(&log);
+    remove_dir(dir);
+}
+END_TEST
+
+/* --------------------------------------------------------- compile ahead */
+
+static int by_schedule(const void *a, const void *b)
+{
+    const sepconv_tune_record *x = a, *y = b;
+    return strcmp(x->schedule, y->schedule);
+}
+
+START_TEST(compiling_ahead_makes_the_records_of_a_sequential_sweep)
+{
+    /* the same candidates, statuses and count either way */
+    sepconv_layer layer = parse_layer("op=sep df=10 m=16 n=16 dk=3");
+    sepconv_tune_result results[2];
+    for (int sequential = 0; sequential < 2; sequential++) {
+        sepconv_tune_options options = sepconv_tune_defaults();
+        options.kernel.target = SEPCONV_TARGET_PORTABLE;
+        options.strategy = SEPCONV_STRATEGY_RANDOM;
+        options.seed = 11;
+        options.trials = 14;
+        options.no_log = 1;
+        options.sequential = sequential;
+        sepconv_error error;
+        ck_assert_msg(sepconv_tune_layer(&layer, &options, &results[sequential], &error) ==
+                          SEPCONV_OK, "%s", error.message);
+    }
+    ck_assert_uint_eq(results[0].count, results[1].count);
+    ck_assert_uint_eq(results[0].pruned, results[1].pruned);
+    ck_assert_uint_eq(results[0].count + results[0].not_tried, 14);
+    for (int k = 0; k < 2; k++)
+        qsort(results[k].records, results[k].count, sizeof *results[k].records, by_schedule);
+    for (size_t i = 0; i < results[0].count; i++) {
+        ck_assert_str_eq(results[0].records[i].schedule, results[1].records[i].schedule);
+        ck_assert_str_eq(results[0].records[i].status, results[1].records[i].status);
+        ck_assert_str_eq(results[0].records[i].spec, results[1].records[i].spec);
+    }
+    sepconv_tune_result_free(&results[0]);
+    sepconv_tune_result_free(&results[1]);
+}
+END_TEST
+
 Suite *tune_suite(void)
 {
     Suite *suite = suite_create("tune");
@@ -998,6 +1364,12 @@ Suite *tune_suite(void)
     tcase_add_test(c, a_written_log_replaces_the_file_atomically);
     tcase_add_test(c, tune_then_best_use_one_default_backend);
     tcase_add_test(c, records_name_the_resolved_target_and_match_only_it);
+    tcase_add_test(c, pruning_draws_no_refused_and_no_repeated_schedule);
+    tcase_add_test(c, schedules_shows_the_pruned_space);
+    tcase_add_test(c, the_estimate_ranks_a_good_schedule_before_a_bad_one);
+    tcase_add_test(c, a_guided_sep_sweep_starts_from_the_best_stages);
+    tcase_add_test(c, a_budget_bounds_the_whole_command);
+    tcase_add_test(c, compiling_ahead_makes_the_records_of_a_sequential_sweep);
     suite_add_tcase(suite, c);
     return suite;
 }

@@ -613,3 +613,18 @@ void sepconv_source_free(sepconv_source *source)
     source->code = source->header = NULL;
     source->code_length = source->header_length = 0;
 }
+
+/* Whether the source-size budget refuses a schedule at once, from the
+ * layer alone (the lower bound sepconv_generate checks before it renders):
+ * the tuner drops such candidates before it draws any. */
+int sepconv_generate_refuses(const sepconv_layer *layer, const sepconv_schedule *schedule,
+                             const sepconv_generate_options *options)
+{
+    if (!layer || !schedule || schedule->op != layer->op ||
+        (unsigned)schedule->target >= SEPCONV_TARGET_ISA_COUNT)
+        return 0;
+    bool microkernels = !(options && (options->for_cc || options->intrinsics)) &&
+                        schedule->target != SEPCONV_TARGET_PORTABLE;
+    return minimum_source_bytes(layer, schedule, microkernels) >
+           (double)source_budget(options);
+}

@@ -23,5 +23,9 @@ sepconv_status sepconv_generate(const sepconv_layer *layer, const sepconv_schedu
                                 const sepconv_generate_options *options, sepconv_source *source,
                                 sepconv_error *error);
 void sepconv_source_free(sepconv_source *source);
+/* 1 when the source-size budget refuses the schedule before rendering (its
+ * lower bound on the source passes the budget); no rendering. */
+int sepconv_generate_refuses(const sepconv_layer *layer, const sepconv_schedule *schedule,
+                             const sepconv_generate_options *options);
 
 #endif /* SEPCONV_GENERATE_H */

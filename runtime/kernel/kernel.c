@@ -28,9 +28,11 @@ struct sepconv_kernel {
     int weights_set;
     pthreadpool_t pool; /* NULL for one thread */
     size_t threads;
-    size_t chunks;         /* row ranges of a run: min(threads, rows) */
+    size_t chunks;         /* row ranges of a run (see plan_chunks) */
+    long *bounds;          /* chunk c: rows [bounds[c], bounds[c+1]) */
+    size_t slots;          /* the run's tasks: min(threads, chunks) */
     size_t scratch_stride; /* scratch_bytes rounded up to a cache line */
-    char *scratch;         /* chunks x scratch_stride: sepconv_kernel_run's */
+    char *scratch;         /* slots x scratch_stride: sepconv_kernel_run's */
     atomic_int running;    /* 1 while a sepconv_kernel_run uses `scratch` */
 };
 
@@ -81,9 +83,66 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
     return SEPCONV_OK;
 }
 
-/* The bytes of a run's scratch: a cache-line-rounded slice per chunk, so
- * that chunks on different threads never share a line; false on overflow. */
-static bool scratch_size(int64_t scratch_bytes, size_t chunks, size_t *stride,
+/* A run's rows are cut into more chunks than threads, which the threads
+ * take in turn as each finishes one (run_worker): a thread that wakes late
+ * or loses its core for a while takes fewer, where one chunk per thread
+ * makes every thread wait for the slowest.  The cut is guided
+ * self-scheduling's (Polychronopoulos and Kuck, 1987): each chunk is
+ * 1/(CHUNK_SHARE x threads) of the rows left, so the first chunks are
+ * large (few to take, long runs of rows whose input rows overlap) and the
+ * last a unit each (the threads finish within about a unit's time of one
+ * another).  112 rows on two threads: 28 21 16 12 9 7 5 4 3 2 2 1 1 1. */
+#define CHUNK_SHARE 2
+
+/* Chunks follow a fused kernel's tiles only when there are this many tiles
+ * per thread: fewer whole tiles split unevenly (sep6, 7 tiles of 2 rows on
+ * two threads, 4 + 3 tiles: 1.70x where rows give 1.9x), and a chunk that
+ * starts mid-tile only recomputes a part of one tile's depthwise rows. */
+#define TILES_PER_THREAD 4
+
+/* Cuts a run's rows into chunks: one for one thread; else guided, in
+ * units of a fused kernel's tile (a chunk that ends mid-tile runs a short
+ * tile) when there are TILES_PER_THREAD tiles a thread, else of rows.  Writes the
+ * chunks' first rows and the end into k->bounds (chunks + 1, allocated
+ * here, once).  Any cut gives the same bits: every generated kernel
+ * computes each output row alone. */
+static sepconv_status plan_chunks(sepconv_kernel *k, sepconv_error *error)
+{
+    long rows = (long)(k->layer.batch * k->layer.out_h);
+    long tile = k->layer.op == SEPCONV_OP_SEP && k->schedule.value[SEPCONV_KNOB_FUSE] == 1
+                    ? (long)k->schedule.value[SEPCONV_KNOB_TILE_H] : 1;
+    if (tile < 1 || tile > rows || (rows + tile - 1) / tile < (long)k->threads * TILES_PER_THREAD)
+        tile = 1;
+    long share = (long)k->threads * CHUNK_SHARE;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t chunks = 0;
+        for (long begin = 0; begin < rows; chunks++) {
+            long left = rows - begin;
+            long size = k->threads == 1 ? left : (left + share - 1) / share;
+            size = (size + tile - 1) / tile * tile; /* whole units */
+            if (pass == 1)
+                k->bounds[chunks] = begin;
+            begin = size < left ? begin + size : rows;
+        }
+        if (pass == 1) {
+            k->bounds[chunks] = rows;
+            break;
+        }
+        k->chunks = chunks > 0 ? chunks : 1;
+        k->bounds = malloc((k->chunks + 1) * sizeof *k->bounds);
+        if (!k->bounds)
+            return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory for %zu "
+                                "chunks of rows", k->chunks);
+        k->bounds[0] = k->bounds[1] = 0; /* no rows: one empty chunk */
+    }
+    k->slots = k->threads < k->chunks ? k->threads : k->chunks;
+    return SEPCONV_OK;
+}
+
+/* The bytes of a run's scratch: a cache-line-rounded slice per task (one
+ * per thread; the chunks a task runs take turns on its slice), so that
+ * threads never share a line; false on overflow. */
+static bool scratch_size(int64_t scratch_bytes, size_t slices, size_t *stride,
                          size_t *total)
 {
     *stride = *total = 0;
@@ -93,7 +152,7 @@ static bool scratch_size(int64_t scratch_bytes, size_t chunks, size_t *stride,
         (uint64_t)scratch_bytes > (uint64_t)INT64_MAX - 63)
         return false;
     *stride = ((size_t)scratch_bytes + 63) / 64 * 64;
-    return !__builtin_mul_overflow(*stride, chunks, total) && *total <= (size_t)INT64_MAX;
+    return !__builtin_mul_overflow(*stride, slices, total) && *total <= (size_t)INT64_MAX;
 }
 
 /* Allocates the scratch sepconv_kernel_run hands its chunks, once, so that
@@ -102,20 +161,21 @@ static bool scratch_size(int64_t scratch_bytes, size_t chunks, size_t *stride,
  * its scratch with NaN and would see a read of one never written). */
 static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
 {
-    long long rows = (long long)(k->layer.batch * k->layer.out_h);
-    k->chunks = (long long)k->threads < rows ? k->threads : (size_t)rows;
+    sepconv_status status = plan_chunks(k, error);
+    if (status != SEPCONV_OK)
+        return status;
     size_t total;
-    if (!scratch_size(k->entry.scratch_bytes, k->chunks, &k->scratch_stride, &total))
+    if (!scratch_size(k->entry.scratch_bytes, k->slots, &k->scratch_stride, &total))
         return sepconv_fail(error, SEPCONV_OVERFLOW,
                             "kernel: %zu x %lld bytes of scratch overflow the address "
                             "space (expected a layer whose intermediate fits in memory)",
-                            k->chunks, (long long)k->entry.scratch_bytes);
+                            k->slots, (long long)k->entry.scratch_bytes);
     if (total == 0)
         return SEPCONV_OK;
     k->scratch = (char *)sepconv_alloc_floats((int64_t)(total / sizeof(float)));
     if (!k->scratch)
         return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory for %zu x %zu "
-                            "bytes of scratch", k->chunks, k->scratch_stride);
+                            "bytes of scratch", k->slots, k->scratch_stride);
     return SEPCONV_OK;
 }
 
@@ -273,27 +333,42 @@ void __tsan_release(void *address);
 #define HAPPENS_AFTER(address) ((void)(address))
 #endif
 
-/* One run split into row ranges, one per task. */
+/* One run split into chunks of rows, which the pool's tasks (one per
+ * thread) take in turn from `next`. */
 typedef struct run_split {
     const sepconv_kernel *kernel;
     const float *input;
     float *output;
-    char *scratch; /* chunks x scratch_stride, or NULL */
-    long rows;
+    char *scratch; /* slots x scratch_stride, or NULL */
+    /* the next chunk to take, on a cache line of its own: the line the
+     * tasks take turns writing is not the one they read the run from */
+    _Alignas(64) atomic_size_t next;
 } run_split;
 
-/* A task: output rows [chunk*rows/chunks, (chunk+1)*rows/chunks).  Rows
- * are independent, so the result does not depend on the split. */
-static void run_chunk(void *context, size_t chunk)
+/* Chunk `chunk` of the cut (plan_chunks), on the scratch slice given. */
+static void run_chunk(const run_split *split, size_t chunk, void *scratch)
 {
-    const run_split *split = context;
+    const sepconv_kernel *k = split->kernel;
+    k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
+                 split->output, scratch, k->bounds[chunk], k->bounds[chunk + 1]);
+}
+
+/* Task `slot` (one per thread, at most; the pool runs each once, so no two
+ * running tasks share a slot): takes chunks until none is left, all on the
+ * slot's scratch.  Which thread runs which chunk varies from run to run;
+ * the rows a chunk covers, and so every output bit, do not. */
+static void run_worker(void *context, size_t slot)
+{
+    run_split *split = context;
     HAPPENS_AFTER(context);
     const sepconv_kernel *k = split->kernel;
-    long begin = (long)((size_t)split->rows * chunk / k->chunks);
-    long end = (long)((size_t)split->rows * (chunk + 1) / k->chunks);
-    void *scratch = split->scratch ? split->scratch + chunk * k->scratch_stride : NULL;
-    k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
-                 split->output, scratch, begin, end);
+    void *scratch = split->scratch ? split->scratch + slot * k->scratch_stride : NULL;
+    for (;;) {
+        size_t chunk = atomic_fetch_add_explicit(&split->next, 1, memory_order_relaxed);
+        if (chunk >= k->chunks)
+            break;
+        run_chunk(split, chunk, scratch);
+    }
     HAPPENS_BEFORE(context);
 }
 
@@ -309,30 +384,32 @@ static sepconv_status check_run(const sepconv_kernel *kernel, const float *input
     return SEPCONV_OK;
 }
 
-/* Runs every chunk, on the pool if there is one; allocates nothing. */
+/* Runs every chunk, on the pool if there is one; allocates nothing.  The
+ * synchronisation per call is the pool's: one wake-up of its workers and
+ * one wait for them, plus an atomic increment per chunk taken. */
 static void run_chunks(const sepconv_kernel *kernel, const float *input, float *output,
                        char *scratch)
 {
     run_split split = {.kernel = kernel, .input = input, .output = output,
-                       .scratch = kernel->scratch_stride ? scratch : NULL,
-                       .rows = (long)(kernel->layer.batch * kernel->layer.out_h)};
+                       .scratch = kernel->scratch_stride ? scratch : NULL};
+    atomic_init(&split.next, 0);
     if (kernel->pool && kernel->chunks > 1) {
         HAPPENS_BEFORE(&split);
         /* YIELD_WORKERS: idle workers sleep instead of spinning for
          * milliseconds, which took CPU from the rest of the process */
-        pthreadpool_parallelize_1d(kernel->pool, run_chunk, &split, kernel->chunks,
+        pthreadpool_parallelize_1d(kernel->pool, run_worker, &split, kernel->slots,
                                    PTHREADPOOL_FLAG_YIELD_WORKERS);
         HAPPENS_AFTER(&split);
     } else
-        for (size_t chunk = 0; chunk < kernel->chunks; chunk++)
-            run_chunk(&split, chunk);
+        run_worker(&split, 0);
 }
 
 /* The workspace bytes sepconv_kernel_run_with_workspace needs (0 if none):
- * a cache-line-rounded slice of scratch per thread of the kernel. */
+ * a cache-line-rounded slice of scratch per thread of the kernel (fewer
+ * when it has fewer chunks of rows than threads). */
 size_t sepconv_kernel_workspace_bytes(const sepconv_kernel *kernel)
 {
-    return kernel ? kernel->chunks * kernel->scratch_stride : 0;
+    return kernel ? kernel->slots * kernel->scratch_stride : 0;
 }
 
 /* Runs the kernel like sepconv_kernel_run, in the caller's workspace of
@@ -415,5 +492,6 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
     free(kernel->pw_bias);
     free(kernel->packed);
     free(kernel->scratch);
+    free(kernel->bounds);
     free(kernel);
 }

@@ -20,8 +20,9 @@
  * channel vector along the row instead kept few lines in L1 once c is large:
  * MobileNet v1's 13 depthwise stages 1.0 -> 0.64 ms on Zen 4, ymm code); a
  * last 8 channels of c / 8 and other strides or dilations keep a vector's 9
- * weights in registers over 4 columns; border columns, other k and the last
- * channels (c % 8, masked) take the general path.
+ * weights in registers over 4 columns (common.h's SEPCONV_UK_DW3_INTERIOR,
+ * which NEON shares); border columns, other k and the last channels (c % 8,
+ * masked) take the general path, as common.h's row driver splits them.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -177,18 +178,20 @@ void sepconv_uk_pointwise_6x16__avx2(const float *in, long in_step, float *out,
 
 /* ------------------------------------------------------------- depthwise */
 
-/* General path: output columns [ox0, ox1), channels [ch0, c), 8 at a time,
- * the last ones masked. */
-static void dw_general(const float *const *rows, long in_w, long c, const float *w, long k,
-                       long stride, long dilation, long pad_left, const float *bias,
-                       int act, float *out, long ox0, long ox1, long ch0)
+/* General path: output columns [ox0, ox1), channels [ch0, ch1), 8 at a
+ * time, the last ones masked. */
+static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long ch1)
 {
+    const float *const *rows = d->rows, *w = d->w, *bias = d->bias;
+    const long c = d->c, k = d->k, dilation = d->dilation;
+    const int act = d->act;
+    float *out = d->out;
     for (long ox = ox0; ox < ox1; ox++) {
         long lo, hi;
-        sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
-        long first = ox * stride - pad_left;
+        sepconv_uk_columns(ox, k, d->stride, dilation, d->pad_left, d->in_w, &lo, &hi);
+        long first = ox * d->stride - d->pad_left;
         long ch = ch0;
-        for (; ch + 32 <= c; ch += 32) {
+        for (; ch + 32 <= ch1; ch += 32) {
             __m256 acc[4];
             for (int v = 0; v < 4; v++)
                 acc[v] = bias ? _mm256_loadu_ps(bias + ch + 8 * v) : _mm256_setzero_ps();
@@ -206,8 +209,8 @@ static void dw_general(const float *const *rows, long in_w, long c, const float 
             for (int v = 0; v < 4; v++)
                 _mm256_storeu_ps(out + ox * c + ch + 8 * v, activate8(acc[v], act));
         }
-        for (; ch < c; ch += 8) {
-            __m256i mask = lanes_mask(c - ch);
+        for (; ch < ch1; ch += 8) {
+            __m256i mask = lanes_mask(ch1 - ch);
             __m256 acc = bias ? _mm256_maskload_ps(bias + ch, mask) : _mm256_setzero_ps();
             for (long ky = 0; ky < k; ky++) {
                 if (!rows[ky])
@@ -269,18 +272,10 @@ static ALWAYS_INLINE void dw_3x3_slide(const float *const *rows, long c, long ch
             _mm256_storeu_ps(o + 3 * c, activate8(acc3, act));
         }
         for (; ox < ox1; ox++) {
-            __m256 acc = b;
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = ky == 0 ? r0 : ky == 1 ? r1 : r2;
-                if (!r)
-                    continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    long ix = ox * S - pad_left + kx;
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(r + ix * c + ch), wt[ky * 3 + kx],
-                                          acc);
-                }
-            }
-            _mm256_storeu_ps(out + ox * c + ch, activate8(acc, act));
+            __m256 acc[1] = {b};
+            SEPCONV_UK_DW3_COLUMNS(acc, 1, rows, ox * S - pad_left, S, 1, c, ch, wt,
+                                   _mm256_loadu_ps, _mm256_fmadd_ps)
+            _mm256_storeu_ps(out + ox * c + ch, activate8(acc[0], act));
         }
     }
 }
@@ -352,97 +347,35 @@ static ALWAYS_INLINE void dw_3x3_wide(const float *const *rows, long c, long c16
     }
 }
 
-static void dw_3x3_s1(const float *const *rows, long c, long c8, const float *w,
-                      long pad_left, const float *bias, int act, float *out, long ox0,
-                      long ox1)
+/* Stride S: the wide kernel over channel pairs, the slide over the last 8. */
+static ALWAYS_INLINE void dw_3x3_strided(const float *const *rows, long c, long c8,
+                                         const float *w, long S, long pad_left,
+                                         const float *bias, int act, float *out, long ox0,
+                                         long ox1)
 {
     long c16 = c8 / 16 * 16;
     if (c16)
-        dw_3x3_wide(rows, c, c16, w, 1, pad_left, bias, act, out, ox0, ox1);
-    dw_3x3_slide(rows, c, c16, c8, w, 1, pad_left, bias, act, out, ox0, ox1);
+        dw_3x3_wide(rows, c, c16, w, S, pad_left, bias, act, out, ox0, ox1);
+    dw_3x3_slide(rows, c, c16, c8, w, S, pad_left, bias, act, out, ox0, ox1);
 }
 
-static void dw_3x3_s2(const float *const *rows, long c, long c8, const float *w,
-                      long pad_left, const float *bias, int act, float *out, long ox0,
-                      long ox1)
-{
-    long c16 = c8 / 16 * 16;
-    if (c16)
-        dw_3x3_wide(rows, c, c16, w, 2, pad_left, bias, act, out, ox0, ox1);
-    dw_3x3_slide(rows, c, c16, c8, w, 2, pad_left, bias, act, out, ox0, ox1);
-}
+/* Other strides and dilations (common.h). */
+SEPCONV_UK_DW3_INTERIOR(dw_3x3_interior, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
+                        _mm256_setzero_ps, _mm256_fmadd_ps, activate8)
 
-/* 3x3 interior columns [ox0, ox1) of channels [0, c8) (whole vectors): a
- * vector's 9 weights stay in registers over 4 columns at a time. */
-static void dw_3x3_interior(const float *const *rows, long c, long c8, const float *w,
-                            long stride, long dilation, long pad_left, const float *bias,
-                            int act, float *out, long ox0, long ox1)
+/* The 3x3 interior columns [ox0, ox1), whole vectors of channels [0, c8). */
+static void dw_3x3(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long c8)
 {
-    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-    for (long ch = 0; ch < c8; ch += 8) {
-        __m256 wt[9];
-        for (int t = 0; t < 9; t++)
-            wt[t] = _mm256_loadu_ps(w + t * c + ch);
-        __m256 b = bias ? _mm256_loadu_ps(bias + ch) : _mm256_setzero_ps();
-        long ox = ox0;
-        for (; ox + 4 <= ox1; ox += 4) {
-            __m256 acc[4] = {b, b, b, b};
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = ky == 0 ? r0 : ky == 1 ? r1 : r2;
-                if (!r)
-                    continue;
-                for (int kx = 0; kx < 3; kx++)
-                    for (int j = 0; j < 4; j++) {
-                        long ix = (ox + j) * stride - pad_left + kx * dilation;
-                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(r + ix * c + ch),
-                                                 wt[ky * 3 + kx], acc[j]);
-                    }
-            }
-            for (int j = 0; j < 4; j++)
-                _mm256_storeu_ps(out + (ox + j) * c + ch, activate8(acc[j], act));
-        }
-        for (; ox < ox1; ox++) {
-            __m256 acc = b;
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = ky == 0 ? r0 : ky == 1 ? r1 : r2;
-                if (!r)
-                    continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    long ix = ox * stride - pad_left + kx * dilation;
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(r + ix * c + ch), wt[ky * 3 + kx],
-                                          acc);
-                }
-            }
-            _mm256_storeu_ps(out + ox * c + ch, activate8(acc, act));
-        }
-    }
+    (void)ch0; /* 0: the driver passes [0, c8) */
+    if (d->dilation == 1 && d->stride == 1) /* S a constant: the windows unroll */
+        dw_3x3_strided(d->rows, d->c, c8, d->w, 1, d->pad_left, d->bias, d->act, d->out, ox0,
+                       ox1);
+    else if (d->dilation == 1 && d->stride == 2)
+        dw_3x3_strided(d->rows, d->c, c8, d->w, 2, d->pad_left, d->bias, d->act, d->out, ox0,
+                       ox1);
+    else
+        dw_3x3_interior(d, ox0, ox1, ch0, c8);
 }
 
 /* One output row of a depthwise stage with multiplier 1. */
-void sepconv_uk_dwrow__avx2(const float *const *rows, long in_w, long c, const float *w,
-                            long k, long stride, long dilation, long pad_left,
-                            const float *bias, int act, float *out, long out_w)
-{
-    if (out_w <= 0 || c <= 0)
-        return;
-    if (k != 3) {
-        dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, 0, out_w,
-                   0);
-        return;
-    }
-    long begin, end, c8 = c / 8 * 8;
-    sepconv_uk_interior(k, stride, dilation, pad_left, in_w, out_w, &begin, &end);
-    dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, 0, begin, 0);
-    if (dilation == 1 && stride == 1)
-        dw_3x3_s1(rows, c, c8, w, pad_left, bias, act, out, begin, end);
-    else if (dilation == 1 && stride == 2)
-        dw_3x3_s2(rows, c, c8, w, pad_left, bias, act, out, begin, end);
-    else
-        dw_3x3_interior(rows, c, c8, w, stride, dilation, pad_left, bias, act, out, begin,
-                        end);
-    if (c8 < c) /* the last channels of the interior columns */
-        dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, begin,
-                   end, c8);
-    dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, end, out_w,
-               0);
-}
+SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)

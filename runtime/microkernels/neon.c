@@ -17,8 +17,9 @@
  * would turn -0.0 into +0.0 where the reference keeps it.
  *
  * Depthwise: 3x3 interior columns keep a channel vector's 9 weights in
- * registers over 4 output columns; border columns, other k and the last
- * channels take the general path (c % 4 channels in plain C).
+ * registers over 4 output columns (common.h's SEPCONV_UK_DW3_INTERIOR);
+ * border columns, other k and the last channels take the general path (c %
+ * 4 channels in plain C), as common.h's row driver splits them.
  */
 #include <arm_neon.h>
 #include <stddef.h>
@@ -169,17 +170,19 @@ void sepconv_uk_pointwise_6x16__neon(const float *in, long in_step, float *out,
 
 /* ------------------------------------------------------------- depthwise */
 
-/* General path: output columns [ox0, ox1), channels [ch0, c). */
-static void dw_general(const float *const *rows, long in_w, long c, const float *w, long k,
-                       long stride, long dilation, long pad_left, const float *bias,
-                       int act, float *out, long ox0, long ox1, long ch0)
+/* General path: output columns [ox0, ox1), channels [ch0, ch1). */
+static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long ch1)
 {
+    const float *const *rows = d->rows, *w = d->w, *bias = d->bias;
+    const long c = d->c, k = d->k, dilation = d->dilation;
+    const int act = d->act;
+    float *out = d->out;
     for (long ox = ox0; ox < ox1; ox++) {
         long lo, hi;
-        sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
-        long first = ox * stride - pad_left;
+        sepconv_uk_columns(ox, k, d->stride, dilation, d->pad_left, d->in_w, &lo, &hi);
+        long first = ox * d->stride - d->pad_left;
         long ch = ch0;
-        for (; ch + 16 <= c; ch += 16) {
+        for (; ch + 16 <= ch1; ch += 16) {
             float32x4_t acc[4];
             EACH (int v = 0; v < 4; v++)
                 acc[v] = bias ? vld1q_f32(bias + ch + 4 * v) : vdupq_n_f32(0.0f);
@@ -197,7 +200,7 @@ static void dw_general(const float *const *rows, long in_w, long c, const float 
             EACH (int v = 0; v < 4; v++)
                 vst1q_f32(out + ox * c + ch + 4 * v, activate4(acc[v], act));
         }
-        for (; ch + 4 <= c; ch += 4) {
+        for (; ch + 4 <= ch1; ch += 4) {
             float32x4_t acc = bias ? vld1q_f32(bias + ch) : vdupq_n_f32(0.0f);
             for (long ky = 0; ky < k; ky++) {
                 if (!rows[ky])
@@ -208,7 +211,7 @@ static void dw_general(const float *const *rows, long in_w, long c, const float 
             }
             vst1q_f32(out + ox * c + ch, activate4(acc, act));
         }
-        for (; ch < c; ch++) {
+        for (; ch < ch1; ch++) {
             float sum = bias ? bias[ch] : 0.0f;
             for (long ky = 0; ky < k; ky++)
                 for (long kx = lo; rows[ky] && kx < hi; kx++)
@@ -219,67 +222,16 @@ static void dw_general(const float *const *rows, long in_w, long c, const float 
     }
 }
 
-/* 3x3 interior columns [ox0, ox1) of channels [0, c4) (whole vectors). */
-static void dw_3x3_interior(const float *const *rows, long c, long c4, const float *w,
-                            long stride, long dilation, long pad_left, const float *bias,
-                            int act, float *out, long ox0, long ox1)
+/* x * w + acc, in the argument order of SEPCONV_UK_DW3_COLUMNS' FMA. */
+static ALWAYS_INLINE float32x4_t fma4(float32x4_t x, float32x4_t w, float32x4_t acc)
 {
-    for (long ch = 0; ch < c4; ch += 4) {
-        float32x4_t wt[9];
-        for (int t = 0; t < 9; t++)
-            wt[t] = vld1q_f32(w + t * c + ch);
-        float32x4_t b = bias ? vld1q_f32(bias + ch) : vdupq_n_f32(0.0f);
-        long ox = ox0;
-        for (; ox + 4 <= ox1; ox += 4) {
-            float32x4_t acc[4] = {b, b, b, b};
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = rows[ky];
-                if (!r)
-                    continue;
-                for (int kx = 0; kx < 3; kx++)
-                    for (int j = 0; j < 4; j++) {
-                        long ix = (ox + j) * stride - pad_left + kx * dilation;
-                        acc[j] = vfmaq_f32(acc[j], vld1q_f32(r + ix * c + ch), wt[ky * 3 + kx]);
-                    }
-            }
-            for (int j = 0; j < 4; j++)
-                vst1q_f32(out + (ox + j) * c + ch, activate4(acc[j], act));
-        }
-        for (; ox < ox1; ox++) {
-            float32x4_t acc = b;
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = rows[ky];
-                if (!r)
-                    continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    long ix = ox * stride - pad_left + kx * dilation;
-                    acc = vfmaq_f32(acc, vld1q_f32(r + ix * c + ch), wt[ky * 3 + kx]);
-                }
-            }
-            vst1q_f32(out + ox * c + ch, activate4(acc, act));
-        }
-    }
+    return vfmaq_f32(acc, x, w);
 }
 
+static ALWAYS_INLINE float32x4_t zero4(void) { return vdupq_n_f32(0.0f); }
+
+/* 3x3 interior columns (common.h). */
+SEPCONV_UK_DW3_INTERIOR(dw_3x3, float32x4_t, 4, vld1q_f32, vst1q_f32, zero4, fma4, activate4)
+
 /* One output row of a depthwise stage with multiplier 1. */
-void sepconv_uk_dwrow__neon(const float *const *rows, long in_w, long c, const float *w,
-                            long k, long stride, long dilation, long pad_left,
-                            const float *bias, int act, float *out, long out_w)
-{
-    if (out_w <= 0 || c <= 0)
-        return;
-    if (k != 3) {
-        dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, 0, out_w,
-                   0);
-        return;
-    }
-    long begin, end, c4 = c / 4 * 4;
-    sepconv_uk_interior(k, stride, dilation, pad_left, in_w, out_w, &begin, &end);
-    dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, 0, begin, 0);
-    dw_3x3_interior(rows, c, c4, w, stride, dilation, pad_left, bias, act, out, begin, end);
-    if (c4 < c)
-        dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, begin,
-                   end, c4);
-    dw_general(rows, in_w, c, w, k, stride, dilation, pad_left, bias, act, out, end, out_w,
-               0);
-}
+SEPCONV_UK_DWROW(sepconv_uk_dwrow__neon, 4, 0, dw_general, dw_3x3)

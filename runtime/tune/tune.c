@@ -3,8 +3,10 @@
  * the measurement of each candidate interleaved with the default schedule,
  * so that a noisy machine slows both alike and their ratio holds.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_setaffinity_np */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +19,8 @@
 #define SAMPLE_SECONDS 2e-4     /* a timed sample runs the kernel this long */
 #define MEASURE_CAP_SECONDS 1.0 /* per candidate, after compiling */
 #define STABLE 0.01             /* medians within 1% of the last round's */
+#define VERIFY_REFERENCES 12.0  /* a verification's time in reference runs (5 passes, each a
+                                   run and a magnitude; slack for the other core) */
 
 /* The wall-clock bound of a sweep: an absolute deadline on the monotonic
  * clock, or none. */
@@ -31,121 +35,13 @@ static double time_left(const deadline *d)
     return d->set ? d->at - sepconv_seconds() : 1e30;
 }
 
-/* The ranges of the knobs an op has, in knob order. */
-static int knob_ranges(sepconv_op op, sepconv_target target, sepconv_knob_info *infos,
-                       sepconv_knob *knobs)
-{
-    int count = 0;
-    for (int k = 0; k < SEPCONV_KNOB_COUNT; k++)
-        if (sepconv_knob_describe(op, target, (sepconv_knob)k, &infos[count], NULL) ==
-            SEPCONV_OK)
-            knobs[count++] = (sepconv_knob)k;
-    return count;
-}
-
-/* The product of the knob ranges of an op. */
-int64_t sepconv_space_product(sepconv_op op, sepconv_target target)
-{
-    sepconv_knob_info infos[SEPCONV_KNOB_COUNT];
-    sepconv_knob knobs[SEPCONV_KNOB_COUNT];
-    int count = knob_ranges(op, target, infos, knobs);
-    int64_t product = 1;
-    for (int i = 0; i < count; i++)
-        product *= infos[i].count;
-    return product;
-}
-
-/* Whether a schedule is one of the documented invalid combinations. */
-static bool schedule_invalid(const sepconv_schedule *s)
-{
-    if (s->op != SEPCONV_OP_SEP || s->value[SEPCONV_KNOB_FUSE] != 0)
-        return false;
-    sepconv_knob_info tile;
-    sepconv_knob_describe(s->op, s->target, SEPCONV_KNOB_TILE_H, &tile, NULL);
-    return s->value[SEPCONV_KNOB_TILE_H] != tile.default_value;
-}
-
-/* Schedule number `index` of the product. */
-sepconv_status sepconv_space_schedule(sepconv_op op, sepconv_target target, int64_t index,
-                                      sepconv_schedule *schedule, sepconv_error *error)
-{
-    if (index < 0 || index >= sepconv_space_product(op, target))
-        return sepconv_fail(error, SEPCONV_INVALID, "schedule %lld is outside the space",
-                            (long long)index);
-    sepconv_knob_info infos[SEPCONV_KNOB_COUNT];
-    sepconv_knob knobs[SEPCONV_KNOB_COUNT];
-    int count = knob_ranges(op, target, infos, knobs);
-    memset(schedule, 0, sizeof *schedule);
-    schedule->op = op;
-    schedule->target = target;
-    for (int i = count - 1; i >= 0; i--) { /* the first knob varies slowest */
-        schedule->value[knobs[i]] = infos[i].values[index % infos[i].count];
-        index /= infos[i].count;
-    }
-    if (schedule_invalid(schedule))
-        return sepconv_fail(error, SEPCONV_INVALID,
-                            "fuse=0 leaves tile_h unused: only its default is a schedule");
-    return SEPCONV_OK;
-}
-
-/* The number of valid schedules. */
-int64_t sepconv_space_size(sepconv_op op, sepconv_target target)
-{
-    int64_t product = sepconv_space_product(op, target), valid = 0;
-    sepconv_schedule schedule;
-    for (int64_t i = 0; i < product; i++)
-        valid += sepconv_space_schedule(op, target, i, &schedule, NULL) == SEPCONV_OK;
-    return valid;
-}
-
-/* The candidates of a sweep: strategy order, trials, shard. */
-sepconv_status sepconv_space_candidates(sepconv_op op, sepconv_target target,
-                                        sepconv_strategy strategy, uint64_t seed,
-                                        int64_t trials, int shard, int shards,
-                                        sepconv_schedule **candidates, size_t *count,
-                                        sepconv_error *error)
-{
-    if (shards < 1 || shard < 0 || shard >= shards)
-        return sepconv_fail(error, SEPCONV_INVALID,
-                            "shard %d/%d is not valid (expected I/N with 0 <= I < N)",
-                            shard, shards);
-    if (trials < 0)
-        return sepconv_fail(error, SEPCONV_INVALID, "trials must be 0 (all) or more");
-    int64_t product = sepconv_space_product(op, target);
-    sepconv_schedule *all = malloc((size_t)product * sizeof *all);
-    if (!all)
-        return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %lld schedules",
-                            (long long)product);
-    size_t valid = 0;
-    for (int64_t i = 0; i < product; i++)
-        if (sepconv_space_schedule(op, target, i, &all[valid], NULL) == SEPCONV_OK)
-            valid++;
-    if (strategy == SEPCONV_STRATEGY_RANDOM) { /* seeded Fisher-Yates */
-        uint64_t state = seed;
-        for (size_t i = valid; i > 1; i--) {
-            size_t j = (size_t)(sepconv_random_next(&state) % i);
-            sepconv_schedule swap = all[i - 1];
-            all[i - 1] = all[j];
-            all[j] = swap;
-        }
-    }
-    size_t take = trials > 0 && (size_t)trials < valid ? (size_t)trials : valid;
-    size_t kept = 0;
-    for (size_t k = 0; k < take; k++)
-        if (k % (size_t)shards == (size_t)shard)
-            all[kept++] = all[k];
-    *candidates = all;
-    *count = kept;
-    return SEPCONV_OK;
-}
-
-/* The defaults of a sweep: tcc, grid, one shard, the default log. */
+/* The defaults of a sweep: tcc, guided, one shard, the default log. */
 sepconv_tune_options sepconv_tune_defaults(void)
 {
     sepconv_tune_options options;
     memset(&options, 0, sizeof options);
     options.kernel = sepconv_kernel_defaults();
-    options.strategy = SEPCONV_STRATEGY_GRID;
+    options.strategy = SEPCONV_STRATEGY_GUIDED;
     options.seed = 1;
     options.shards = 1;
     return options;
@@ -162,7 +58,10 @@ static double time_runs(const sepconv_kernel *kernel, const sepconv_buffers *b, 
 
 /* Measures a candidate against the baseline, interleaved round by round,
  * until the candidate's median settles, the time cap is reached or the
- * sweep's deadline passes (after one round: a median needs a sample). */
+ * sweep's deadline passes (after ROUNDS_MIN rounds all the same: a median
+ * of one or two rounds let a preempted baseline round pass for a 10x
+ * speed-up; 5 rounds of a few milliseconds each stay within the budget's
+ * 5%). */
 static void measure(const sepconv_kernel *candidate, const sepconv_kernel *baseline,
                     const sepconv_buffers *b, const deadline *until,
                     sepconv_tune_record *record)
@@ -181,10 +80,10 @@ static void measure(const sepconv_kernel *candidate, const sepconv_kernel *basel
         theirs[rounds] = time_runs(baseline, b, reps);
         mine[rounds] = time_runs(candidate, b, reps);
         rounds++;
+        if (rounds < ROUNDS_MIN)
+            continue; /* past the deadline too: a median of fewer is noise */
         if (time_left(until) <= 0)
             break;
-        if (rounds < ROUNDS_MIN)
-            continue;
         memcpy(sorted, mine, (size_t)rounds * sizeof *mine);
         double median = sepconv_median(sorted, (size_t)rounds);
         if (fabs(median - last_median) <= STABLE * median ||
@@ -271,6 +170,232 @@ static int by_ratio(const void *a, const void *b)
     return (x->ratio > y->ratio) - (x->ratio < y->ratio);
 }
 
+
+/* ------------------------------------------------------- compile ahead */
+
+/* One candidate built (or not) for the timing loop. */
+typedef struct built {
+    sepconv_kernel *kernel;
+    sepconv_error failure;
+    bool cut;     /* the budget ran out before or during its build */
+    bool refused; /* the source-size budget refused it while rendering */
+} built;
+
+/* What building candidates needs, on whichever thread builds them. */
+typedef struct builder {
+    const sepconv_layer *layer;
+    const sepconv_tune_options *options;
+    const sepconv_tensors *tensors;
+    const deadline *until;
+    const sepconv_schedule *candidates;
+    size_t count;
+} builder;
+
+/* Builds candidate i.  A compile the budget cut says nothing of its
+ * schedule (cut); a source the size budget refused while it was rendered
+ * (the layer's lower bound let it through) is dropped like those pruned
+ * before the sweep, never recorded. */
+static void build_candidate(const builder *w, size_t i, built *out)
+{
+    memset(out, 0, sizeof *out);
+    char text[256];
+    sepconv_schedule_format(&w->candidates[i], text, sizeof text, NULL);
+    sepconv_status status = build(w->layer, w->options, text, w->tensors, w->until,
+                                  &out->kernel, &out->failure);
+    if (status != SEPCONV_OK && time_left(w->until) <= 0)
+        out->cut = true;
+    else if (status == SEPCONV_LIMIT && strstr(out->failure.message, "source-size budget"))
+        out->refused = true;
+}
+
+/* Candidates compile ahead on a thread of their own, into a queue of
+ * AHEAD kernels that the timing loop takes in order.  Timing stays quiet:
+ * for the sweep the timing thread is pinned to one CPU and the compile
+ * thread (and the compilers it starts, which inherit its affinity) to the
+ * others, so a compile never shares the core that times; with one usable
+ * CPU, or kernels of several threads (timed on every CPU), there is no
+ * compile thread and candidates build in turn. */
+#define AHEAD 2
+typedef struct pipeline {
+    builder work;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    built slots[AHEAD];
+    size_t produced, consumed; /* candidates built; taken by the timing loop */
+    bool stop;                 /* the timing loop is done: build no more */
+    bool started;
+} pipeline;
+
+static void *compile_ahead(void *context)
+{
+    pipeline *p = context;
+    for (size_t i = 0; i < p->work.count; i++) {
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop && p->produced - p->consumed == AHEAD)
+            pthread_cond_wait(&p->changed, &p->lock);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->lock);
+        if (stop)
+            break;
+        built b;
+        build_candidate(&p->work, i, &b);
+        pthread_mutex_lock(&p->lock);
+        p->slots[i % AHEAD] = b;
+        p->produced++;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (b.cut)
+            break; /* the budget is spent: the loop stops at this one */
+    }
+    return NULL;
+}
+
+/* Splits the usable CPUs: the first for timing, the rest for compiling;
+ * false with fewer than two. */
+static bool split_cpus(cpu_set_t *timing, cpu_set_t *compiling)
+{
+    cpu_set_t all;
+    if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
+        return false;
+    CPU_ZERO(timing);
+    *compiling = all;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) {
+            CPU_SET(c, timing);
+            CPU_CLR(c, compiling);
+            break;
+        }
+    return true;
+}
+
+/* Starts the compile thread; false (then candidates build in turn) when
+ * there is one CPU or no thread. */
+static bool pipeline_start(pipeline *p, cpu_set_t *saved)
+{
+    cpu_set_t timing, compiling;
+    if (!split_cpus(&timing, &compiling))
+        return false;
+    if (pthread_getaffinity_np(pthread_self(), sizeof *saved, saved) != 0)
+        return false;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setaffinity_np(&attr, sizeof compiling, &compiling);
+    p->started = pthread_create(&p->thread, &attr, compile_ahead, p) == 0;
+    pthread_attr_destroy(&attr);
+    if (!p->started) {
+        pthread_cond_destroy(&p->changed);
+        pthread_mutex_destroy(&p->lock);
+        return false;
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof timing, &timing);
+    return true;
+}
+
+/* Takes candidate i, waiting for the compile thread (or building it here). */
+static void pipeline_take(pipeline *p, size_t i, built *out)
+{
+    if (!p->started) {
+        build_candidate(&p->work, i, out);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    while (p->produced <= i)
+        pthread_cond_wait(&p->changed, &p->lock);
+    *out = p->slots[i % AHEAD];
+    p->consumed++;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Stops the compile thread, frees what it built that was not taken, and
+ * gives the timing thread its CPUs back. */
+static void pipeline_stop(pipeline *p, const cpu_set_t *saved)
+{
+    if (!p->started)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    for (size_t i = p->consumed; i < p->produced; i++)
+        sepconv_kernel_free(p->slots[i % AHEAD].kernel);
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->lock);
+    pthread_setaffinity_np(pthread_self(), sizeof *saved, saved);
+}
+
+/* ------------------------------------------------------------- seeding */
+
+/* The best schedule of `layer` in the log for this environment, parsed. */
+static bool log_best(const sepconv_tune_log *log, const sepconv_layer *layer,
+                     const sepconv_environment *environment, sepconv_target target,
+                     sepconv_schedule *schedule)
+{
+    char spec[512];
+    if (sepconv_layer_format(layer, spec, sizeof spec, NULL) != SEPCONV_OK)
+        return false;
+    const sepconv_tune_record *best = sepconv_log_best(log, spec, environment);
+    return best && sepconv_schedule_parse(best->schedule, layer, target, schedule, NULL) ==
+                       SEPCONV_OK;
+}
+
+/* The seeds of a guided sep sweep: the log's best dw and best pw
+ * schedules of its two stages (this environment) composed, unrolled as
+ * either, unfused and fused; none without a record of either. */
+#define SEEDS_MAX 4
+static size_t sep_seeds(const sepconv_layer *layer, const sepconv_tune_options *o,
+                        const char *log_path, const sepconv_environment *environment,
+                        sepconv_schedule *seeds)
+{
+    sepconv_layer dw, pw;
+    sepconv_tune_log log;
+    if (layer->op != SEPCONV_OP_SEP || o->strategy != SEPCONV_STRATEGY_GUIDED ||
+        !log_path[0] || sepconv_layer_split(layer, &dw, &pw, NULL) != SEPCONV_OK ||
+        sepconv_log_read(log_path, &log, NULL) != SEPCONV_OK)
+        return 0;
+    sepconv_target target = o->kernel.target;
+    sepconv_schedule best_dw, best_pw, base;
+    bool have_dw = log_best(&log, &dw, environment, target, &best_dw);
+    bool have_pw = log_best(&log, &pw, environment, target, &best_pw);
+    sepconv_log_free(&log);
+    if ((!have_dw && !have_pw) || sepconv_schedule_default(layer, target, &base, NULL) !=
+                                      SEPCONV_OK)
+        return 0;
+    const sepconv_knob from_dw[] = {SEPCONV_KNOB_CHANNEL_BLOCK, SEPCONV_KNOB_TILE_W};
+    const sepconv_knob from_pw[] = {SEPCONV_KNOB_PIXEL_BLOCK, SEPCONV_KNOB_OC_BLOCK,
+                                    SEPCONV_KNOB_PACK};
+    for (int k = 0; have_dw && k < 2; k++)
+        base.value[from_dw[k]] = best_dw.value[from_dw[k]];
+    for (int k = 0; have_pw && k < 3; k++)
+        base.value[from_pw[k]] = best_pw.value[from_pw[k]];
+    size_t count = 0;
+    bool micro = sepconv_space_microkernels(&o->kernel);
+    for (int u = 0; u < 2; u++) {
+        const sepconv_schedule *stage = u == 0 ? (have_dw ? &best_dw : NULL)
+                                               : (have_pw ? &best_pw : NULL);
+        if (!stage)
+            continue;
+        for (int fuse = 0; fuse < 2; fuse++) {
+            sepconv_schedule s = base;
+            s.value[SEPCONV_KNOB_UNROLL] = stage->value[SEPCONV_KNOB_UNROLL];
+            s.value[SEPCONV_KNOB_FUSE] = fuse;
+            sepconv_space_canonical(layer, micro, &s);
+            bool seen = false;
+            for (size_t j = 0; j < count; j++)
+                seen = seen || memcmp(seeds[j].value, s.value, sizeof s.value) == 0;
+            if (!seen && count < SEEDS_MAX)
+                seeds[count++] = s;
+        }
+    }
+    return count;
+}
+
+/* ---------------------------------------------------------------- tune */
+
 /* Tunes a layer: compiles, verifies and times each candidate interleaved
  * with the default schedule, appending a record per candidate to the log
  * (unless no_log).  options->budget_seconds, when not 0, bounds the whole
@@ -285,6 +410,9 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (!layer || !options || !result)
         return sepconv_fail(error, SEPCONV_INVALID, "tune: missing arguments");
     memset(result, 0, sizeof *result);
+    /* the budget bounds the whole call, the default schedule included */
+    deadline until = {options->budget_seconds > 0,
+                      sepconv_seconds() + options->budget_seconds};
     /* the schedule space is an instruction set's: resolve auto, refuse an
      * ISA this CPU lacks before anything runs */
     sepconv_tune_options resolved = *options;
@@ -293,9 +421,6 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (resolving != SEPCONV_OK)
         return resolving;
     options = &resolved;
-    /* the budget bounds the whole call, the default schedule included */
-    deadline until = {options->budget_seconds > 0,
-                      sepconv_seconds() + options->budget_seconds};
     char log_path[4096] = "";
     sepconv_status status = SEPCONV_OK;
     if (!options->no_log) {
@@ -313,13 +438,15 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
         status = sepconv_layer_format(layer, spec, sizeof spec, error);
     if (status == SEPCONV_OK)
         status = sepconv_cost_compute(layer, &cost, error);
-    sepconv_schedule *candidates = NULL;
-    size_t count = 0;
-    if (status == SEPCONV_OK)
-        status = sepconv_space_candidates(layer->op, options->kernel.target,
-                                          options->strategy, options->seed, options->trials,
-                                          options->shard, options->shards, &candidates,
-                                          &count, error);
+    sepconv_schedule *candidates = NULL, seeds[SEEDS_MAX];
+    size_t count = 0, seed_count = 0;
+    sepconv_space_counts counts = {0};
+    if (status == SEPCONV_OK) {
+        seed_count = sep_seeds(layer, options, log_path, &environment, seeds);
+        status = sepconv_space_sweep(layer, options, seeds, seed_count, &candidates, &count,
+                                     &counts, error);
+        result->pruned = (size_t)(counts.repeats + counts.refused);
+    }
     sepconv_buffers b;
     memset(&b, 0, sizeof b);
     if (status == SEPCONV_OK)
@@ -338,9 +465,15 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
         status = sepconv_reference_run(layer, &tensors, b.output, error);
         result->reference_ms = (sepconv_seconds() - start) * 1e3;
     }
+    /* builds stop earlier than the rest: a kernel compiled just before
+     * the deadline is still verified (five passes beside the reference,
+     * which the compile timeout does not cut), so the build deadline keeps
+     * room for that, measured as VERIFY_REFERENCES reference runs */
+    deadline build_until = until;
+    build_until.at -= VERIFY_REFERENCES * result->reference_ms * 1e-3;
     if (status == SEPCONV_OK) {
-        status = build(layer, options, NULL, &tensors, &until, &baseline, error);
-        if (status != SEPCONV_OK && time_left(&until) <= 0) {
+        status = build(layer, options, NULL, &tensors, &build_until, &baseline, error);
+        if (status != SEPCONV_OK && time_left(&build_until) <= 0) {
             status = SEPCONV_LIMIT; /* a compile cut short by the budget */
             sepconv_error_prefix(error, "the budget of %.1f s ran out while building the "
                                         "default schedule", options->budget_seconds);
@@ -359,42 +492,57 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
         if (log_path[0])
             status = sepconv_log_append(log_path, &result->baseline, error);
     }
+    pipeline ahead;
+    memset(&ahead, 0, sizeof ahead);
+    ahead.work = (builder){layer, options, &tensors, &build_until, candidates, count};
+    cpu_set_t saved;
+    /* (a kernel of several threads is timed on every CPU: none is free to
+     * compile on, and its pool would inherit the compile thread's CPUs) */
+    if (status == SEPCONV_OK && count > 1 && !options->sequential &&
+        sepconv_thread_count(options->kernel.threads) == 1)
+        pipeline_start(&ahead, &saved);
     double start = sepconv_seconds();
     const sepconv_tune_record *best = NULL;
+    size_t total = count;
     for (size_t i = 0; status == SEPCONV_OK && i < count; i++) {
         if (time_left(&until) <= 0) {
             result->not_tried = count - i;
             break;
         }
-        sepconv_tune_record *record = &result->records[result->count++];
-        start_record(record, spec, layer, &candidates[i], &environment);
-        sepconv_error failure;
-        sepconv_kernel *kernel = NULL;
-        build(layer, options, record->schedule, &tensors, &until, &kernel, &failure);
-        if (!kernel && time_left(&until) <= 0) {
+        built got;
+        pipeline_take(&ahead, i, &got);
+        if (got.cut) {
             /* cut short by the budget: says nothing of the schedule */
-            result->count--;
+            sepconv_kernel_free(got.kernel);
             result->not_tried = count - i;
             break;
         }
-        if (kernel) {
+        if (got.refused) { /* pruned after all: never a candidate */
+            result->pruned++;
+            total--;
+            continue;
+        }
+        sepconv_tune_record *record = &result->records[result->count++];
+        start_record(record, spec, layer, &candidates[i], &environment);
+        if (got.kernel) {
             snprintf(record->status, sizeof record->status, "ok");
-            measure(kernel, baseline, &b, &until, record);
+            measure(got.kernel, baseline, &b, &until, record);
             if (!best || record->ratio < best->ratio)
                 best = record;
         } else {
             snprintf(record->status, sizeof record->status, "failed");
-            snprintf(record->error, sizeof record->error, "%.255s", failure.message);
+            snprintf(record->error, sizeof record->error, "%.255s", got.failure.message);
         }
-        sepconv_kernel_free(kernel);
+        sepconv_kernel_free(got.kernel);
         if (log_path[0])
             status = sepconv_log_append(log_path, record, error);
         if (options->progress) {
-            sepconv_tune_progress progress = {layer, i + 1, count,
+            sepconv_tune_progress progress = {layer, result->count, total,
                                               sepconv_seconds() - start, record, best};
             options->progress(options->progress_context, &progress);
         }
     }
+    pipeline_stop(&ahead, &saved);
     sepconv_kernel_free(baseline);
     sepconv_buffers_free(&b);
     free(candidates);
