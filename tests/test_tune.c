@@ -550,18 +550,22 @@ START_TEST(a_budget_leaves_candidates_not_tried)
     sepconv_tune_options options = sepconv_tune_defaults();
     options.kernel.target = SEPCONV_TARGET_PORTABLE;
     options.no_log = 1;
-    options.budget_seconds = 1.0;
+    /* the budget counts the reference and the default's build and timing
+     * too, which valgrind slows some fiftyfold: there, more seconds */
+    options.budget_seconds = under_valgrind() ? 30.0 : 1.0;
     sepconv_tune_result result;
     sepconv_error error;
     double start = sepconv_seconds();
     sepconv_status status = sepconv_tune_layer(&layer, &options, &result, &error);
     double took = sepconv_seconds() - start;
     ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
-    ck_assert_uint_eq(result.count + result.not_tried, distinct_count(&layer, &options));
-    ck_assert_uint_gt(result.not_tried, 0);
-    ck_assert_uint_gt(result.count, 0);
-    ck_assert_msg(took < 10.0, "a 1 s budget took %.1f s", took); /* a bound, not a speed */
+    size_t tried = result.count, not_tried = result.not_tried;
     sepconv_tune_result_free(&result);
+    ck_assert_uint_eq(tried + not_tried, distinct_count(&layer, &options));
+    ck_assert_uint_gt(not_tried, 0);
+    ck_assert_uint_gt(tried, 0);
+    ck_assert_msg(took < 10.0 * options.budget_seconds, "a %.0f s budget took %.1f s",
+                  options.budget_seconds, took); /* a bound, not a speed */
 }
 END_TEST
 
