@@ -4,6 +4,7 @@
  * weights reordered once into the layout oneDNN picks, activations as
  * eltwise post-ops; sep as the two in sequence.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

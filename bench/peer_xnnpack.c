@@ -4,6 +4,7 @@
  * sequence through an intermediate buffer.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -474,7 +474,8 @@ function common.plan(layer, schedule, target, microkernels)
       microkernels = plan.microkernels,
       act = layer.pw_act, pixel_block = schedule.pixel_block,
       oc_block = schedule.oc_block, pack = schedule.pack == 1,
-      unroll = schedule.unroll, input = from, output = output,
+      unroll = op == "sep" and schedule.pw_unroll or schedule.unroll,
+      input = from, output = output,
     }
     plan.pw = pw
     if pw.pack then

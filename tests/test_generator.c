@@ -505,6 +505,66 @@ START_TEST(sliding_window_loads_each_input_once)
 }
 END_TEST
 
+/* A copy of the text of the function whose name ends in `suffix` (its
+ * definition up to the next blank line that starts a comment). */
+static char *function_text(const char *code, const char *suffix)
+{
+    char opening[64];
+    snprintf(opening, sizeof opening, "%s(const", suffix);
+    const char *start = strstr(code, opening);
+    ck_assert_msg(start != NULL, "no function %s", suffix);
+    const char *end = strstr(start, "\n}\n");
+    ck_assert_ptr_nonnull(end);
+    size_t length = (size_t)(end - start);
+    char *text = malloc(length + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, start, length);
+    text[length] = '\0';
+    return text;
+}
+
+START_TEST(each_sep_stage_unrolls_as_its_knob_says)
+{
+    const char *spec = "op=sep df=10 m=8 n=16 dk=3";
+    sepconv_layer layer;
+    sepconv_schedule s;
+    ck_assert_int_eq(sepconv_layer_parse(spec, &layer, NULL), SEPCONV_OK);
+    /* a schedule without pw_unroll (written before it existed) means both */
+    ck_assert_int_eq(sepconv_schedule_parse("unroll=row", &layer, SEPCONV_TARGET_PORTABLE, &s,
+                                            NULL), SEPCONV_OK);
+    ck_assert_int_eq(s.value[SEPCONV_KNOB_UNROLL], 1);
+    ck_assert_int_eq(s.value[SEPCONV_KNOB_PW_UNROLL], 1);
+    ck_assert_int_eq(sepconv_schedule_parse("unroll=row,pw_unroll=none", &layer,
+                                            SEPCONV_TARGET_PORTABLE, &s, NULL), SEPCONV_OK);
+    ck_assert_int_eq(s.value[SEPCONV_KNOB_UNROLL], 1);
+    ck_assert_int_eq(s.value[SEPCONV_KNOB_PW_UNROLL], 0);
+    /* each knob changes its own stage's code and only that */
+    const char *schedules[] = {"unroll=none,pw_unroll=none", "unroll=none,pw_unroll=row",
+                               "unroll=row,pw_unroll=none"};
+    char *dw[3], *pw[3];
+    for (int i = 0; i < 3; i++) {
+        sepconv_source source;
+        sepconv_error error;
+        ck_assert_int_eq(generate_for(spec, schedules[i], SEPCONV_TARGET_PORTABLE, false, 0,
+                                      &source, &error), SEPCONV_OK);
+        dw[i] = function_text(source.code, "_depthwise");
+        pw[i] = function_text(source.code, "_pointwise");
+        sepconv_source_free(&source);
+    }
+    ck_assert_str_eq(dw[0], dw[1]);
+    ck_assert_str_ne(pw[0], pw[1]);
+    ck_assert_str_eq(pw[0], pw[2]);
+    ck_assert_str_ne(dw[0], dw[2]);
+    /* unrolled, the pointwise row has no column loop left */
+    ck_assert_ptr_nonnull(strstr(pw[0], "for (long ox"));
+    ck_assert_ptr_null(strstr(pw[1], "for (long ox"));
+    for (int i = 0; i < 3; i++) {
+        free(dw[i]);
+        free(pw[i]);
+    }
+}
+END_TEST
+
 Suite *generator_suite(void)
 {
     Suite *suite = suite_create("generator");
@@ -518,6 +578,7 @@ Suite *generator_suite(void)
     tcase_add_loop_test(window, sliding_window_kernels_match_reference, 0,
                         (int)(sizeof windows / sizeof windows[0]));
     tcase_add_test(window, sliding_window_loads_each_input_once);
+    tcase_add_test(window, each_sep_stage_unrolls_as_its_knob_says);
     suite_add_tcase(suite, window);
     TCase *budget = tcase_create("budget");
     tcase_set_timeout(budget, 300);

@@ -72,7 +72,7 @@ START_TEST(tcc_kernel_end_to_end)
     ck_assert_double_gt(info->compile_seconds, 0);
     ck_assert_double_lt(info->compile_seconds, 5.0);
     ck_assert_str_eq(info->schedule, "channel_block=16,tile_w=2,pixel_block=4,oc_block=32,"
-                                     "pack=1,unroll=none,fuse=1,tile_h=2");
+                                     "pack=1,unroll=none,fuse=1,tile_h=2,pw_unroll=none");
     check_against_reference(kernel, 3);
     test_target_exercised(SEPCONV_TARGET_PORTABLE, "kernel: tcc portable");
     sepconv_kernel_free(kernel);

@@ -146,6 +146,7 @@ typedef struct stage_shape {
     int64_t vector;       /* floats per vector; 0: portable code */
     bool act;             /* an activation line per stored value */
     int64_t unrolled_taps;/* the most taps a pixel unrolls (common.loops_taps) */
+    int unroll;           /* 0 none, 1 row, 2 full */
 } stage_shape;
 
 /* Bytes a counted line takes at least: every one is indented 16 to 28
@@ -232,14 +233,14 @@ static double row_bytes(const stage_shape *st, const axis_runs *cols, int unroll
 
 /* Bytes of a stage: its row runs (merged, or one per row under
  * unroll=full), each times its columns. */
-static double stage_bytes(const sepconv_schedule *s, const stage_shape *st)
+static double stage_bytes(const stage_shape *st)
 {
     axis_runs runs[2], *r = &runs[0], *c = &runs[1];
     cut_axis(st->in_h, st->out_h, st->kernel, st->stride, st->dilation, st->pad_top, r);
     cut_axis(st->in_w, st->out_w, st->kernel, st->stride, st->dilation, st->pad_left, c);
     if (r->truncated || c->truncated)
         return 0.0; /* no lower bound worth the work: the renderer's limit */
-    int unroll = (int)s->value[SEPCONV_KNOB_UNROLL];
+    int unroll = st->unroll;
     bool looped = r->widest * c->widest > st->unrolled_taps || r->count > 5 ||
                   c->count > 5;
     double bytes = 0;
@@ -278,7 +279,8 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
         .kernel = l->kernel, .stride = l->stride, .dilation = l->dilation,
         .pad_top = l->pad_top, .pad_left = l->pad_left,
         .block = s->value[SEPCONV_KNOB_CHANNEL_BLOCK],
-        .tile = s->value[SEPCONV_KNOB_TILE_W]};
+        .tile = s->value[SEPCONV_KNOB_TILE_W],
+        .unroll = (int)s->value[SEPCONV_KNOB_UNROLL]};
     double bytes = FILE_BYTES;
     if (l->op == SEPCONV_OP_CONV) {
         spatial.reduces = true;
@@ -286,7 +288,7 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
         spatial.vector = nhwc ? vector : 0;
         spatial.act = l->conv_act != SEPCONV_ACT_NONE;
         spatial.unrolled_taps = 1;
-        bytes += stage_bytes(s, &spatial);
+        bytes += stage_bytes(&spatial);
     } else if (l->op != SEPCONV_OP_PW &&
                !(microkernels && nhwc && l->multiplier == 1)) {
         /* (micro-kernel code hands channel-last rows to a micro-kernel) */
@@ -294,7 +296,7 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
         spatial.vector = nhwc && l->multiplier == 1 ? vector : 0;
         spatial.act = l->dw_act != SEPCONV_ACT_NONE;
         spatial.unrolled_taps = 9;
-        bytes += stage_bytes(s, &spatial);
+        bytes += stage_bytes(&spatial);
     }
     bool sep = l->op == SEPCONV_OP_SEP;
     bool pack = s->value[SEPCONV_KNOB_PACK] != 0;
@@ -309,8 +311,9 @@ static double minimum_source_bytes(const sepconv_layer *l, const sepconv_schedul
             .pad_top = sep ? 0 : l->pad_top, .pad_left = sep ? 0 : l->pad_left,
             .channels = l->n, .block = s->value[SEPCONV_KNOB_OC_BLOCK],
             .tile = s->value[SEPCONV_KNOB_PIXEL_BLOCK], .vector = nhwc ? vector : 0,
-            .act = l->pw_act != SEPCONV_ACT_NONE, .unrolled_taps = INT64_MAX};
-        bytes += stage_bytes(s, &pw);
+            .act = l->pw_act != SEPCONV_ACT_NONE, .unrolled_taps = INT64_MAX,
+            .unroll = (int)sepconv_schedule_pw_unroll(s)};
+        bytes += stage_bytes(&pw);
     }
     return bytes;
 }
@@ -483,6 +486,8 @@ static sepconv_status over_budget(const sepconv_generate_options *options,
     static const char *const advice[] = {"smaller blocks (tile_w, pixel_block)",
                                          "unroll=none", "unroll=none or row"};
     int64_t unroll = schedule->value[SEPCONV_KNOB_UNROLL];
+    if (sepconv_schedule_pw_unroll(schedule) > unroll)
+        unroll = sepconv_schedule_pw_unroll(schedule);
     const char *use = advice[unroll >= 0 && unroll < 3 ? unroll : 0];
     size_t budget = source_budget(options);
     char size[32], limit[32];

@@ -32,11 +32,17 @@ static const knob_spec knobs[SEPCONV_KNOB_COUNT] = {
         OPS(0, 0, 1, 1)},
     [SEPCONV_KNOB_UNROLL] = {"unroll",
         "spatial unrolling: none (loops, borders split), row (columns "
-        "unrolled), full (every pixel; small layers)", OPS(1, 1, 1, 1)},
+        "unrolled), full (every pixel; small layers); in a sep, of its depthwise stage",
+        OPS(1, 1, 1, 1)},
     [SEPCONV_KNOB_FUSE] = {"fuse",
         "0: depthwise into a full intermediate, then pointwise; 1: row tiles "
         "that stay in cache", OPS(0, 0, 0, 1)},
     [SEPCONV_KNOB_TILE_H] = {"tile_h", "rows per fused tile (fuse=1)",
+        OPS(0, 0, 0, 1)},
+    /* the stages' best unrolling differs (sep 56x56x128: depthwise none,
+     * pointwise row; one knob for both could not compose the two) */
+    [SEPCONV_KNOB_PW_UNROLL] = {"pw_unroll",
+        "unroll of the pointwise stage (left out of a schedule: as unroll)",
         OPS(0, 0, 0, 1)},
 };
 
@@ -91,6 +97,13 @@ sepconv_status sepconv_backend_parse(const char *text, sepconv_backend *backend,
                             "backend '%s' is not valid (expected tcc | cc)", text ? text : "");
     *backend = (sepconv_backend)i;
     return SEPCONV_OK;
+}
+
+/* The unroll value of a schedule's pointwise stage. */
+int64_t sepconv_schedule_pw_unroll(const sepconv_schedule *schedule)
+{
+    return schedule->value[schedule->op == SEPCONV_OP_SEP ? SEPCONV_KNOB_PW_UNROLL
+                                                          : SEPCONV_KNOB_UNROLL];
 }
 
 /* Whether an op has a knob. */
@@ -172,6 +185,7 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
         break;
     case SEPCONV_KNOB_PACK: set_range(info, boolean, 1); break;
     case SEPCONV_KNOB_UNROLL:
+    case SEPCONV_KNOB_PW_UNROLL:
         set_range(info, unroll, 0);
         for (int i = 0; i < 3; i++)
             info->value_names[i] = unroll_names[i];
@@ -305,6 +319,9 @@ sepconv_status sepconv_schedule_parse(const char *text, const sepconv_layer *lay
             return status;
         p += length;
     }
+    /* (a sep schedule from before pw_unroll: unroll was both stages') */
+    if (parsed.op == SEPCONV_OP_SEP && !(seen & 1u << SEPCONV_KNOB_PW_UNROLL))
+        parsed.value[SEPCONV_KNOB_PW_UNROLL] = parsed.value[SEPCONV_KNOB_UNROLL];
     *schedule = parsed;
     return SEPCONV_OK;
 }
@@ -322,7 +339,8 @@ sepconv_status sepconv_schedule_format(const sepconv_schedule *schedule,
         if (!sepconv_schedule_has_knob(schedule->op, (sepconv_knob)k))
             continue;
         int64_t value = schedule->value[k];
-        int wrote = k == SEPCONV_KNOB_UNROLL && value >= 0 && value < 3
+        bool named = k == SEPCONV_KNOB_UNROLL || k == SEPCONV_KNOB_PW_UNROLL;
+        int wrote = named && value >= 0 && value < 3
                         ? snprintf(out + used, capacity - used, "%s%s=%s",
                                    used ? "," : "", knobs[k].name,
                                    unroll_names[value])

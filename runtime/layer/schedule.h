@@ -16,9 +16,10 @@ typedef enum sepconv_knob {
     SEPCONV_KNOB_PIXEL_BLOCK,   /* pw, sep: pixels per register block */
     SEPCONV_KNOB_OC_BLOCK,      /* pw, sep: output channels per block */
     SEPCONV_KNOB_PACK,          /* pw, sep: pointwise weights packed once */
-    SEPCONV_KNOB_UNROLL,        /* all: 0 none, 1 row, 2 full */
+    SEPCONV_KNOB_UNROLL,        /* all: 0 none, 1 row, 2 full (sep: its dw stage) */
     SEPCONV_KNOB_FUSE,          /* sep: 0 full intermediate, 1 row tiles */
     SEPCONV_KNOB_TILE_H,        /* sep with fuse=1: rows per tile */
+    SEPCONV_KNOB_PW_UNROLL,     /* sep: its pw stage's unroll */
     SEPCONV_KNOB_COUNT
 } sepconv_knob;
 #define SEPCONV_KNOB_VALUES_MAX 8
@@ -39,6 +40,8 @@ typedef struct sepconv_schedule {
     int64_t value[SEPCONV_KNOB_COUNT]; /* 0 for knobs the op does not have */
 } sepconv_schedule;
 
+/* The unroll value of a schedule's pointwise stage (sep: pw_unroll). */
+int64_t sepconv_schedule_pw_unroll(const sepconv_schedule *schedule);
 /* Whether `op` has `knob`. */
 int sepconv_schedule_has_knob(sepconv_op op, sepconv_knob knob);
 /* Describes a knob for an op and target (its range and default). */

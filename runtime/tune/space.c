@@ -278,8 +278,12 @@ void sepconv_space_canonical(const sepconv_layer *l, bool microkernels,
     }
     if (has[SEPCONV_KNOB_PIXEL_BLOCK] && !pointwise)
         v[SEPCONV_KNOB_PIXEL_BLOCK] = info[SEPCONV_KNOB_PIXEL_BLOCK].default_value;
-    if (has[SEPCONV_KNOB_UNROLL] && !spatial && !pointwise)
+    /* (a sep's unroll is its depthwise stage's, pw_unroll its pointwise's) */
+    bool sep = s->op == SEPCONV_OP_SEP;
+    if (has[SEPCONV_KNOB_UNROLL] && !spatial && (sep || !pointwise))
         v[SEPCONV_KNOB_UNROLL] = info[SEPCONV_KNOB_UNROLL].default_value;
+    if (has[SEPCONV_KNOB_PW_UNROLL] && !pointwise)
+        v[SEPCONV_KNOB_PW_UNROLL] = info[SEPCONV_KNOB_PW_UNROLL].default_value;
     stage_walk sw = {{0, 0, 0}, false}, pw = sw;
     bool vectors = false;
     if (spatial) {
@@ -310,11 +314,19 @@ void sepconv_space_canonical(const sepconv_layer *l, bool microkernels,
                                                      v[SEPCONV_KNOB_PIXEL_BLOCK],
                                                      both_at_least, pw.cols.longest);
     }
-    if ((spatial || pointwise) && v[SEPCONV_KNOB_UNROLL] == 1 &&
-        (!spatial ||
-         (!vectors && !sw.looped && sw.cols.longest < 2 * v[SEPCONV_KNOB_TILE_W])) &&
-        (!pointwise || pw.cols.longest < 2 * v[SEPCONV_KNOB_PIXEL_BLOCK]))
+    bool spatial_rows_plain = !spatial || (!vectors && !sw.looped &&
+                                           sw.cols.longest < 2 * v[SEPCONV_KNOB_TILE_W]);
+    bool pointwise_rows_plain = !pointwise ||
+                                pw.cols.longest < 2 * v[SEPCONV_KNOB_PIXEL_BLOCK];
+    if (sep) {
+        if (spatial && v[SEPCONV_KNOB_UNROLL] == 1 && spatial_rows_plain)
+            v[SEPCONV_KNOB_UNROLL] = 0;
+        if (pointwise && v[SEPCONV_KNOB_PW_UNROLL] == 1 && pointwise_rows_plain)
+            v[SEPCONV_KNOB_PW_UNROLL] = 0;
+    } else if ((spatial || pointwise) && v[SEPCONV_KNOB_UNROLL] == 1 &&
+               spatial_rows_plain && pointwise_rows_plain) {
         v[SEPCONV_KNOB_UNROLL] = 0;
+    }
     if (has[SEPCONV_KNOB_TILE_H] && v[SEPCONV_KNOB_FUSE] == 1)
         v[SEPCONV_KNOB_TILE_H] = representative(&info[SEPCONV_KNOB_TILE_H],
                                                 v[SEPCONV_KNOB_TILE_H], both_at_least,
@@ -519,7 +531,7 @@ static double pointwise_cycles(const sepconv_layer *l, const sepconv_schedule *s
         cycles *= 1.15;
     else if (block > m->l1)
         cycles *= 1.03;
-    return cycles * unroll_factor(s->value[SEPCONV_KNOB_UNROLL], l->out_h * l->out_w, l->out_w);
+    return cycles * unroll_factor(sepconv_schedule_pw_unroll(s), l->out_h * l->out_w, l->out_w);
 }
 
 /* Cycles of a pointwise stage that calls the ISA's micro-kernel (7 pixels

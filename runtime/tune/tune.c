@@ -344,9 +344,10 @@ static bool log_best(const sepconv_tune_log *log, const sepconv_layer *layer,
 }
 
 /* The seeds of a guided sep sweep: the log's best dw and best pw
- * schedules of its two stages (this environment) composed, unrolled as
- * either, unfused and fused; none without a record of either. */
-#define SEEDS_MAX 4
+ * schedules of its two stages (this environment) composed, each stage
+ * unrolled as its best (unroll, pw_unroll), unfused and fused at every
+ * tile height; none without a record of either. */
+#define SEEDS_MAX (1 + SEPCONV_KNOB_VALUES_MAX)
 static size_t sep_seeds(const sepconv_layer *layer, const sepconv_tune_options *o,
                         const char *log_path, const sepconv_environment *environment,
                         sepconv_schedule *seeds)
@@ -362,34 +363,35 @@ static size_t sep_seeds(const sepconv_layer *layer, const sepconv_tune_options *
     bool have_dw = log_best(&log, &dw, environment, target, &best_dw);
     bool have_pw = log_best(&log, &pw, environment, target, &best_pw);
     sepconv_log_free(&log);
-    if ((!have_dw && !have_pw) || sepconv_schedule_default(layer, target, &base, NULL) !=
-                                      SEPCONV_OK)
+    sepconv_knob_info tile_h;
+    if ((!have_dw && !have_pw) ||
+        sepconv_schedule_default(layer, target, &base, NULL) != SEPCONV_OK ||
+        sepconv_knob_describe(layer->op, target, SEPCONV_KNOB_TILE_H, &tile_h, NULL) !=
+            SEPCONV_OK)
         return 0;
-    const sepconv_knob from_dw[] = {SEPCONV_KNOB_CHANNEL_BLOCK, SEPCONV_KNOB_TILE_W};
+    const sepconv_knob from_dw[] = {SEPCONV_KNOB_CHANNEL_BLOCK, SEPCONV_KNOB_TILE_W,
+                                    SEPCONV_KNOB_UNROLL};
     const sepconv_knob from_pw[] = {SEPCONV_KNOB_PIXEL_BLOCK, SEPCONV_KNOB_OC_BLOCK,
                                     SEPCONV_KNOB_PACK};
-    for (int k = 0; have_dw && k < 2; k++)
+    for (int k = 0; have_dw && k < 3; k++)
         base.value[from_dw[k]] = best_dw.value[from_dw[k]];
     for (int k = 0; have_pw && k < 3; k++)
         base.value[from_pw[k]] = best_pw.value[from_pw[k]];
+    if (have_pw)
+        base.value[SEPCONV_KNOB_PW_UNROLL] = best_pw.value[SEPCONV_KNOB_UNROLL];
     size_t count = 0;
     bool micro = sepconv_space_microkernels(&o->kernel);
-    for (int u = 0; u < 2; u++) {
-        const sepconv_schedule *stage = u == 0 ? (have_dw ? &best_dw : NULL)
-                                               : (have_pw ? &best_pw : NULL);
-        if (!stage)
-            continue;
-        for (int fuse = 0; fuse < 2; fuse++) {
-            sepconv_schedule s = base;
-            s.value[SEPCONV_KNOB_UNROLL] = stage->value[SEPCONV_KNOB_UNROLL];
-            s.value[SEPCONV_KNOB_FUSE] = fuse;
-            sepconv_space_canonical(layer, micro, &s);
-            bool seen = false;
-            for (size_t j = 0; j < count; j++)
-                seen = seen || memcmp(seeds[j].value, s.value, sizeof s.value) == 0;
-            if (!seen && count < SEEDS_MAX)
-                seeds[count++] = s;
-        }
+    for (int t = -1; t < tile_h.count; t++) { /* -1: unfused */
+        sepconv_schedule s = base;
+        s.value[SEPCONV_KNOB_FUSE] = t >= 0;
+        if (t >= 0)
+            s.value[SEPCONV_KNOB_TILE_H] = tile_h.values[t];
+        sepconv_space_canonical(layer, micro, &s);
+        bool seen = false;
+        for (size_t j = 0; j < count; j++)
+            seen = seen || memcmp(seeds[j].value, s.value, sizeof s.value) == 0;
+        if (!seen && count < SEEDS_MAX)
+            seeds[count++] = s;
     }
     return count;
 }
