@@ -157,6 +157,7 @@ typedef struct stage_result {
     char names[RUNNERS_MAX][48];
     double ms[RUNNERS_MAX]; /* 0: failed its check or could not be made */
     bool peer[RUNNERS_MAX];
+    int failures; /* our kernels that could not be made, and wrong outputs */
 } stage_result;
 
 /* Whether a runner's output matches the reference within tolerance. */
@@ -238,8 +239,10 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
         if (make_sepconv(&data, o, ours[i].backend, ours[i].target, ours[i].schedule,
                          ours[i].name, &runners[count], why, sizeof why))
             count++;
-        else
+        else {
             fprintf(stderr, "bench: %s %s: sepconv %s: %.300s\n", name, stage, ours[i].name, why);
+            result->failures++;
+        }
     }
     int first_peer = count;
     const peer *peers[] = {
@@ -261,9 +264,11 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
     for (int r = 0; r < count; r++) {
         runners[r].run(runners[r].state);
         valid[r] = matches(layer, expected, runners[r].output, magnitude, why, sizeof why);
-        if (!valid[r])
+        if (!valid[r]) {
             fprintf(stderr, "bench: %s %s: %s is wrong, its time does not count: %.300s\n",
                     name, stage, runners[r].name, why);
+            result->failures++;
+        }
     }
     double medians[RUNNERS_MAX];
     time_runners(runners, count, o->rounds, medians);
@@ -521,7 +526,13 @@ int main(int argc, char **argv)
             print_row(&total, peak);
         }
     }
+    int failures = 0;
+    for (int r = 0; r < count; r++)
+        failures += results[r].failures;
     free(results);
     sepconv_model_free(&model);
-    return 0;
+    if (failures)
+        fprintf(stderr, "bench: %d kernel(s) could not be made or computed a wrong result "
+                "(above)\n", failures);
+    return failures ? 1 : 0;
 }

@@ -260,22 +260,27 @@ START_TEST(eight_processes_share_one_log)
                      SEPCONV_OK);
     free(distinct);
     ck_assert_uint_eq(log.skipped, 0);            /* every line parses */
-    /* every candidate's record is there exactly once, beside the eight
-     * shards' records of the default schedule (their baseline) */
+    /* every candidate's record is there exactly twice (its sweep's, and
+     * its second timing: a shard times its three best again, and here no
+     * shard has more than three), beside the eight shards' records of the
+     * default schedule (their baseline) */
+    ck_assert_uint_le(space, 8 * 3);
     sepconv_schedule defaults;
     char default_text[256];
     ck_assert_int_eq(sepconv_schedule_default(&layer, SEPCONV_TARGET_PORTABLE, &defaults,
                                               NULL), SEPCONV_OK);
     sepconv_schedule_format(&defaults, default_text, sizeof default_text, NULL);
-    ck_assert_uint_eq(log.count, space + 8);
+    ck_assert_uint_eq(log.count, 2 * space + 8);
     int defaults_seen = 0;
     for (size_t i = 0; i < log.count; i++) {
         defaults_seen += strcmp(log.records[i].schedule, default_text) == 0;
-        for (size_t j = i + 1; j < log.count; j++)
-            if (strcmp(log.records[i].schedule, default_text) != 0)
-                ck_assert_str_ne(log.records[i].schedule, log.records[j].schedule);
+        int same = 0;
+        for (size_t j = 0; j < log.count; j++)
+            same += strcmp(log.records[i].schedule, log.records[j].schedule) == 0;
+        if (strcmp(log.records[i].schedule, default_text) != 0)
+            ck_assert_int_eq(same, 2);
     }
-    ck_assert_int_eq(defaults_seen, 8 + 1); /* 8 baselines and its own candidate */
+    ck_assert_int_eq(defaults_seen, 8 + 2); /* 8 baselines and its own candidate's two */
     sepconv_log_free(&log);
     unlink(path);
 }

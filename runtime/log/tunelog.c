@@ -444,26 +444,52 @@ static void shape_of(const char *spec, char *out, size_t capacity)
     snprintf(out, capacity, "%.*s%s", (int)(name - spec), spec, name + 1 + end);
 }
 
+/* Whether record r is ok, of shape `wanted`, measured in `environment`. */
+static bool matches(const sepconv_tune_record *r, const char *wanted,
+                    const sepconv_environment *environment)
+{
+    char shape[512];
+    if (strcmp(r->status, "ok") != 0 || !(r->ratio > 0) ||
+        !same_environment(&r->environment, environment))
+        return false;
+    shape_of(r->spec, shape, sizeof shape);
+    return strcmp(shape, wanted) == 0;
+}
+
 /* The best successful record for `spec` (compared without its name= label)
  * in `environment` (same sepconv version, backend, target, compiler, flags,
- * CPU, features and threads): the lowest ratio to the default schedule.
- * NULL if there is none. */
+ * CPU, features and threads): the lowest ratio to the default schedule,
+ * each schedule judged by its worst record (a sweep times its best again,
+ * and a measurement taken once beside a compile can be lucky; with
+ * identical layers the luckiest of several sweeps would win).  NULL if
+ * there is none. */
 const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const char *spec,
                                             const sepconv_environment *environment)
 {
-    const sepconv_tune_record *best = NULL;
-    char wanted[512], shape[512];
+    char wanted[512];
     shape_of(spec, wanted, sizeof wanted);
-    for (size_t i = 0; log && i < log->count; i++) {
-        const sepconv_tune_record *r = &log->records[i];
-        shape_of(r->spec, shape, sizeof shape);
-        if (strcmp(r->status, "ok") != 0 || strcmp(shape, wanted) != 0 ||
-            !same_environment(&r->environment, environment) || !(r->ratio > 0))
-            continue;
-        if (!best || r->ratio < best->ratio ||
-            (r->ratio == best->ratio && r->median_ms < best->median_ms))
-            best = r;
+    size_t count = 0, *mine = log ? malloc((log->count ? log->count : 1) * sizeof *mine) : NULL;
+    for (size_t i = 0; mine && i < log->count; i++)
+        if (matches(&log->records[i], wanted, environment))
+            mine[count++] = i;
+    const sepconv_tune_record *best = NULL;
+    for (size_t i = 0; log && i < log->count && !mine; i++) /* (no memory: each alone) */
+        if (matches(&log->records[i], wanted, environment) &&
+            (!best || log->records[i].ratio < best->ratio))
+            best = &log->records[i];
+    for (size_t a = 0; a < count; a++) {
+        /* the worst record of this schedule */
+        const sepconv_tune_record *worst = &log->records[mine[a]];
+        for (size_t b = 0; b < count; b++) {
+            const sepconv_tune_record *r = &log->records[mine[b]];
+            if (r->ratio > worst->ratio && strcmp(r->schedule, worst->schedule) == 0)
+                worst = r;
+        }
+        if (!best || worst->ratio < best->ratio ||
+            (worst->ratio == best->ratio && worst->median_ms < best->median_ms))
+            best = worst;
     }
+    free(mine);
     return best;
 }
 
