@@ -325,16 +325,22 @@ START_TEST(a_schedule_is_judged_by_its_worst_record)
 }
 END_TEST
 
-/* dw 6x6x8, portable, every schedule, into a fresh log. */
+/* The options of a portable sweep over every schedule into `log_path`. */
+static sepconv_tune_options every_portable_schedule(const char *log_path)
+{
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.target = SEPCONV_TARGET_PORTABLE; /* its space and default */
+    options.log_path = log_path;
+    options.strategy = SEPCONV_STRATEGY_GRID;
+    return options;
+}
+
 START_TEST(the_best_are_timed_again_and_keep_their_worse_figure)
 {
     char path[64];
     fresh_log(path, sizeof path);
     sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
-    sepconv_tune_options options = sepconv_tune_defaults();
-    options.kernel.target = SEPCONV_TARGET_PORTABLE;
-    options.log_path = path;
-    options.strategy = SEPCONV_STRATEGY_GRID;
+    sepconv_tune_options options = every_portable_schedule(path);
     sepconv_tune_result result;
     sepconv_error error;
     ck_assert_msg(sepconv_tune_layer(&layer, &options, &result, &error) == SEPCONV_OK, "%s",
@@ -375,11 +381,8 @@ START_TEST(wrong_kernels_are_recorded_failed_and_never_chosen)
                           "$end\n");
     fresh_log(path, sizeof path);
     sepconv_layer layer = parse_layer("op=dw df=6 m=8 dk=3");
-    sepconv_tune_options options = sepconv_tune_defaults();
-    options.kernel.target = SEPCONV_TARGET_PORTABLE; /* its space and default */
+    sepconv_tune_options options = every_portable_schedule(path);
     options.kernel.generate.template_dir = dir;
-    options.log_path = path;
-    options.strategy = SEPCONV_STRATEGY_GRID;
     sepconv_tune_result result;
     sepconv_error error;
     ck_assert_msg(sepconv_tune_layer(&layer, &options, &result, &error) == SEPCONV_OK, "%s",
