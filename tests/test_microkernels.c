@@ -8,8 +8,11 @@
  * guard zones around every output that must stay untouched; and, for the
  * depthwise row, a grid of every stride 1/2, dilation 1/2, k 1/3/5,
  * padding 0-2 on either side, tiny and wide rows, channel counts around
- * the vector widths, bias or none and each activation.  A set the CPU
- * lacks is skipped with a SKIP line naming it.
+ * the vector widths, bias or none and each activation; and the 3x3 border
+ * columns on every stride, padding, short row and channel count the ISAs'
+ * vector blocks split differently, the input rows exact and between NaN
+ * guards (a tap read from the padding shows).  A set the CPU lacks is
+ * skipped with a SKIP line naming it.
  *
  * Built with -DSEPCONV_UK_STANDALONE it is its own program without Check
  * (how the NEON kernels are tried under qemu-aarch64 by hand).
@@ -145,12 +148,17 @@ static void pointwise_case(const sepconv_microkernels *set, int special, check *
 }
 
 /* One depthwise row of this shape (random data; special 2: zeros that
- * must give -0.0, no padding rows): set vs the definition and vs scalar. */
+ * must give -0.0, no padding rows): set vs the definition and vs scalar.
+ * The input rows are allocated exactly (ASan and valgrind see a read
+ * outside them) or, `guarded`, between guard columns of NaN as wide as the
+ * widest padding: a tap taken from the padding (a border tap not dropped)
+ * turns its output into NaN. */
 static void depthwise_row_case(const sepconv_microkernels *set, long k, long stride,
                                long dilation, long in_w, long cc, long pad_left, long out_w,
-                               int act, bool with_bias, int special, check *c)
+                               int act, bool with_bias, int special, bool guarded, check *c)
 {
-    float *rows[5] = {0};
+    float *rows[5] = {0}, *buffers[5] = {0};
+    const long guard = guarded ? (k * dilation + stride) * cc : 0; /* floats either side */
     float *w = malloc(sizeof(float) * (size_t)(k * k * cc));
     float *bias = malloc(sizeof(float) * (size_t)cc);
     float *out = malloc(sizeof(float) * (size_t)((out_w + 1) * cc));
@@ -158,7 +166,10 @@ static void depthwise_row_case(const sepconv_microkernels *set, long k, long str
     for (long ky = 0; ky < k; ky++) {
         if (special != 2 && pick(0, 4) == 0)
             continue; /* a padding row */
-        rows[ky] = malloc(sizeof(float) * (size_t)(in_w * cc));
+        buffers[ky] = malloc(sizeof(float) * (size_t)(in_w * cc + 2 * guard));
+        for (long i = 0; i < in_w * cc + 2 * guard; i++)
+            buffers[ky][i] = NAN;
+        rows[ky] = buffers[ky] + guard;
         for (long i = 0; i < in_w * cc; i++)
             rows[ky][i] = special == 2 ? 0.0f : uniform();
     }
@@ -208,7 +219,7 @@ static void depthwise_row_case(const sepconv_microkernels *set, long k, long str
         }
     c->cases++;
     for (long ky = 0; ky < k; ky++)
-        free(rows[ky]);
+        free(buffers[ky]);
     free(w);
     free(bias);
     free(out);
@@ -238,7 +249,7 @@ static void depthwise_case(const sepconv_microkernels *set, int special, check *
     int act = (int)pick(0, 2);
     bool with_bias = special == 2 || pick(0, 3) > 0;
     depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left, out_w, act, with_bias,
-                       special, c);
+                       special, false, c);
 }
 
 /* Every combination of stride 1/2, dilation 1/2, k 1/3/5, paddings 0-2 on
@@ -266,8 +277,57 @@ static void depthwise_grid(const sepconv_microkernels *set, check *c)
                             int act = (int)((pad_right + wi + dilation) % 3);
                             bool with_bias = (ki + wi + pad_left) % 2 == 0;
                             depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left,
-                                               out_w, act, with_bias, 0, c);
+                                               out_w, act, with_bias, 0, false, c);
                         }
+}
+
+/* The 3x3 border columns (those whose window crosses the left or right
+ * padding) on every shape the ISAs' vector blocks split differently: stride
+ * 1, 2 and 3 (a window, or a load per tap), dilation 1 and 2, padding 0-2
+ * on either side (1:1 as MobileNet's, 0:1 as TensorFlow's 'same' at stride
+ * 2), out_w 1-9 (a row of border blocks only) and 14 and 17 (border and
+ * interior blocks), the input's last columns used or not, and channel
+ * counts of whole vectors and tails for each ISA (avx2: 8, 12, 16, 24, 40;
+ * neon: 4, 6, 12), each with exact input rows and with NaN guards; then
+ * MobileNet's paddings on channel counts past the kernels' switches (c >
+ * 256 and >= 1024 change the loop order and the block widths).  A border
+ * tap dropped or counted twice moves its output off the definition, one
+ * taken from the padding makes it NaN. */
+static void depthwise_borders(const sepconv_microkernels *set, check *c)
+{
+    static const long widths[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 17};
+    static const long channels[] = {4, 6, 8, 12, 16, 24, 40};
+    const long nw = sizeof widths / sizeof widths[0], nc = sizeof channels / sizeof channels[0];
+    for (long stride = 1; stride <= 3; stride++)
+        for (long dilation = 1; dilation <= 2; dilation++)
+            for (long pad_left = 0; pad_left <= 2; pad_left++)
+                for (long pad_right = 0; pad_right <= 2; pad_right++)
+                    for (long wi = 0; wi < nw; wi++)
+                        for (long ci = 0; ci < nc; ci++) {
+                            long out_w = widths[wi], cc = channels[ci];
+                            long in_w = (out_w - 1) * stride + 2 * dilation + 1 - pad_left -
+                                        pad_right + (wi + ci) % stride;
+                            if (in_w < 1)
+                                continue;
+                            int act = (int)((wi + ci + pad_left) % 3);
+                            bool with_bias = (wi + ci + pad_right) % 2 == 0;
+                            for (int guarded = 0; guarded <= 1; guarded++)
+                                depthwise_row_case(set, 3, stride, dilation, in_w, cc,
+                                                   pad_left, out_w, act, with_bias, 0,
+                                                   guarded, c);
+                        }
+    static const long short_widths[] = {1, 3, 7, 14}, wide_channels[] = {264, 1028};
+    for (long stride = 1; stride <= 2; stride++)
+        for (long pad_left = 0; pad_left <= 1; pad_left++) /* 1:1 and 0:1 */
+            for (long wi = 0; wi < 4; wi++)
+                for (long ci = 0; ci < 2; ci++) {
+                    long out_w = short_widths[wi], cc = wide_channels[ci];
+                    long in_w = (out_w - 1) * stride + 3 - pad_left - 1;
+                    if (in_w < 1)
+                        continue;
+                    depthwise_row_case(set, 3, stride, 1, in_w, cc, pad_left, out_w,
+                                       (int)((wi + ci) % 3), wi % 2 == 0, 0, wi == ci, c);
+                }
 }
 
 /* Whether the running CPU can execute a set (NULL reason: yes). */
@@ -301,6 +361,7 @@ static void run_cases(const sepconv_microkernels *set, uint64_t seed, long cases
         depthwise_case(set, special, c);
     }
     depthwise_grid(set, c);
+    depthwise_borders(set, c);
 }
 
 /* The exact activation rules on a hand-made row: relu keeps -0.0 and NaN,

@@ -175,53 +175,25 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
 }
 
 /* 3x3: one step of a block of P (1-8) output columns from ox, channels
- * [ch, ch + 16) under m (a zmm, a cache line).  S = 1 or 2 (dilation 1)
- * slides a window along each input row: the block's S (P - 1) + 3 input
- * vectors of a row are loaded once each and fed to every tap that reads
- * them (S = 1, P = 8: 10 loads for 24 FMAs a row; S = 2, P = 4: 9 for 12,
- * no input loaded that no tap reads).  S = 0 stands for any stride and
- * dilation (d's), a load per tap.  With BORDER, the input columns outside
- * [ilo, ihi) (offsets from the block's first) are padding: their taps are
- * skipped, so border columns run in blocks too.  The 9 weight vectors wt
- * are registers over the P columns. */
-static ALWAYS_INLINE void dw3_step(const sepconv_uk_dw *d, const int S, const int P,
-                                   const int BORDER, long ox, long ilo, long ihi, long ch,
-                                   __mmask16 m, const __m512 wt[9], __m512 b, __m512 six)
+ * [ch, ch + 16) under m (a zmm, a cache line): common.h's
+ * SEPCONV_UK_DW3_TAPS (S = 1 or 2 slides a window along each input row, S
+ * = 0 loads a tap at a time; with BORDER the taps in the padding are
+ * dropped, so border columns run in blocks too), the 9 weight vectors wt
+ * registers over the P columns. */
+static ALWAYS_INLINE void dw3_step(const int P, const int BORDER, long ox, long ilo, long ihi,
+                                   const sepconv_uk_dw *d, const int S, long ch, __mmask16 m,
+                                   const __m512 wt[9], __m512 b, __m512 six)
 {
-    const long c = d->c, stride = S ? S : d->stride, dil = S ? 1 : d->dilation;
-    const long first = ox * stride - d->pad_left;
-    const int span = S ? S * (P - 1) + 3 : 0;
-    __m512 acc[8];
+    const long c = d->c;
+    __m512 acc[1][8];
     ALL (int j = 0; j < P; j++)
-        acc[j] = b;
-    ALL (int ky = 0; ky < 3; ky++) {
-        if (!d->rows[ky])
-            continue;
-        const float *r = d->rows[ky];
-        if (S) {
-            ALL (int i = 0; i < span; i++) {
-                if (BORDER && (i < ilo || i >= ihi))
-                    continue;
-                const __m512 x = _mm512_maskz_loadu_ps(m, r + (first + i) * c + ch);
-                ALL (int j = 0; j < P; j++) {
-                    const int kx = i - j * S;
-                    if (kx >= 0 && kx < 3)
-                        acc[j] = _mm512_fmadd_ps(x, wt[ky * 3 + kx], acc[j]);
-                }
-            }
-        } else {
-            ALL (int kx = 0; kx < 3; kx++)
-                ALL (int j = 0; j < P; j++) {
-                    const long i = j * stride + kx * dil;
-                    if (BORDER && (i < ilo || i >= ihi))
-                        continue;
-                    const __m512 x = _mm512_maskz_loadu_ps(m, r + (first + i) * c + ch);
-                    acc[j] = _mm512_fmadd_ps(x, wt[ky * 3 + kx], acc[j]);
-                }
-        }
-    }
+        acc[0][j] = b;
+#define MASKED(p) _mm512_maskz_loadu_ps(m, p)
+    SEPCONV_UK_DW3_TAPS(acc, 1, P, S, BORDER, ilo, ihi, d, ox, ch, 16, __m512, MASKED,
+                        _mm512_fmadd_ps, SEPCONV_UK_DW3_REGISTERS);
+#undef MASKED
     ALL (int j = 0; j < P; j++) {
-        __m512 y = acc[j];
+        __m512 y = acc[0][j];
         if (d->act) /* as activate16, with 6 in a register */
             y = _mm512_max_ps(_mm512_setzero_ps(), y);
         if (d->act == 2)
@@ -258,7 +230,7 @@ static ALWAYS_INLINE void dw3_block(const sepconv_uk_dw *d, const int S, const i
         const __mmask16 m = lanes_mask(c - ch);
         __m512 wt[9];
         const __m512 b = dw3_weights(d, ch, m, wt);
-        dw3_step(d, S, P, BORDER, ox, ilo, ihi, ch, m, wt, b, six);
+        dw3_step(P, BORDER, ox, ilo, ihi, d, S, ch, m, wt, b, six);
     }
 }
 
@@ -280,22 +252,6 @@ static const dw3_fn dw3_blocks[3][2][8] = {{DW3ROW(0, 0), DW3ROW(0, 1)},
                                            {DW3ROW(1, 0), DW3ROW(1, 1)},
                                            {DW3ROW(2, 0), DW3ROW(2, 1)}};
 
-/* Block t of `count` balanced blocks of [ox0, ox0 + width): its first
- * column *ox, its P (returned) and the input columns it reads, [*ilo, *ihi)
- * of its span; *border when that is not the whole span. */
-static inline long dw3_plan(const sepconv_uk_dw *d, long ox0, long width, long count, long t,
-                            long *ox, long *ilo, long *ihi, int *border)
-{
-    const long P = width / count + (t < width % count);
-    *ox = ox0 + t * (width / count) + (t < width % count ? t : width % count);
-    const long first = *ox * d->stride - d->pad_left;
-    const long span = (P - 1) * d->stride + 2 * d->dilation + 1; /* from first */
-    *ilo = first < 0 ? -first : 0;
-    *ihi = first + span > d->in_w ? d->in_w - first : span;
-    *border = *ilo > 0 || *ihi < span;
-    return P;
-}
-
 /* Stride 1, c <= 256: the channel vectors outermost, so that a vector's 9
  * weights are loaded once a row and stay in registers over all its column
  * blocks (0.42 loads a FMA, all inputs).  Measured faster there (MobileNet
@@ -303,47 +259,24 @@ static inline long dw3_plan(const sepconv_uk_dw *d, long ox0, long width, long c
  * (dw3_block) were faster (14 x 14 x 512: 0.0245 against 0.0278 ms). */
 static void dw3_sweep(const sepconv_uk_dw *d, long ox0, long ox1, long most)
 {
-    const long c = d->c, width = ox1 - ox0, count = (width + most - 1) / most;
+    const long c = d->c;
     const __m512 six = six16();
     for (long ch = 0; ch < c; ch += 16) {
         const __mmask16 m = lanes_mask(c - ch);
         __m512 wt[9];
         const __m512 b = dw3_weights(d, ch, m, wt);
-        for (long t = 0; t < count; t++) {
-            long ox, ilo, ihi;
-            int border;
-            const long P = dw3_plan(d, ox0, width, count, t, &ox, &ilo, &ihi, &border);
-            switch (P * 2 + border) {
-#define CASE(Q)                                                                         \
-    case Q * 2:                                                                         \
-        dw3_step(d, 1, Q, 0, ox, ilo, ihi, ch, m, wt, b, six);                          \
-        break;                                                                          \
-    case Q * 2 + 1:                                                                     \
-        dw3_step(d, 1, Q, 1, ox, ilo, ihi, ch, m, wt, b, six);                          \
-        break;
-                CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-#undef CASE
-            default:
-                break;
-            }
-        }
+        SEPCONV_UK_DW3_BLOCKS(d, ox0, ox1, most, 8, dw3_step, d, 1, ch, m, wt, b, six);
     }
 }
 
-/* A 3x3 row: columns [ox0, ox1) in balanced blocks, each interior or
- * bordered by the input columns it reads.  A block's step reads 3 span
- * input lines (span = S (P - 1) + 3), and a pixel's channels are 4 c bytes
- * apart: they fall in few L1 sets (c = 512: 2 sets of 8 ways; 1024: 1), so
- * a step reads at most 30 lines (P <= 8 at stride 1, 4 at stride 2), 18
- * once c >= 1024 (4, 2): measured, wider blocks lost there (7 x 7 x 1024:
- * 0.0225 against 0.0208 ms; 14 x 14 x 512 at stride 2: 0.0130 against
- * 0.0115).  Other strides and dilations: 4 columns. */
+/* A 3x3 row: columns [ox0, ox1) in balanced blocks of at most
+ * sepconv_uk_dw3_most columns, each interior or bordered by the input
+ * columns it reads. */
 static void dw_3x3(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long ch1)
 {
     (void)ch0, (void)ch1; /* every channel: the driver passes 0, c */
-    const int S = d->dilation == 1 && d->stride <= 2 ? (int)d->stride : 0;
-    const long lines = d->c >= 1024 ? 18 : 30;
-    const long most = S ? (lines / 3 - 3) / S + 1 : 4, width = ox1 - ox0;
+    const int S = sepconv_uk_dw3_window(d);
+    const long most = sepconv_uk_dw3_most(d, S), width = ox1 - ox0;
     if (S == 1 && d->c <= 256) {
         dw3_sweep(d, ox0, ox1, most);
         return;
@@ -352,7 +285,8 @@ static void dw_3x3(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long ch
     for (long t = 0; t < count; t++) {
         long ox, ilo, ihi;
         int border;
-        const long P = dw3_plan(d, ox0, width, count, t, &ox, &ilo, &ihi, &border);
+        const long P = sepconv_uk_dw3_plan(d, ox0, width, count, t, &ox, &ilo, &ihi,
+                                           &border);
         dw3_blocks[S][border][P - 1](d, ox, ilo, ihi);
     }
 }

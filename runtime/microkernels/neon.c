@@ -16,10 +16,20 @@
  * Activations compare and select (vbslq_f32 of vcltq_f32(x, 0)): vmaxq_f32
  * would turn -0.0 into +0.0 where the reference keeps it.
  *
- * Depthwise: 3x3 interior columns keep a channel vector's 9 weights in
- * registers over 4 output columns (common.h's SEPCONV_UK_DW3_INTERIOR);
- * border columns, other k and the last channels take the general path (c %
- * 4 channels in plain C), as common.h's row driver splits them.
+ * Depthwise, 3x3: a row in balanced blocks of up to 8 output columns,
+ * border columns among them (a border block loads only the input columns
+ * its window reaches and drops the taps in the padding), a channel vector a
+ * step with its 9 weights in registers (common.h's SEPCONV_UK_DW3_KERNEL,
+ * which AVX2 shares); at stride 1 or 2 (dilation 1) a sliding window loads
+ * each input vector of a row once for every tap that reads it (stride 1, 8
+ * columns: 10 loads for 24 FMAs a row; stride 2, 4 columns: 9 for 12),
+ * other strides and dilations a vector per tap.  Which loop is outermost
+ * follows the AVX-512 kernel (see dw3_row).  Other k and the last channels
+ * (c % 4, in plain C) take the general path, as common.h's row driver
+ * splits them.  Loads per FMA (gcc 12, objdump): a stride-1 block of 8
+ * columns 0.42 (a border block 0.39), 0.54 when the channels are innermost
+ * (the weights loaded per block); stride 2, 0.75; before, 1.0 in the
+ * interior and 2.0 on border columns (the general path).
  */
 #include <arm_neon.h>
 #include <stddef.h>
@@ -222,7 +232,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
     }
 }
 
-/* x * w + acc, in the argument order of SEPCONV_UK_DW3_COLUMNS' FMA. */
+/* x * w + acc, in the argument order of common.h's FMA. */
 static ALWAYS_INLINE float32x4_t fma4(float32x4_t x, float32x4_t w, float32x4_t acc)
 {
     return vfmaq_f32(acc, x, w);
@@ -230,8 +240,48 @@ static ALWAYS_INLINE float32x4_t fma4(float32x4_t x, float32x4_t w, float32x4_t 
 
 static ALWAYS_INLINE float32x4_t zero4(void) { return vdupq_n_f32(0.0f); }
 
-/* 3x3 interior columns (common.h). */
-SEPCONV_UK_DW3_INTERIOR(dw_3x3, float32x4_t, 4, vld1q_f32, vst1q_f32, zero4, fma4, activate4)
+/* 3x3, a channel vector with its 9 weights in registers (common.h): blocks
+ * of up to 8 columns (8 accumulators, 9 weights, the bias and an input: 19
+ * of the 32 registers). */
+SEPCONV_UK_DW3_KERNEL(dw3, float32x4_t, 4, 8, vld1q_f32, vst1q_f32, zero4, fma4, activate4)
+
+/* A block of P columns from ox over the channel vectors [ch0, ch1), the
+ * channels innermost (a cache line's 4 vectors in turn), each vector's 9
+ * weights loaded for the block. */
+static ALWAYS_INLINE void dw3_across(const int P, const int BORDER, long ox, long ilo,
+                                     long ihi, const sepconv_uk_dw *d, const int S, long ch0,
+                                     long ch1)
+{
+    for (long ch = ch0; ch < ch1; ch += 4) {
+        float32x4_t wt[9];
+        const float32x4_t b = dw3_weights(d, ch, wt);
+        dw3_step(P, BORDER, ox, ilo, ihi, d, S, ch, wt, b);
+    }
+}
+
+/* Window S over the columns [ox0, ox1) (the borders included), whole
+ * vectors of channels [ch0, cv).  As the AVX-512 kernel chooses (measured
+ * on Zen 4; NEON's speed cannot be measured here): stride 1 with c <= 256
+ * sweeps each channel vector along the row with its weights in registers,
+ * else each block of columns walks the channels innermost. */
+static ALWAYS_INLINE void dw3_row(const int S, const sepconv_uk_dw *d, long ox0, long ox1,
+                                  long ch0, long cv)
+{
+    if (S == 1 && d->c <= 256)
+        dw3_sweep(d, 1, ox0, ox1, ch0, cv, 8);
+    else
+        SEPCONV_UK_DW3_BLOCKS(d, ox0, ox1, sepconv_uk_dw3_most(d, S), 8, dw3_across, d, S,
+                              ch0, cv);
+}
+
+/* The 3x3 columns [ox0, ox1), whole vectors of channels [ch0, cv). */
+static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long cv)
+{
+    sepconv_uk_dw d;
+    const float *rows[3];
+    sepconv_uk_dw3_localize(call, &d, rows);
+    SEPCONV_UK_DW3_WINDOWS(&d, dw3_row, &d, ox0, ox1, ch0, cv)
+}
 
 /* One output row of a depthwise stage with multiplier 1. */
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__neon, 4, 0, dw_general, dw_3x3)
