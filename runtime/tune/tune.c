@@ -139,12 +139,15 @@ static void keep_best(kept *k, const sepconv_tune_record *records, size_t index,
     k->record[worst] = index;
 }
 
-/* The time to keep for confirming: CONFIRM_COUNT measurements of at most
- * ROUNDS_MAX rounds of a candidate and the baseline, each capped. */
-static double confirm_reserve(const sepconv_tune_record *baseline)
+/* The time to keep for confirming: CONFIRM_COUNT measurements of the
+ * fewest rounds (and the warm-up) of a candidate and the baseline, each
+ * capped, and never more than a quarter of the time left (under qemu or
+ * valgrind a sample is slow, and a short budget must still try some). */
+static double confirm_reserve(const sepconv_tune_record *baseline, const deadline *until)
 {
     double sample = fmax(SAMPLE_SECONDS, baseline->median_ms * 1e-3);
-    return CONFIRM_COUNT * fmin(MEASURE_CAP_SECONDS, 2.0 * ROUNDS_MAX * sample);
+    double reserve = CONFIRM_COUNT * fmin(MEASURE_CAP_SECONDS, 2.0 * (ROUNDS_MIN + 1) * sample);
+    return fmin(reserve, 0.25 * fmax(0.0, time_left(until)));
 }
 
 /* Times the kept kernels again; each record keeps the worse of its two
@@ -579,7 +582,7 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     /* the sweep stops early enough to confirm its best */
     deadline sweep_until = until;
     if (status == SEPCONV_OK)
-        sweep_until.at -= confirm_reserve(&result->baseline);
+        sweep_until.at -= confirm_reserve(&result->baseline, &until);
     for (size_t i = 0; status == SEPCONV_OK && i < count; i++) {
         if (time_left(&sweep_until) <= 0) {
             result->not_tried = count - i;
