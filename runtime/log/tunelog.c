@@ -468,28 +468,23 @@ const sepconv_tune_record *sepconv_log_best(const sepconv_tune_log *log, const c
 {
     char wanted[512];
     shape_of(spec, wanted, sizeof wanted);
-    size_t count = 0, *mine = log ? malloc((log->count ? log->count : 1) * sizeof *mine) : NULL;
-    for (size_t i = 0; mine && i < log->count; i++)
-        if (matches(&log->records[i], wanted, environment))
-            mine[count++] = i;
     const sepconv_tune_record *best = NULL;
-    for (size_t i = 0; log && i < log->count && !mine; i++) /* (no memory: each alone) */
-        if (matches(&log->records[i], wanted, environment) &&
-            (!best || log->records[i].ratio < best->ratio))
-            best = &log->records[i];
-    for (size_t a = 0; a < count; a++) {
-        /* the worst record of this schedule */
-        const sepconv_tune_record *worst = &log->records[mine[a]];
-        for (size_t b = 0; b < count; b++) {
-            const sepconv_tune_record *r = &log->records[mine[b]];
-            if (r->ratio > worst->ratio && strcmp(r->schedule, worst->schedule) == 0)
+    for (size_t i = 0; log && i < log->count; i++) {
+        if (!matches(&log->records[i], wanted, environment))
+            continue;
+        /* the worst record of this schedule (the schedule compared first:
+         * it is the cheap test) */
+        const sepconv_tune_record *worst = &log->records[i];
+        for (size_t j = 0; j < log->count; j++) {
+            const sepconv_tune_record *r = &log->records[j];
+            if (r->ratio > worst->ratio && strcmp(r->schedule, worst->schedule) == 0 &&
+                matches(r, wanted, environment))
                 worst = r;
         }
         if (!best || worst->ratio < best->ratio ||
             (worst->ratio == best->ratio && worst->median_ms < best->median_ms))
             best = worst;
     }
-    free(mine);
     return best;
 }
 
