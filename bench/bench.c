@@ -2,7 +2,8 @@
  * bench.c -- sepconv side by side with its peers, in one run, on the same
  * inputs: per layer and stage (dw, pw, sep), the reference, sepconv through
  * tcc and cc (default, tuned, unfused), XNNPACK and oneDNN.  Every output is
- * checked against the reference before its time counts; runs are interleaved
+ * checked against the reference before its time counts; every one writes the
+ * same output buffer, placed relative to the input; runs are interleaved
  * round by round; medians and ratios to the best peer are reported, with the
  * machine's FMA peak measured here.
  */
@@ -18,6 +19,7 @@
 
 #define RUNNERS_MAX 8
 #define ROUNDS_MAX 51
+#define PAGE_BYTES 4096
 
 /* Layers beyond MobileNet: a 5x5 kernel, stride 2 on odd sizes, depth
  * multiplier 2, and NCHW. */
@@ -29,6 +31,7 @@ static const char *const extra_layers[] = {
 
 typedef struct options {
     int threads, rounds;
+    int out_offset; /* bytes from the input's offset within a page to the output's */
     bool json, list;
     const char *model, *log;
     const char *cc_flags; /* NULL: the cc backend's default, -O3 -march=native */
@@ -95,7 +98,7 @@ static double measure_peak(void)
 typedef struct kernel_state {
     sepconv_kernel *kernel;
     const float *input;
-    float *output;
+    float *output; /* the stage's one output buffer, which every runner writes */
 } kernel_state;
 
 static void kernel_run(void *opaque)
@@ -108,7 +111,6 @@ static void kernel_destroy(void *opaque)
 {
     kernel_state *s = opaque;
     sepconv_kernel_free(s->kernel);
-    free(s->output);
     free(s);
 }
 
@@ -131,10 +133,10 @@ static bool make_sepconv(const bench_data *data, const options *o, sepconv_backe
     if (!s)
         return false;
     s->input = data->buffers.input;
-    s->output = malloc((size_t)data->layer->output_elements * sizeof(float));
-    if (!s->output || sepconv_kernel_create(data->layer, &k, &s->kernel, &error) != SEPCONV_OK ||
+    s->output = data->buffers.output;
+    if (sepconv_kernel_create(data->layer, &k, &s->kernel, &error) != SEPCONV_OK ||
         sepconv_kernel_set_weights(s->kernel, &t, &error) != SEPCONV_OK) {
-        snprintf(why, capacity, "%s", s->output ? error.message : "out of memory");
+        snprintf(why, capacity, "%s", error.message);
         kernel_destroy(s);
         return false;
     }
@@ -198,6 +200,18 @@ static void time_runners(runner *runners, int count, int rounds, double *medians
         medians[r] = sepconv_median(samples[r], (size_t)rounds) * 1e3;
 }
 
+/* An area holding `count` floats that start `offset` bytes past the input's
+ * offset within a 4 KB page (wrapping within the page), at *output; NULL
+ * when out of memory.  The caller frees the area. */
+static char *placed_output(const float *input, int64_t count, int offset, float **output)
+{
+    size_t bytes = ((size_t)count * sizeof(float) + 2 * PAGE_BYTES) / PAGE_BYTES * PAGE_BYTES;
+    char *area = aligned_alloc(PAGE_BYTES, bytes);
+    if (area)
+        *output = (float *)(area + ((uintptr_t)input + (uintptr_t)offset) % PAGE_BYTES);
+    return area;
+}
+
 /* Benchmarks one layer (a dw, pw or sep stage) with every implementation. */
 static bool bench_stage(const sepconv_layer *layer, const char *name, const char *stage,
                         const options *o, stage_result *result)
@@ -215,6 +229,18 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
     }
     result->macs = cost.macs;
     sepconv_buffers_fill_random(layer, &data.buffers, 11);
+    /* one output for every runner, peers included, at the same place in a
+     * page relative to the input: a depthwise kernel whose loads follow its
+     * stores at the same low 12 address bits runs up to 1.5x slower (4K
+     * aliasing), so where the output sits is part of the measurement */
+    float *allocated_output = data.buffers.output;
+    char *output_area = placed_output(data.buffers.input, layer->output_elements, o->out_offset,
+                                      &data.buffers.output);
+    if (!output_area) {
+        fprintf(stderr, "bench: %s %s: out of memory for the output\n", name, stage);
+        sepconv_buffers_free(&data.buffers);
+        return false;
+    }
     sepconv_tensors t = sepconv_buffers_tensors(&data.buffers);
     double *magnitude = malloc((size_t)layer->output_elements * sizeof(double));
     float *expected = malloc((size_t)layer->output_elements * sizeof(float));
@@ -281,6 +307,8 @@ static bool bench_stage(const sepconv_layer *layer, const char *name, const char
     }
     free(magnitude);
     free(expected);
+    free(output_area);
+    data.buffers.output = allocated_output;
     sepconv_buffers_free(&data.buffers);
     return true;
 }
@@ -344,8 +372,8 @@ static void print_row(const stage_result *r, double peak)
 /* Prints results as JSON. */
 static void print_json(const stage_result *results, int count, double peak, const options *o)
 {
-    printf("{\"peak_gflops\":%.2f,\"threads\":%d,\"target\":\"%s\",\"isa\":{", peak,
-           o->threads, sepconv_target_name(o->target));
+    printf("{\"peak_gflops\":%.2f,\"threads\":%d,\"target\":\"%s\",\"out_offset\":%d,"
+           "\"isa\":{", peak, o->threads, sepconv_target_name(o->target), o->out_offset);
     for (int c = 0; c < FIRST_PEER_COLUMN; c++)
         printf("%s\"%s\":\"%s\"", c ? "," : "", columns[c], column_isa[c]);
     printf("},\"rows\":[");
@@ -403,6 +431,8 @@ static bool parse(int argc, char **argv, options *o)
             o->threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--rounds") == 0 && value)
             o->rounds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--out-offset") == 0 && value)
+            o->out_offset = atoi(argv[++i]);
         else if (strcmp(argv[i], "--model") == 0 && value)
             o->model = argv[++i];
         else if (strcmp(argv[i], "--cc-flags") == 0 && value)
@@ -415,7 +445,8 @@ static bool parse(int argc, char **argv, options *o)
         } else
             return false;
     }
-    return o->threads >= 0 && o->rounds >= 3 && o->rounds <= ROUNDS_MAX;
+    return o->threads >= 0 && o->rounds >= 3 && o->rounds <= ROUNDS_MAX &&
+           o->out_offset >= 0 && o->out_offset < PAGE_BYTES && o->out_offset % 4 == 0;
 }
 
 int main(int argc, char **argv)
@@ -423,7 +454,7 @@ int main(int argc, char **argv)
     options o;
     if (!parse(argc, argv, &o)) {
         fprintf(stderr, "usage: bench [--threads N] [--rounds 3..51] [--target T] "
-                        "[--model FILE] [--log TUNING.jsonl] [--cc-flags FLAGS] [--json] "
+                        "[--out-offset 0..4092] [--model FILE] [--log TUNING.jsonl] [--cc-flags FLAGS] [--json] "
                         "[--list-stages]\n");
         return 2;
     }
@@ -445,7 +476,7 @@ int main(int argc, char **argv)
     describe_columns(&o, cpu, sizeof cpu);
     size_t extras = sizeof extra_layers / sizeof extra_layers[0];
     stage_result *results = calloc((model.count + extras) * 3, sizeof *results);
-    int count = 0, mobilenet_rows = 0;
+    int count = 0, model_rows = 0;
     if (!o.json && !o.list) {
         printf("CPU: %s\n", cpu);
         printf("columns' instruction sets:");
@@ -456,8 +487,10 @@ int main(int argc, char **argv)
                                                           : " intrinsics");
         printf("\n");
         printf("FMA peak, one core: %.1f GFLOP/s; %d thread(s); target %s; median of %d "
-               "interleaved rounds\n(* tuned asked for a schedule the log does not have: "
-               "the default)\n\n", peak, o.threads, sepconv_target_name(o.target), o.rounds);
+               "interleaved rounds\noutput: one buffer for every column, %d bytes past the input's offset "
+               "in a 4 KB page (--out-offset)\n(* tuned asked for a schedule the log does not "
+               "have: the default)\n\n", peak, o.threads, sepconv_target_name(o.target), o.rounds,
+               o.out_offset);
         printf("%-7s %-4s %9s", "layer", "", "ref ms");
         for (int c = 0; c < COLUMNS; c++)
             printf(" %10s", columns[c]);
@@ -488,15 +521,15 @@ int main(int argc, char **argv)
                 if (!o.json)
                     print_row(&results[count], peak);
                 count++;
-                mobilenet_rows += i < model.count;
+                model_rows += i < model.count;
             }
     }
     if (o.list) {
     } else if (o.json) {
         print_json(results, count, peak, &o);
     } else {
-        /* totals over the MobileNet layers, per stage */
-        printf("\ntotal over MobileNet v1's separable layers:\n");
+        /* totals over the model's layers (not the extra ones), per stage */
+        printf("\ntotal over the separable layers of %s:\n", o.model);
         for (int s = 0; s < 3; s++) {
             stage_result total = {.count = 0};
             snprintf(total.layer, sizeof total.layer, "total");
@@ -505,7 +538,7 @@ int main(int argc, char **argv)
             double sums[COLUMNS] = {0};
             for (int c = 0; c < COLUMNS; c++)
                 complete[c] = true;
-            for (int r = 0; r < mobilenet_rows; r++) {
+            for (int r = 0; r < model_rows; r++) {
                 const stage_result *row = &results[r];
                 if (strcmp(row->stage, total.stage) != 0)
                     continue;

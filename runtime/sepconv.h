@@ -512,7 +512,7 @@ typedef struct sepconv_buffers {
     float *input, *weights, *bias, *pw_weights, *pw_bias, *output;
 } sepconv_buffers;
 
-/* Allocates every tensor of a layer (output zeroed). */
+/* Allocates every tensor of a layer, zeroed; those of a page or more start a page. */
 sepconv_status sepconv_buffers_alloc(const sepconv_layer *layer, sepconv_buffers *buffers,
                                      sepconv_error *error);
 /* Fills inputs, weights and biases with seeded uniform values in [-1, 1). */

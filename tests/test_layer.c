@@ -3,6 +3,7 @@
  * canonical form's round trip, every rejection, model files.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,27 @@ START_TEST(model_files)
 }
 END_TEST
 
+/* A layer's tensors: a page or more starts a page (input and output then
+ * share their offset within a page, whatever malloc does), smaller ones a
+ * cache line; all zeroed. */
+START_TEST(buffers_are_placed_and_zeroed)
+{
+    sepconv_layer layer = parse_layer("op=sep df=14 m=64 n=32 dk=3 bias=1");
+    sepconv_buffers b;
+    ck_assert_int_eq(sepconv_buffers_alloc(&layer, &b, NULL), SEPCONV_OK);
+    ck_assert_uint_eq((uintptr_t)b.input % 4096, 0);      /* 14*14*64 floats */
+    ck_assert_uint_eq((uintptr_t)b.output % 4096, 0);     /* 14*14*32 */
+    ck_assert_uint_eq((uintptr_t)b.pw_weights % 4096, 0); /* 64*32 = 2048 floats */
+    ck_assert_uint_eq((uintptr_t)b.weights % 64, 0);      /* 576 floats */
+    ck_assert_uint_eq((uintptr_t)b.bias % 64, 0);
+    for (int64_t i = 0; i < layer.output_elements; i++)
+        ck_assert(b.output[i] == 0.0f);
+    for (int64_t i = 0; i < layer.input_elements; i++)
+        ck_assert(b.input[i] == 0.0f);
+    sepconv_buffers_free(&b);
+}
+END_TEST
+
 Suite *layer_suite(void)
 {
     Suite *suite = suite_create("layer");
@@ -350,6 +372,7 @@ Suite *layer_suite(void)
     tcase_add_test(c, enum_names);
     tcase_add_test(c, model_text);
     tcase_add_test(c, model_files);
+    tcase_add_test(c, buffers_are_placed_and_zeroed);
     suite_add_tcase(suite, c);
     return suite;
 }
