@@ -328,6 +328,22 @@ static void depthwise_borders(const sepconv_microkernels *set, check *c)
                     depthwise_row_case(set, 3, stride, 1, in_w, cc, pad_left, out_w,
                                        (int)((wi + ci) % 3), wi % 2 == 0, 0, wi == ci, c);
                 }
+    /* MobileNet's stride-2 rows at their real widths (112-14 inputs, and
+     * odd ones: many interior blocks, then a border block): padding 0:1 (the
+     * last input column in the padding), 1:1 (the first, and at odd widths
+     * the last too) and 2:2 (two columns: the bounds tested at run time), on
+     * channel pairs alone (16, 64) and with a last 8 (40) */
+    static const long mobile_widths[] = {112, 113, 56, 28, 15, 14};
+    static const long mobile_channels[] = {16, 40, 64}, pads[][2] = {{0, 1}, {1, 1}, {2, 2}};
+    for (long wi = 0; wi < 6; wi++)
+        for (long ci = 0; ci < 3; ci++)
+            for (long pi = 0; pi < 3; pi++) {
+                const long in_w = mobile_widths[wi], cc = mobile_channels[ci];
+                const long out_w = (in_w + pads[pi][0] + pads[pi][1] - 3) / 2 + 1;
+                depthwise_row_case(set, 3, 2, 1, in_w, cc, pads[pi][0], out_w,
+                                   (int)((wi + pi) % 3), (ci + pi) % 2 == 0, 0,
+                                   (wi + ci + pi) % 2 == 0, c);
+            }
 }
 
 /* Whether the running CPU can execute a set (NULL reason: yes). */

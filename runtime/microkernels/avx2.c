@@ -31,7 +31,19 @@
  * interior): the 13 stages 0.618 -> 0.583 ms on Zen 4 (tcc + auto, AVX-512
  * hidden, medians of 5 interleaved runs), 7 x 7 x 1024 0.0277 -> 0.0209,
  * 14 x 14 x 512 0.0326 -> 0.0314; the stride-2 112 and 56 wide layers,
- * whose rows have one border column, 2-5% slower.
+ * whose rows have one border column, 2-5% slower: their last block tested
+ * each input column against the block's runtime bounds, and gcc compiled
+ * that block with its weight pointers reloaded and the weights folded into
+ * the FMAs (2.5 loads a FMA, against 1.28 in the interior).  At stride 2
+ * the border blocks of one padding column now get constant bounds
+ * (common.h's SEPCONV_UK_DW3_SPANS): straight code like the interior's.
+ * (At stride 1 the same was 4-11% slower on the 112 x 32 and 56 x 128
+ * layers, gcc spilling in their interior block, and 2-5% faster on the
+ * 28-7 wide ones: stride 1 keeps the runtime bounds.)  Holding a channel vector's 9 weights in registers at stride 2,
+ * as AVX-512 does (4-6 columns x 8 channels, 9 weights: 1.03 loads a FMA
+ * with the inputs loaded once each), measured 20-40% slower on Zen 4 than
+ * these 4 x 16 blocks: 4-6 accumulator chains do not cover the FMA latency
+ * (8 are needed), and each step is half as long.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -281,26 +293,44 @@ static ALWAYS_INLINE void dw3_wide(const int P, const int BORDER, long ox, long 
 
 /* Window S over the columns [ox0, ox1) (the borders included), whole
  * vectors of channels [0, c8): at stride 1 or 2 balanced blocks of up to 4
- * columns, each over the channel pairs, then the last 8 channels (c8 / 8
+ * columns (at stride 2 those with one padding column compiled with constant
+ * bounds), each over the channel pairs, then the last 8 channels (c8 / 8
  * odd) along the row with their weights in registers, in the same blocks;
  * other strides and dilations sweep every channel vector along the row. */
 static ALWAYS_INLINE void dw3_row(const int S, const sepconv_uk_dw *d, long ox0, long ox1,
                                   long c8)
 {
     const long c16 = S ? c8 / 16 * 16 : 0;
-    if (c16)
+    if (c16 && S == 2)
+        SEPCONV_UK_DW3_SPANS(d, 2, ox0, ox1, 4, 4, dw3_wide, d, 2, c16);
+    else if (c16)
         SEPCONV_UK_DW3_BLOCKS(d, ox0, ox1, 4, 4, dw3_wide, d, S, c16);
     dw3_sweep(d, S, ox0, ox1, c16, c8, 4);
 }
+
+/* Each window's row its own function, on its own copy of the call (so
+ * that the stride-1 code compiles as if the stride-2 one were not there:
+ * in one function, the stride-2 border kinds cost the stride-1 layers
+ * 2-4%). */
+#define DW3_ROW(S)                                                                      \
+    static __attribute__((noinline)) void dw3_row_##S(const sepconv_uk_dw *call,        \
+                                                      long ox0, long ox1, long c8)      \
+    {                                                                                   \
+        sepconv_uk_dw d;                                                                \
+        const float *rows[3];                                                           \
+        sepconv_uk_dw3_localize(call, &d, rows);                                        \
+        dw3_row(S, &d, ox0, ox1, c8);                                                   \
+    }
+DW3_ROW(0)
+DW3_ROW(1)
+DW3_ROW(2)
+#define DW3_ROW_CALL(S, ...) dw3_row_##S(__VA_ARGS__)
 
 /* The 3x3 columns [ox0, ox1), whole vectors of channels [0, c8). */
 static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long c8)
 {
     (void)ch0; /* 0: the driver passes [0, c8) */
-    sepconv_uk_dw d;
-    const float *rows[3];
-    sepconv_uk_dw3_localize(call, &d, rows);
-    SEPCONV_UK_DW3_WINDOWS(&d, dw3_row, &d, ox0, ox1, c8)
+    SEPCONV_UK_DW3_WINDOWS(call, DW3_ROW_CALL, call, ox0, ox1, c8)
 }
 
 /* One output row of a depthwise stage with multiplier 1. */

@@ -244,6 +244,60 @@ static inline long sepconv_uk_dw3_plan(const sepconv_uk_dw *d, long ox0, long wi
     SEPCONV_UK_DW3_CASE(5, STEP, __VA_ARGS__) SEPCONV_UK_DW3_CASE(6, STEP, __VA_ARGS__)    \
     SEPCONV_UK_DW3_CASE(7, STEP, __VA_ARGS__) SEPCONV_UK_DW3_CASE(8, STEP, __VA_ARGS__)
 
+/* The border kind of a window block (S 1 or 2, P columns) whose input
+ * columns are [ilo, ihi) of its span: 0 none, 1 only the first in the
+ * padding, 2 only the last, 3 another (a row narrower than a block with
+ * padding both sides, or padding of 2). */
+static inline int sepconv_uk_dw3_kind(int S, long P, long ilo, long ihi, int border)
+{
+    const long span = S * (P - 1) + 3;
+    if (!border)
+        return 0;
+    return ilo == 1 && ihi == span ? 1 : ilo == 0 && ihi == span - 1 ? 2 : 3;
+}
+
+/* SEPCONV_UK_DW3_BLOCKS for a window S (1 or 2, a constant): the border
+ * kinds 1 and 2 (sepconv_uk_dw3_kind: MobileNet's paddings) pass STEP
+ * constant ILO and IHI, so that its loops compile to straight code like
+ * the interior's (a runtime test per input column there made gcc reload
+ * its pointers and fold the weights into the FMAs: 2.5 loads a FMA on
+ * AVX2); kind 3 passes them as the plan computed them. */
+#define SEPCONV_UK_DW3_SPANS(D, S, OX0, OX1, MOST, UPTO, STEP, ...)                       \
+    do {                                                                                   \
+        const long width_ = (OX1) - (OX0), count_ = (width_ + (MOST) - 1) / (MOST);        \
+        for (long t_ = 0; t_ < count_; t_++) {                                             \
+            long ox_, ilo_, ihi_;                                                          \
+            int border_;                                                                   \
+            const long p_ = sepconv_uk_dw3_plan((D), (OX0), width_, count_, t_, &ox_,      \
+                                                &ilo_, &ihi_, &border_);                   \
+            switch (p_ * 4 + sepconv_uk_dw3_kind((S), p_, ilo_, ihi_, border_)) {          \
+                SEPCONV_UK_DW3_KINDS_##UPTO(S, STEP, ox_, ilo_, ihi_, __VA_ARGS__)         \
+            default:                                                                       \
+                break;                                                                     \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+#define SEPCONV_UK_DW3_KIND(S, Q, STEP, OX, ILO, IHI, ...)                                 \
+    case 4 * (Q):                                                                          \
+        STEP(Q, 0, OX, 0, (S) * ((Q) - 1) + 3, __VA_ARGS__);                              \
+        break;                                                                             \
+    case 4 * (Q) + 1:                                                                      \
+        STEP(Q, 1, OX, 1, (S) * ((Q) - 1) + 3, __VA_ARGS__);                              \
+        break;                                                                             \
+    case 4 * (Q) + 2:                                                                      \
+        STEP(Q, 1, OX, 0, (S) * ((Q) - 1) + 2, __VA_ARGS__);                              \
+        break;                                                                             \
+    case 4 * (Q) + 3:                                                                      \
+        STEP(Q, 1, OX, ILO, IHI, __VA_ARGS__);                                             \
+        break;
+#define SEPCONV_UK_DW3_KINDS_4(S, ...)                                                     \
+    SEPCONV_UK_DW3_KIND(S, 1, __VA_ARGS__) SEPCONV_UK_DW3_KIND(S, 2, __VA_ARGS__)          \
+    SEPCONV_UK_DW3_KIND(S, 3, __VA_ARGS__) SEPCONV_UK_DW3_KIND(S, 4, __VA_ARGS__)
+#define SEPCONV_UK_DW3_KINDS_8(S, ...)                                                     \
+    SEPCONV_UK_DW3_KINDS_4(S, __VA_ARGS__)                                                 \
+    SEPCONV_UK_DW3_KIND(S, 5, __VA_ARGS__) SEPCONV_UK_DW3_KIND(S, 6, __VA_ARGS__)          \
+    SEPCONV_UK_DW3_KIND(S, 7, __VA_ARGS__) SEPCONV_UK_DW3_KIND(S, 8, __VA_ARGS__)
+
 /* Defines, for an ISA whose vector VEC holds WIDTH floats (LOAD(p),
  * STORE(p, v), ZERO(), FMA(x, w, acc) = x w + acc, ACTIVATE(v, act)), the
  * 3x3 parts of one channel vector whose 9 weights are registers:
