@@ -215,6 +215,12 @@ static inline long sepconv_uk_dw3_plan(const sepconv_uk_dw *d, long ox0, long wi
  * [OX0, OX1) (sepconv_uk_dw3_plan's P, ox, ilo, ihi and border), with P and
  * BORDER constants; the arguments after STEP follow them. */
 #define SEPCONV_UK_DW3_BLOCKS(D, OX0, OX1, MOST, UPTO, STEP, ...)                          \
+    SEPCONV_UK_DW3_EACH((D), (OX0), (OX1), (MOST), p_ * 2 + border_,                       \
+                        SEPCONV_UK_DW3_CASES_##UPTO(STEP, ox_, ilo_, ihi_, __VA_ARGS__))
+/* Plans each balanced block of [OX0, OX1) (at most MOST columns; p_, ox_,
+ * ilo_, ihi_ and border_ as sepconv_uk_dw3_plan gives them) and switches
+ * on SELECT, an expression of them, over CASES. */
+#define SEPCONV_UK_DW3_EACH(D, OX0, OX1, MOST, SELECT, CASES)                              \
     do {                                                                                   \
         const long width_ = (OX1) - (OX0), count_ = (width_ + (MOST) - 1) / (MOST);        \
         for (long t_ = 0; t_ < count_; t_++) {                                             \
@@ -222,8 +228,8 @@ static inline long sepconv_uk_dw3_plan(const sepconv_uk_dw *d, long ox0, long wi
             int border_;                                                                   \
             const long p_ = sepconv_uk_dw3_plan((D), (OX0), width_, count_, t_, &ox_,      \
                                                 &ilo_, &ihi_, &border_);                   \
-            switch (p_ * 2 + border_) {                                                    \
-                SEPCONV_UK_DW3_CASES_##UPTO(STEP, ox_, ilo_, ihi_, __VA_ARGS__)            \
+            switch (SELECT) {                                                              \
+                CASES                                                                      \
             default:                                                                       \
                 break;                                                                     \
             }                                                                              \
@@ -263,20 +269,9 @@ static inline int sepconv_uk_dw3_kind(int S, long P, long ilo, long ihi, int bor
  * its pointers and fold the weights into the FMAs: 2.5 loads a FMA on
  * AVX2); kind 3 passes them as the plan computed them. */
 #define SEPCONV_UK_DW3_SPANS(D, S, OX0, OX1, MOST, UPTO, STEP, ...)                       \
-    do {                                                                                   \
-        const long width_ = (OX1) - (OX0), count_ = (width_ + (MOST) - 1) / (MOST);        \
-        for (long t_ = 0; t_ < count_; t_++) {                                             \
-            long ox_, ilo_, ihi_;                                                          \
-            int border_;                                                                   \
-            const long p_ = sepconv_uk_dw3_plan((D), (OX0), width_, count_, t_, &ox_,      \
-                                                &ilo_, &ihi_, &border_);                   \
-            switch (p_ * 4 + sepconv_uk_dw3_kind((S), p_, ilo_, ihi_, border_)) {          \
-                SEPCONV_UK_DW3_KINDS_##UPTO(S, STEP, ox_, ilo_, ihi_, __VA_ARGS__)         \
-            default:                                                                       \
-                break;                                                                     \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
+    SEPCONV_UK_DW3_EACH((D), (OX0), (OX1), (MOST),                                         \
+                        p_ * 4 + sepconv_uk_dw3_kind((S), p_, ilo_, ihi_, border_),        \
+                        SEPCONV_UK_DW3_KINDS_##UPTO(S, STEP, ox_, ilo_, ihi_, __VA_ARGS__))
 #define SEPCONV_UK_DW3_KIND(S, Q, STEP, OX, ILO, IHI, ...)                                 \
     case 4 * (Q):                                                                          \
         STEP(Q, 0, OX, 0, (S) * ((Q) - 1) + 3, __VA_ARGS__);                              \
