@@ -16,17 +16,24 @@ uint64_t sepconv_random_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* Allocates `count` floats aligned to 64 bytes, zeroed; NULL for a count
- * that is negative or whose bytes overflow. */
-float *sepconv_alloc_floats(int64_t count)
+/* Allocates `count` floats at a multiple of `align` (a power of two),
+ * zeroed, the size rounded up to `align`; NULL for a count that is negative
+ * or whose bytes overflow. */
+static float *alloc_aligned(int64_t count, size_t align)
 {
-    if (count < 0 || (uint64_t)count > (SIZE_MAX - 63) / sizeof(float))
+    if (count < 0 || (uint64_t)count > (SIZE_MAX - align) / sizeof(float))
         return NULL;
-    size_t bytes = ((size_t)count * sizeof(float) + 63) / 64 * 64;
-    float *block = aligned_alloc(64, bytes ? bytes : 64);
+    size_t bytes = ((size_t)count * sizeof(float) + align - 1) / align * align;
+    float *block = aligned_alloc(align, bytes ? bytes : align);
     if (block)
         memset(block, 0, bytes);
     return block;
+}
+
+/* Allocates `count` floats aligned to 64 bytes, zeroed. */
+float *sepconv_alloc_floats(int64_t count)
+{
+    return alloc_aligned(count, 64);
 }
 
 /* Allocates `count` floats, zeroed; a zero count gives NULL and succeeds.
@@ -38,20 +45,9 @@ float *sepconv_alloc_floats(int64_t count)
 static bool allocate(float **out, int64_t count)
 {
     enum { PAGE = 4096 };
-    *out = NULL;
-    if (count == 0)
-        return true;
-    if (count < PAGE / (int64_t)sizeof(float)) {
-        *out = sepconv_alloc_floats(count);
-        return *out != NULL;
-    }
-    if ((uint64_t)count > (SIZE_MAX - PAGE) / sizeof(float))
-        return false;
-    size_t bytes = ((size_t)count * sizeof(float) + PAGE - 1) / PAGE * PAGE;
-    *out = aligned_alloc(PAGE, bytes);
-    if (*out)
-        memset(*out, 0, bytes);
-    return *out != NULL;
+    *out = count == 0 ? NULL
+           : alloc_aligned(count, count < PAGE / (int64_t)sizeof(float) ? 64 : PAGE);
+    return count == 0 || *out != NULL;
 }
 
 /* Allocates every tensor a layer needs. */
