@@ -226,10 +226,14 @@ ALLOC_COUNT = $(if $(SANITIZER_FLAGS)$(findstring -fsanitize,$(CFLAGS)),,$(BUILD
 # names them, and the skipped ones with the reason
 TEST_TARGETS = $(abspath $(BUILD))/tests/targets.txt
 
+# the suites run TEST_JOBS at a time (tests/run_suites.sh; one per CPU by
+# default), each in its own process, its log in BUILD/tests/suite-NAME.log
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%) $(ALLOC_COUNT)
 	@rm -f $(TEST_TARGETS)
 	SEPCONV_TEST_TARGETS=$(TEST_TARGETS) SEPCONV_CLI=$(CLI) SEPCONV_ROOT=$(CURDIR) \
-	  $(TEST_RUNNER)
+	  tests/run_suites.sh $(BUILD)/tests $(TEST_JOBS) $(TEST_RUNNER)
 	$(if $(ALLOC_COUNT),$(ALLOC_COUNT),@echo "  SKIP    alloc_count: it replaces malloc, and so does the sanitizer")
 	@for t in $(FUZZ_TARGETS); do \
 	  printf "  REPLAY  fuzz_$$t: "; \
@@ -262,10 +266,13 @@ check-asan: deps
 check-valgrind:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) valgrind"
 	@$(MAKE) --no-print-directory $(TEST_RUNNER) $(CLI)
+	@mkdir -p $(BUILD)/valgrind && rm -f $(BUILD)/valgrind/targets.txt
 	CK_FORK=no SEPCONV_TEST_VALGRIND=1 SEPCONV_NO_AVX512=1 SEPCONV_CLI=$(CLI) \
-	  SEPCONV_ROOT=$(CURDIR) \
+	  SEPCONV_ROOT=$(CURDIR) SEPCONV_TEST_TARGETS=$(abspath $(BUILD))/valgrind/targets.txt \
+	  tests/run_suites.sh $(BUILD)/valgrind $(TEST_JOBS) \
 	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --trace-children=no --quiet $(TEST_RUNNER)
+	@$(TEST_RUNNER) --print-targets $(BUILD)/valgrind/targets.txt
 
 check-install: deps
 	@$(MAKE) --no-print-directory all
@@ -404,7 +411,7 @@ check-arm64:
 
 arm64-run: $(TEST_RUNNER) $(CLI) $(BUILD)/neon_activations $(BUILD)/alloc_count \
     $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
-	tests/arm64_check.sh $(BUILD) $(SYSROOT) $(ARM64_SUITES)
+	JOBS=$(TEST_JOBS) tests/arm64_check.sh $(BUILD) $(SYSROOT) $(ARM64_SUITES)
 
 # relu and relu6 of NEON code keep NaN and -0.0 as the reference does
 $(BUILD)/neon_activations: tests/arm64/neon_activations.c $(STATIC_LIB)

@@ -16,17 +16,15 @@
 #   tcc       the arm64 tcc command of the sysroot, itself under qemu
 #   sepconv   the aarch64 CLI under qemu ($SEPCONV_CLI)
 # SUITE...: the Check suites to run (default: all of them); each runs in
-# its own process (CK_RUN_SUITE) so that one failing does not hide the
-# others, and each one's log stays in BUILD/suite-NAME.log.
+# its own process (tests/run_suites.sh, JOBS at a time) so that one failing
+# does not hide the others, and each one's log stays in BUILD/suite-NAME.log.
 set -euo pipefail
 build=$(cd "${1:?usage: arm64_check.sh BUILD SYSROOT [SUITE...]}" && pwd)
 sysroot=$(cd "${2:?usage: arm64_check.sh BUILD SYSROOT [SUITE...]}" && pwd)
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
-# every suite the sources define (the long generator grid last)
-all=$(grep -ho 'suite_create("[a-z_0-9]*")' "$root"/tests/*.c | sed 's/.*("//; s/")//' |
-      grep -vx generator | tr '\n' ' ')
-suites=${*:-"$all generator"}
+# the suites to run: the arguments, or all (run_suites.sh finds them)
+suites=${*:-}
 qemu=$(command -v qemu-aarch64-static) || {
   echo "arm64_check: qemu-aarch64-static is missing (apt-get install qemu-user-static)" >&2
   exit 1; }
@@ -88,21 +86,12 @@ echo "== aarch64 under $("$qemu" --version | head -n1)"
 run "$build/sepconv" --version | sed 's/^/   /'
 failed=""
 start=$SECONDS
-for suite in $suites; do
-  t0=$SECONDS
-  if CK_RUN_SUITE=$suite run "$build/tests/run_tests" > "$build/suite-$suite.log" 2>&1; then
-    verdict=ok
-  else
-    verdict=FAILED
-    failed="$failed $suite"
-  fi
-  summary=$(grep -E '^[0-9]+%: Checks' "$build/suite-$suite.log" | tail -n1 || true)
-  printf '   %-16s %-6s %4d s  %s\n' "$suite" "$verdict" $((SECONDS - t0)) "$summary"
-  grep -E '^SKIPPED:' "$build/suite-$suite.log" | sort -u | sed 's/^/      /' || true
-  if [ "$verdict" = FAILED ]; then
-    grep -E ':[EF]:' "$build/suite-$suite.log" | head -n 20 | sed 's/^/      /' || true
-  fi
-done
+# the suites, JOBS at a time (default: one per host CPU; qemu-user runs
+# each emulated process on one host thread)
+if ! SUITES="$suites" "$root/tests/run_suites.sh" "$build" "${JOBS:-$(nproc)}" \
+       "$qemu" -L "$sysroot" "$build/tests/run_tests"; then
+  failed="$failed suites"
+fi
 
 # what `make test` runs besides the suites: allocation counting, and the
 # fuzz targets replayed over their corpora and regressions
