@@ -253,6 +253,7 @@ int main(int argc, char **argv)
     srunner_add_suite(runner, stats_suite());
     srunner_add_suite(runner, microkernels_suite());
     srunner_add_suite(runner, generator_suite());
+    srunner_add_suite(runner, quantize_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

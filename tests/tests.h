@@ -27,6 +27,7 @@ Suite *tune_suite(void);
 Suite *reliability_suite(void);
 Suite *stats_suite(void);
 Suite *microkernels_suite(void);
+Suite *quantize_suite(void);
 
 /* Whether the tests run under valgrind (make check-valgrind sets
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */

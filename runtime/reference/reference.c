@@ -7,54 +7,13 @@
 #include <stdlib.h>
 
 #include "core/core.h"
+#include "reference/geometry.h"
 
-/* One convolution stage (dense or depthwise) with everything resolved. */
+/* One convolution stage (dense or depthwise) and its float weights. */
 typedef struct stage {
-    int64_t batch, in_h, in_w, in_c, out_h, out_w, out_c;
-    int64_t kernel, stride, dilation, pad_top, pad_left, multiplier;
-    bool depthwise;
-    sepconv_layout layout;
-    const float *weights, *bias;
-    sepconv_activation act;
+    sepconv_ref_stage g;
+    const float *weights, *bias; /* bias NULL: none */
 } stage;
-
-/* Element strides of a 4-d activation tensor. */
-typedef struct strides {
-    int64_t n, h, w, c;
-} strides;
-
-/* Strides of a batch x h x w x c tensor stored in `layout`. */
-static strides tensor_strides(sepconv_layout layout, int64_t h, int64_t w,
-                              int64_t c)
-{
-    if (layout == SEPCONV_LAYOUT_NHWC)
-        return (strides){h * w * c, w * c, c, 1};
-    return (strides){c * h * w, w, 1, h * w};
-}
-
-/* Weight strides (ky, kx, input channel, output channel) of a stage. */
-static void weight_strides(const stage *s, int64_t *ky, int64_t *kx,
-                           int64_t *ci, int64_t *co)
-{
-    int64_t k = s->kernel;
-    if (s->depthwise) { /* nhwc [k][k][m][mult] = [k][k][oc]; nchw [oc][1][k][k] */
-        bool nhwc = s->layout == SEPCONV_LAYOUT_NHWC;
-        *ky = nhwc ? k * s->out_c : k;
-        *kx = nhwc ? s->out_c : 1;
-        *ci = 0;
-        *co = nhwc ? 1 : k * k;
-    } else if (s->layout == SEPCONV_LAYOUT_NHWC) { /* [k][k][m][n] */
-        *ky = k * s->in_c * s->out_c;
-        *kx = s->in_c * s->out_c;
-        *ci = s->out_c;
-        *co = 1;
-    } else { /* [n][m][k][k] */
-        *ky = k;
-        *kx = 1;
-        *ci = k * k;
-        *co = s->in_c * k * k;
-    }
-}
 
 /* Applies an activation; NaN passes through both relu and relu6. */
 static double activate(sepconv_activation act, double x)
@@ -74,72 +33,49 @@ static void run_stage(const stage *s, const float *in_float,
                       const double *in_double, float *out_float,
                       double *out_double, bool absolute)
 {
-    strides in = tensor_strides(s->layout, s->in_h, s->in_w, s->in_c);
-    strides out = tensor_strides(s->layout, s->out_h, s->out_w, s->out_c);
+    const sepconv_ref_stage *g = &s->g;
+    sepconv_ref_strides in = sepconv_ref_tensor_strides(g->layout, g->in_h, g->in_w, g->in_c);
+    sepconv_ref_strides out = sepconv_ref_tensor_strides(g->layout, g->out_h, g->out_w, g->out_c);
     int64_t w_ky, w_kx, w_ci, w_co;
-    weight_strides(s, &w_ky, &w_kx, &w_ci, &w_co);
-    for (int64_t n = 0; n < s->batch; n++)
-    for (int64_t oy = 0; oy < s->out_h; oy++)
-    for (int64_t ox = 0; ox < s->out_w; ox++)
-    for (int64_t oc = 0; oc < s->out_c; oc++) {
+    sepconv_ref_weight_strides(g, &w_ky, &w_kx, &w_ci, &w_co);
+    for (int64_t n = 0; n < g->batch; n++)
+    for (int64_t oy = 0; oy < g->out_h; oy++)
+    for (int64_t ox = 0; ox < g->out_w; ox++)
+    for (int64_t oc = 0; oc < g->out_c; oc++) {
         double sum = s->bias ? s->bias[oc] : 0.0;
         if (absolute)
             sum = fabs(sum);
-        for (int64_t ky = 0; ky < s->kernel; ky++) {
-            int64_t iy = oy * s->stride - s->pad_top + ky * s->dilation;
-            if (iy < 0 || iy >= s->in_h)
-                continue;
-            for (int64_t kx = 0; kx < s->kernel; kx++) {
-                int64_t ix = ox * s->stride - s->pad_left + kx * s->dilation;
-                if (ix < 0 || ix >= s->in_w)
-                    continue;
-                int64_t first = s->depthwise ? oc / s->multiplier : 0;
-                int64_t last = s->depthwise ? first + 1 : s->in_c;
-                for (int64_t ic = first; ic < last; ic++) {
-                    int64_t at = n * in.n + iy * in.h + ix * in.w + ic * in.c;
-                    double x = in_float ? in_float[at] : in_double[at];
-                    double w = s->weights[ky * w_ky + kx * w_kx + ic * w_ci +
-                                          oc * w_co];
-                    sum += absolute ? fabs(x) * fabs(w) : x * w;
-                }
+        int64_t first, last;
+        sepconv_ref_channels(g, oc, &first, &last);
+        for (int64_t ky = 0; ky < g->kernel; ky++)
+        for (int64_t kx = 0; kx < g->kernel; kx++) {
+            int64_t pixel = sepconv_ref_tap(g, &in, n, oy, ox, ky, kx);
+            for (int64_t ic = first; pixel >= 0 && ic < last; ic++) {
+                int64_t at = pixel + ic * in.c;
+                double x = in_float ? in_float[at] : in_double[at];
+                double w = s->weights[ky * w_ky + kx * w_kx + ic * w_ci + oc * w_co];
+                sum += absolute ? fabs(x) * fabs(w) : x * w;
             }
         }
         int64_t at = n * out.n + oy * out.h + ox * out.w + oc * out.c;
         if (out_double)
-            out_double[at] = absolute ? sum : activate(s->act, sum);
+            out_double[at] = absolute ? sum : activate(g->act, sum);
         else
-            out_float[at] = (float)activate(s->act, sum);
+            out_float[at] = (float)activate(g->act, sum);
     }
 }
 
-/* The first (or only) stage of a layer: conv, dw, or pw as a 1x1 conv. */
+/* A layer's first stage over the float tensors. */
 static stage first_stage(const sepconv_layer *layer, const sepconv_tensors *t)
 {
-    bool depthwise = layer->op == SEPCONV_OP_DW || layer->op == SEPCONV_OP_SEP;
-    sepconv_activation act = layer->op == SEPCONV_OP_CONV ? layer->conv_act
-                             : layer->op == SEPCONV_OP_PW ? layer->pw_act
-                                                          : layer->dw_act;
-    return (stage){
-        .batch = layer->batch, .in_h = layer->in_h, .in_w = layer->in_w,
-        .in_c = layer->m, .out_h = layer->out_h, .out_w = layer->out_w,
-        .out_c = depthwise ? layer->mid_c : layer->n, .kernel = layer->kernel,
-        .stride = layer->stride, .dilation = layer->dilation,
-        .pad_top = layer->pad_top, .pad_left = layer->pad_left,
-        .multiplier = layer->multiplier, .depthwise = depthwise,
-        .layout = layer->layout, .weights = t->weights,
-        .bias = layer->bias ? t->bias : NULL, .act = act};
+    return (stage){sepconv_ref_first_stage(layer), t->weights, layer->bias ? t->bias : NULL};
 }
 
-/* The pointwise stage of sep: 1x1, stride 1, over the depthwise output. */
+/* sep's pointwise stage over the float tensors. */
 static stage second_stage(const sepconv_layer *layer, const sepconv_tensors *t)
 {
-    return (stage){
-        .batch = layer->batch, .in_h = layer->out_h, .in_w = layer->out_w,
-        .in_c = layer->mid_c, .out_h = layer->out_h, .out_w = layer->out_w,
-        .out_c = layer->n, .kernel = 1, .stride = 1, .dilation = 1,
-        .multiplier = 1, .depthwise = false, .layout = layer->layout,
-        .weights = t->pw_weights, .bias = layer->bias ? t->pw_bias : NULL,
-        .act = layer->pw_act};
+    return (stage){sepconv_ref_second_stage(layer), t->pw_weights,
+                   layer->bias ? t->pw_bias : NULL};
 }
 
 /* Checks that every tensor the layer needs was given. */
@@ -150,11 +86,8 @@ static sepconv_status check_tensors(const sepconv_layer *layer,
     if (!layer || !t || !output)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "no layer, tensors or output given");
-    const char *missing = !t->input ? "input" : !t->weights ? "weights"
-                          : layer->bias && !t->bias ? "bias" : NULL;
-    if (!missing && layer->op == SEPCONV_OP_SEP)
-        missing = !t->pw_weights ? "pw_weights"
-                  : layer->bias && !t->pw_bias ? "pw_bias" : NULL;
+    const char *missing = sepconv_ref_missing_tensor(layer, t->input, t->weights, t->bias,
+                                                     t->pw_weights, t->pw_bias);
     if (missing)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the layer needs the %s tensor, but it is NULL",

@@ -1,0 +1,73 @@
+/*
+ * quantize.h -- int8 arithmetic with TensorFlow Lite's integer semantics
+ * (its quantization specification and reference kernels): the fixed-point
+ * multiplier, its rounding, the activation bounds, and the int8 reference
+ * of every layer kind built on them.
+ */
+#ifndef SEPCONV_REFERENCE_QUANTIZE_H
+#define SEPCONV_REFERENCE_QUANTIZE_H
+
+#include <stdint.h>
+
+#include "sepconv.h"
+
+/* A positive real multiplier as a Q31 significand and a power of two:
+ * real ~= significand * 2^(shift - 31), significand in [2^30, 2^31). */
+typedef struct sepconv_qmultiplier {
+    int32_t significand;
+    int shift;
+} sepconv_qmultiplier;
+
+/* The multiplier of `real` (finite, >= 0) as TFLite's QuantizeMultiplier
+ * makes it: 0 stays 0, below 2^-32 becomes 0, from 2^30 on saturates. */
+sepconv_qmultiplier sepconv_quantize_multiplier(double real);
+
+/* round(a * b / 2^31), ties away from zero, INT32_MAX for
+ * INT32_MIN * INT32_MIN (SaturatingRoundingDoublingHighMul). */
+int32_t sepconv_q_doubling_high_mul(int32_t a, int32_t b);
+
+/* x / 2^exponent rounded to nearest, ties away from zero, exponent in
+ * [0, 31] (RoundingDivideByPOT). */
+int32_t sepconv_q_rounding_shift(int32_t x, int exponent);
+
+/* x times the multiplier, rounded as TFLite's MultiplyByQuantizedMultiplier
+ * does; a left shift that would leave int32 (undefined there) saturates. */
+int32_t sepconv_q_rescale(int32_t x, sepconv_qmultiplier m);
+
+/* The int8 bounds an activation clamps to, from the output's scale and zero
+ * point (CalculateActivationRangeQuantized): none [-128, 127], relu
+ * [max(-128, zero), 127], relu6 up to min(127, zero + round(6 / scale)). */
+void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
+                                int32_t *min, int32_t *max);
+
+/* The quantization of a layer's activations: real = scale * (q - zero).
+ * `mid` is sep's depthwise output, which the pointwise stage reads. */
+typedef struct sepconv_qparams {
+    float in_scale, mid_scale, out_scale;
+    int32_t in_zero, mid_zero, out_zero;
+} sepconv_qparams;
+
+/* A layer's int8 tensors (layouts as the float ones'), int32 biases, and
+ * one float weight scale per output channel of each stage. */
+typedef struct sepconv_qtensors {
+    const int8_t *input, *weights, *pw_weights;
+    const int32_t *bias, *pw_bias;
+    const float *weight_scales, *pw_weight_scales;
+} sepconv_qtensors;
+
+/* Checks the quantization of a layer: scales finite and > 0, zero points in
+ * [-128, 127], every weight scale finite and > 0; the message names the
+ * value that is not. */
+sepconv_status sepconv_qparams_check(const sepconv_layer *layer, const sepconv_qparams *q,
+                                     const sepconv_qtensors *t, sepconv_error *error);
+
+/* Computes the layer's int8 output with TFLite's integer arithmetic: int32
+ * sums of (q_in - in_zero) * q_w plus the bias (padding adds nothing), then
+ * rescaled per channel, + out_zero, clamped.  sep stores its depthwise
+ * output as int8 (mid_scale, mid_zero) and the pointwise stage reads that.
+ * OVERFLOW when a sum leaves int32, where TFLite's would wrap. */
+sepconv_status sepconv_reference_run_int8(const sepconv_layer *layer, const sepconv_qparams *q,
+                                          const sepconv_qtensors *t, int8_t *output,
+                                          sepconv_error *error);
+
+#endif

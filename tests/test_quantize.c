@@ -1,0 +1,408 @@
+/*
+ * test_quantize.c -- the int8 oracle: TFLite's fixed-point rounding at its
+ * corners, worked by hand, and the int8 reference against hand-computed
+ * layers and against an independent check written from the specification.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "tests.h"
+#include "core/core.h"
+#include "reference/quantize.h"
+
+/* Asserts a multiplier's significand and shift. */
+static void assert_multiplier(double real, int32_t significand, int shift)
+{
+    sepconv_qmultiplier m = sepconv_quantize_multiplier(real);
+    ck_assert_msg(m.significand == significand && m.shift == shift,
+                  "%.17g: (%d, %d), expected (%d, %d)", real, m.significand, m.shift,
+                  significand, shift);
+}
+
+START_TEST(multipliers_are_q31_significands_and_shifts)
+{
+    assert_multiplier(0.5, 1 << 30, 0);          /* 0.5 * 2^0 */
+    assert_multiplier(1.0, 1 << 30, 1);          /* 0.5 * 2^1 */
+    assert_multiplier(0.75, 1610612736, 0);      /* 0.75 * 2^31 */
+    assert_multiplier(0.1, 1717986918, -3);      /* 0.8 * 2^-3; 0.8 * 2^31 = ...918.4 */
+    assert_multiplier(3.0, 1610612736, 2);       /* 0.75 * 2^2 */
+    /* a fraction that rounds up to 1.0: halved, the shift one more */
+    assert_multiplier(1.0 - ldexp(1, -40), 1 << 30, 1);
+    assert_multiplier(0.0, 0, 0);
+    assert_multiplier(ldexp(1, -33), 0, 0);      /* 0.5 * 2^-32: flushed */
+    assert_multiplier(ldexp(1, -32), 1 << 30, -31); /* the smallest kept */
+    assert_multiplier(ldexp(1, 31), INT32_MAX, 30); /* 0.5 * 2^32: saturated */
+    assert_multiplier(ldexp(1, 29), 1 << 30, 30);   /* 0.5 * 2^30: the largest */
+}
+END_TEST
+
+START_TEST(the_doubling_high_multiply_rounds_ties_up_and_saturates)
+{
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(INT32_MIN, INT32_MIN), INT32_MAX);
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(1, 1 << 30), 1);    /* 0.5 -> 1 */
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(-1, 1 << 30), 0);   /* -0.5 -> 0 */
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(-3, 1 << 30), -1);  /* -1.5 -> -1 */
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(3, 1 << 30), 2);    /* 1.5 -> 2 */
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(-5, 1 << 29), -1);  /* -1.25 -> -1 */
+    ck_assert_int_eq(sepconv_q_doubling_high_mul(INT32_MIN, INT32_MAX), -INT32_MAX);
+}
+END_TEST
+
+START_TEST(the_rounding_shift_rounds_ties_away_from_zero)
+{
+    ck_assert_int_eq(sepconv_q_rounding_shift(5, 1), 3);    /* 2.5 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(-5, 1), -3);  /* -2.5 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(6, 2), 2);    /* 1.5 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(-6, 2), -2);  /* -1.5 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(-7, 2), -2);  /* -1.75 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(-5, 2), -1);  /* -1.25 */
+    ck_assert_int_eq(sepconv_q_rounding_shift(7, 0), 7);
+    ck_assert_int_eq(sepconv_q_rounding_shift(INT32_MIN, 31), -1);
+    ck_assert_int_eq(sepconv_q_rounding_shift(INT32_MAX, 31), 1);
+    ck_assert_int_eq(sepconv_q_rounding_shift((1 << 30) - 1, 31), 0); /* < 0.5 */
+}
+END_TEST
+
+START_TEST(rescaling_rounds_twice_as_tflite_does)
+{
+    sepconv_qmultiplier half = sepconv_quantize_multiplier(0.5);
+    ck_assert_int_eq(sepconv_q_rescale(100, half), 50);
+    ck_assert_int_eq(sepconv_q_rescale(3, half), 2);    /* 1.5 -> 2 */
+    ck_assert_int_eq(sepconv_q_rescale(-3, half), -1);  /* -1.5 -> -1: the high multiply */
+    /* 5 * 0.25 = 1.25, but TFLite rounds 2.5 up first, then 1.5 away: 2 */
+    ck_assert_int_eq(sepconv_q_rescale(5, sepconv_quantize_multiplier(0.25)), 2);
+    ck_assert_int_eq(sepconv_q_rescale(-5, sepconv_quantize_multiplier(0.25)), -1);
+    /* a multiplier above 1 shifts left first */
+    ck_assert_int_eq(sepconv_q_rescale(1000, sepconv_quantize_multiplier(3.0)), 3000);
+    /* ... and saturates where that would leave int32 */
+    ck_assert_int_eq(sepconv_q_rescale(1 << 30, sepconv_quantize_multiplier(4.0)), 1 << 30);
+    /* a large right shift: 2^-31 of 2^30 is 0.5, rounded away: 1 */
+    ck_assert_int_eq(sepconv_q_rescale(1 << 30, sepconv_quantize_multiplier(ldexp(1, -31))), 1);
+}
+END_TEST
+
+START_TEST(activations_clamp_in_the_quantized_domain)
+{
+    int32_t lo, hi;
+    sepconv_q_activation_range(SEPCONV_ACT_NONE, 0.1f, -10, &lo, &hi);
+    ck_assert(lo == -128 && hi == 127);
+    sepconv_q_activation_range(SEPCONV_ACT_RELU, 0.1f, -10, &lo, &hi);
+    ck_assert(lo == -10 && hi == 127);
+    sepconv_q_activation_range(SEPCONV_ACT_RELU6, 0.1f, -10, &lo, &hi);
+    ck_assert(lo == -10 && hi == 50);                   /* -10 + round(6 / 0.1) */
+    sepconv_q_activation_range(SEPCONV_ACT_RELU6, 0.05f, 10, &lo, &hi);
+    ck_assert(lo == 10 && hi == 127);                   /* 10 + 120: past int8 */
+    sepconv_q_activation_range(SEPCONV_ACT_RELU6, 1e-30f, 0, &lo, &hi);
+    ck_assert(lo == 0 && hi == 127);                    /* 6e30 steps: clamped */
+    sepconv_q_activation_range(SEPCONV_ACT_RELU6, 0.5f, -128, &lo, &hi);
+    ck_assert(lo == -128 && hi == -116);
+}
+END_TEST
+
+/* The int8 reference of `spec`; the status, the message in `error`. */
+static sepconv_status run_int8(const char *spec, const sepconv_qparams *q,
+                               const sepconv_qtensors *t, int8_t *output, sepconv_error *error)
+{
+    sepconv_layer layer = parse_layer(spec);
+    return sepconv_reference_run_int8(&layer, q, t, output, error);
+}
+
+START_TEST(a_depthwise_layer_worked_by_hand)
+{
+    /* 3x3 image 1..9 with in_zero 1: the terms read 0..8; weights 1, the
+     * centre 2; bias 8; multiplier 0.5 * 0.25 / out_scale */
+    const int8_t input[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const int8_t weights[9] = {1, 1, 1, 1, 2, 1, 1, 1, 1};
+    const int32_t bias[1] = {8};
+    const float scales[1] = {0.25f};
+    sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
+                          .weight_scales = scales};
+    sepconv_qparams q = {.in_scale = 0.5f, .out_scale = 1.0f, .in_zero = 1, .out_zero = 3};
+    int8_t out[9];
+    sepconv_error error;
+    ck_assert_int_eq(run_int8("op=dw df=3 m=1 dk=3 pad=1 bias=1", &q, &t, out, &error),
+                     SEPCONV_OK);
+    /* centre: 0+1+...+8 = 36, + 4 more at the centre, + 8 = 48; x 0.125 = 6; + 3
+     * corner (0,0): 0*2 + 1 + 3 + 4 + 8 = 16; x 0.125 = 2; + 3
+     * edge (0,1): 0 + 1*2 + 2 + 3 + 4 + 5 + 8 = 24; x 0.125 = 3; + 3 */
+    ck_assert_int_eq(out[4], 9);
+    ck_assert_int_eq(out[0], 5);
+    ck_assert_int_eq(out[1], 6);
+    /* relu6 with out_scale 0.5: [3, 3 + 12]; the centre 48 x 0.25 + 3 = 15,
+     * (2,2): 4 + 5 + 7 + 8*2 + 8 = 40 x 0.25 = 10, + 3;
+     * (0,2): 1 + 2*2 + 4 + 5 + 8 = 22 x 0.25 = 5.5 -> 6 (a tie, away), + 3 */
+    q.out_scale = 0.5f;
+    ck_assert_int_eq(run_int8("op=dw df=3 m=1 dk=3 pad=1 bias=1 act=relu6", &q, &t, out,
+                              &error), SEPCONV_OK);
+    ck_assert_int_eq(out[4], 15);
+    ck_assert_int_eq(out[8], 13);
+    ck_assert_int_eq(out[2], 9);
+    /* in_zero 9: every term <= 0, the bias gone: relu clamps to out_zero */
+    t.bias = NULL;
+    q.in_zero = 9;
+    ck_assert_int_eq(run_int8("op=dw df=3 m=1 dk=3 pad=1 act=relu", &q, &t, out, &error),
+                     SEPCONV_OK);
+    for (int i = 0; i < 9; i++)
+        ck_assert_int_eq(out[i], 3);
+}
+END_TEST
+
+START_TEST(bad_quantization_is_refused_by_name)
+{
+    const int8_t input[4] = {0}, weights[4] = {0};
+    const float scales[1] = {1.0f}, bad[1] = {-1.0f};
+    sepconv_qtensors t = {.input = input, .weights = weights, .weight_scales = scales};
+    sepconv_qparams q = {.in_scale = 1, .out_scale = 1};
+    int8_t out[4];
+    sepconv_error error;
+    const char *spec = "op=dw df=2 m=1 dk=1";
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_OK);
+    q.in_scale = 0;
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "in_scale=0: a scale must be finite and > 0"));
+    q.in_scale = 1;
+    q.out_scale = INFINITY;
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "out_scale=inf"));
+    q.out_scale = 1;
+    q.out_zero = 128;
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "out_zero=128: a zero point must be in [-128, 127]"));
+    q.out_zero = 0;
+    t.weight_scales = bad;
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "weight_scales[0]=-1"));
+    t.weight_scales = NULL;
+    ck_assert_int_eq(run_int8(spec, &q, &t, out, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "weight_scales"));
+    /* sep needs the intermediate's quantization and the pointwise scales */
+    t.weight_scales = scales;
+    ck_assert_int_eq(run_int8("op=sep df=2 m=1 n=1 dk=1", &q, &t, out, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "pw_weights"));
+    t.pw_weights = weights;
+    ck_assert_int_eq(run_int8("op=sep df=2 m=1 n=1 dk=1", &q, &t, out, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "mid_scale=0"));
+}
+END_TEST
+
+START_TEST(an_accumulator_past_int32_is_an_error)
+{
+    /* 1x1 conv over 70000 channels of (127 - (-128)) * 127: past 2^31 */
+    enum { M = 70000 };
+    int8_t *input = malloc(M), *weights = malloc(M);
+    for (int i = 0; i < M; i++) {
+        input[i] = 127;
+        weights[i] = 127;
+    }
+    const float scales[1] = {1e-6f};
+    sepconv_qtensors t = {.input = input, .weights = weights, .weight_scales = scales};
+    sepconv_qparams q = {.in_scale = 1, .out_scale = 1, .in_zero = -128};
+    int8_t out[1];
+    sepconv_error error;
+    ck_assert_int_eq(run_int8("op=pw df=1 m=70000 n=1", &q, &t, out, &error),
+                     SEPCONV_OVERFLOW);
+    ck_assert_ptr_nonnull(strstr(error.message, "int32 accumulator overflows"));
+    free(input);
+    free(weights);
+}
+END_TEST
+
+/* ------------------------------------------- the independent check */
+
+/* floor(a / b) for b > 0. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* The specification's requantization, from its formulas: the Q31
+ * significand m and shift of the real multiplier (real = m 2^(shift-31)),
+ * x times it with a rounding half up at 2^-31 (a doubling high multiply),
+ * then a rounding half away from zero of the right shift. */
+static int32_t spec_requantize(int64_t acc, double real, int32_t zero, int32_t lo, int32_t hi)
+{
+    int exponent;
+    double fraction = frexp(real, &exponent);
+    int64_t m = (int64_t)floor(ldexp(fraction, 31) + 0.5);
+    if (m == INT64_C(1) << 31) {
+        m >>= 1;
+        exponent++;
+    }
+    ck_assert(exponent <= 0 && exponent >= -31); /* the test's scales keep it so */
+    int64_t high = floor_div(acc * m + (INT64_C(1) << 30), INT64_C(1) << 31);
+    int right = -exponent;
+    int64_t q = high;
+    if (right > 0) {
+        int64_t magnitude = high < 0 ? -high : high;
+        magnitude = (magnitude + (INT64_C(1) << (right - 1))) >> right;
+        q = high < 0 ? -magnitude : magnitude;
+    }
+    q += zero;
+    return (int32_t)(q < lo ? lo : q > hi ? hi : q);
+}
+
+/* A random int8 value from the stream, in [-128, 127] or, `small`, [-6, 6]. */
+static int8_t random_int8(uint64_t *state, bool small)
+{
+    uint64_t r = sepconv_random_next(state);
+    return (int8_t)(small ? (int)(r % 13) - 6 : (int)(r % 256) - 128);
+}
+
+/* A random scale in [lo, 2 lo). */
+static float random_scale(uint64_t *state, float lo)
+{
+    return lo * (1.0f + (float)(sepconv_random_next(state) % 1000) / 1000.0f);
+}
+
+/* A depthwise or pointwise NHWC stage the test's own way. */
+static void spec_stage(const sepconv_layer *l, bool depthwise, bool first, const int8_t *in,
+                       const int8_t *w, const int32_t *bias, const float *ws, float in_scale,
+                       int32_t in_zero, float out_scale, int32_t out_zero,
+                       sepconv_activation act, int8_t *out)
+{
+    int64_t H = first ? l->in_h : l->out_h, W = first ? l->in_w : l->out_w;
+    int64_t C = first ? l->m : l->mid_c, OC = depthwise ? l->mid_c : l->n;
+    int64_t K = depthwise ? l->kernel : 1, S = depthwise ? l->stride : 1;
+    int64_t pt = depthwise ? l->pad_top : 0, pl = depthwise ? l->pad_left : 0;
+    int32_t lo = -128, hi = 127;
+    if (act != SEPCONV_ACT_NONE)
+        lo = out_zero > -128 ? out_zero : -128;
+    if (act == SEPCONV_ACT_RELU6) {
+        double six = out_zero + round((double)(6.0f / out_scale));
+        hi = six < 127 ? (int32_t)six : 127;
+    }
+    for (int64_t y = 0; y < l->out_h; y++)
+    for (int64_t x = 0; x < l->out_w; x++)
+    for (int64_t o = 0; o < OC; o++) {
+        int64_t acc = bias ? bias[o] : 0;
+        for (int64_t ky = 0; ky < K; ky++)
+        for (int64_t kx = 0; kx < K; kx++) {
+            int64_t iy = y * S - pt + ky, ix = x * S - pl + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                continue;
+            if (depthwise) {
+                acc += (in[(iy * W + ix) * C + o] - in_zero) * (int64_t)w[(ky * K + kx) * OC + o];
+            } else {
+                for (int64_t c = 0; c < C; c++)
+                    acc += (in[(iy * W + ix) * C + c] - in_zero) * (int64_t)w[c * OC + o];
+            }
+        }
+        double real = (double)in_scale * (double)ws[o] / (double)out_scale;
+        out[(y * l->out_w + x) * OC + o] = (int8_t)spec_requantize(acc, real, out_zero, lo, hi);
+    }
+}
+
+static const char *const independent_specs[] = {
+    "op=dw df=9 m=24 dk=3 pad=1 bias=1 act=relu6",
+    "op=dw df=10 m=16 dk=3 stride=2 pad=same bias=1 act=relu",
+    "op=pw df=5 m=40 n=24 bias=1",
+    "op=pw df=4 m=64 n=8 act=relu6",
+    "op=sep df=8 m=16 n=24 dk=3 pad=1 bias=1 act=relu6",
+    "op=sep df=9 m=8 n=16 dk=5 stride=2 pad=2 act=relu",
+};
+
+#define INDEPENDENT_SPECS (sizeof independent_specs / sizeof independent_specs[0])
+
+/* Each spec twice: int8's whole range with small multipliers (1e-3), and
+ * values in [-6, 6] with multipliers near 0.2, where a sum off by one
+ * changes the output. */
+START_TEST(the_reference_agrees_with_the_specifications_formulas)
+{
+    const char *spec = independent_specs[_i % INDEPENDENT_SPECS];
+    bool small = _i >= (int)INDEPENDENT_SPECS;
+    sepconv_layer l = parse_layer(spec);
+    uint64_t state = 1000 + (uint64_t)_i;
+    bool sep = l.op == SEPCONV_OP_SEP, dw = l.op == SEPCONV_OP_DW || sep;
+    int8_t *input = malloc((size_t)l.input_elements), *weights = malloc((size_t)l.weight_elements);
+    int8_t *pw = malloc(sep ? (size_t)l.pw_weight_elements : 1);
+    int32_t *bias = malloc(sizeof(int32_t) * (size_t)(l.bias_elements + 1));
+    int32_t *pw_bias = malloc(sizeof(int32_t) * (size_t)(l.pw_bias_elements + 1));
+    float *scales = malloc(sizeof(float) * (size_t)(l.mid_c + l.n));
+    float *pw_scales = malloc(sizeof(float) * (size_t)(l.n + 1));
+    int8_t *mid = malloc((size_t)l.mid_elements + 1);
+    int8_t *expected = malloc((size_t)l.output_elements), *actual = malloc((size_t)l.output_elements);
+    for (int64_t i = 0; i < l.input_elements; i++)
+        input[i] = random_int8(&state, small);
+    for (int64_t i = 0; i < l.weight_elements; i++)
+        weights[i] = random_int8(&state, small);
+    for (int64_t i = 0; sep && i < l.pw_weight_elements; i++)
+        pw[i] = random_int8(&state, small);
+    int32_t reach = small ? 60 : 10000; /* biases in [-reach, reach] */
+    for (int64_t i = 0; i < l.bias_elements; i++)
+        bias[i] = (int32_t)(sepconv_random_next(&state) % (2 * reach + 1)) - reach;
+    for (int64_t i = 0; i < l.pw_bias_elements; i++)
+        pw_bias[i] = (int32_t)(sepconv_random_next(&state) % (2 * reach + 1)) - reach;
+    for (int64_t i = 0; i < l.mid_c + l.n; i++)
+        scales[i] = random_scale(&state, small ? 0.05f : 0.002f);
+    for (int64_t i = 0; i < l.n; i++)
+        pw_scales[i] = random_scale(&state, small ? 0.05f : 0.002f);
+    sepconv_qparams q = {.in_scale = random_scale(&state, small ? 0.5f : 0.02f),
+                         .mid_scale = random_scale(&state, small ? 0.1f : 0.05f),
+                         .out_scale = random_scale(&state, 0.1f),
+                         .in_zero = random_int8(&state, small) / (small ? 2 : 4),
+                         .mid_zero = small ? -30 : -20, .out_zero = small ? -60 : 7};
+    sepconv_qtensors t = {input, weights, sep ? pw : NULL, l.bias ? bias : NULL,
+                          l.bias ? pw_bias : NULL, scales, pw_scales};
+    sepconv_error error;
+    ck_assert_msg(sepconv_reference_run_int8(&l, &q, &t, actual, &error) == SEPCONV_OK, "%s",
+                  error.message);
+    const int32_t *b = l.bias ? bias : NULL, *pb = l.bias ? pw_bias : NULL;
+    if (sep) {
+        spec_stage(&l, true, true, input, weights, b, scales, q.in_scale, q.in_zero,
+                   q.mid_scale, q.mid_zero, l.dw_act, mid);
+        spec_stage(&l, false, false, mid, pw, pb, pw_scales, q.mid_scale, q.mid_zero,
+                   q.out_scale, q.out_zero, l.pw_act, expected);
+    } else {
+        spec_stage(&l, dw, true, input, weights, b, scales, q.in_scale, q.in_zero, q.out_scale,
+                   q.out_zero, dw ? l.dw_act : l.pw_act, expected);
+    }
+    int64_t clamped = 0, distinct[256] = {0};
+    for (int64_t i = 0; i < l.output_elements; i++) {
+        ck_assert_msg(actual[i] == expected[i], "%s%s: output %lld is %d, expected %d", spec,
+                      small ? " (small values)" : "", (long long)i, actual[i], expected[i]);
+        clamped += actual[i] == -128 || actual[i] == 127;
+        distinct[actual[i] + 128] = 1;
+    }
+    /* the data exercise the rescale, not only the clamps */
+    int64_t values = 0;
+    for (int i = 0; i < 256; i++)
+        values += distinct[i];
+    ck_assert_msg(values >= 8, "%s: only %lld distinct outputs", spec,
+                  (long long)values);
+    ck_assert_msg(clamped < l.output_elements / 2, "%s: %lld of %lld clamped", spec, (long long)clamped, (long long)l.output_elements);
+    free(input);
+    free(weights);
+    free(pw);
+    free(bias);
+    free(pw_bias);
+    free(scales);
+    free(pw_scales);
+    free(mid);
+    free(expected);
+    free(actual);
+}
+END_TEST
+
+Suite *quantize_suite(void)
+{
+    Suite *suite = suite_create("quantize");
+    TCase *arithmetic = tcase_create("arithmetic");
+    tcase_add_test(arithmetic, multipliers_are_q31_significands_and_shifts);
+    tcase_add_test(arithmetic, the_doubling_high_multiply_rounds_ties_up_and_saturates);
+    tcase_add_test(arithmetic, the_rounding_shift_rounds_ties_away_from_zero);
+    tcase_add_test(arithmetic, rescaling_rounds_twice_as_tflite_does);
+    tcase_add_test(arithmetic, activations_clamp_in_the_quantized_domain);
+    suite_add_tcase(suite, arithmetic);
+    TCase *reference = tcase_create("reference");
+    tcase_set_timeout(reference, 60);
+    tcase_add_test(reference, a_depthwise_layer_worked_by_hand);
+    tcase_add_test(reference, bad_quantization_is_refused_by_name);
+    tcase_add_test(reference, an_accumulator_past_int32_is_an_error);
+    tcase_add_loop_test(reference, the_reference_agrees_with_the_specifications_formulas, 0,
+                        2 * (int)INDEPENDENT_SPECS);
+    suite_add_tcase(suite, reference);
+    return suite;
+}
