@@ -74,6 +74,19 @@ typedef enum sepconv_padding {
     SEPCONV_PAD_EXPLICIT /* pad=P or pad=T:L:B:R */
 } sepconv_padding;
 
+/* The element type of a layer's activations and weights. */
+typedef enum sepconv_dtype {
+    SEPCONV_DTYPE_FLOAT32,
+    SEPCONV_DTYPE_INT8 /* TFLite's int8: int8 tensors, int32 biases, per-channel weight scales */
+} sepconv_dtype;
+
+/* int8 activations as TFLite quantizes them: real = scale * (q - zero).
+ * `mid` is sep's depthwise output, the pointwise stage's input. */
+typedef struct sepconv_quantization {
+    float in_scale, mid_scale, out_scale; /* finite, > 0 */
+    int32_t in_zero, mid_zero, out_zero;  /* -128..127 */
+} sepconv_quantization;
+
 #define SEPCONV_NAME_MAX 64
 
 /* A validated layer (made by sepconv_layer_parse): the spec, then what it implies. */
@@ -89,6 +102,8 @@ typedef struct sepconv_layer {
     int bias;                            /* 1: every stage adds a bias */
     sepconv_activation dw_act, pw_act;   /* per stage of dw, pw and sep */
     sepconv_activation conv_act;         /* the single stage of conv */
+    sepconv_dtype dtype;
+    sepconv_quantization quant;          /* dtype=int8 only; zeros otherwise */
     int64_t out_h, out_w; /* derived from here on */
     int64_t mid_c, out_c; /* depthwise output channels (m * multiplier); final ones */
     int64_t input_elements, output_elements;
@@ -132,8 +147,8 @@ typedef struct sepconv_cost {
     int64_t parameters;      /* weights plus biases */
     int64_t weights, biases;
     int64_t dw_parameters, pw_parameters; /* per stage kind, as the macs */
-    int64_t bytes_read;      /* activations read, fp32, unfused */
-    int64_t bytes_written;   /* activations written, fp32, unfused */
+    int64_t bytes_read;      /* activations read (4 bytes each, int8 1), unfused */
+    int64_t bytes_written;   /* activations written, likewise */
     int64_t intermediate_bytes; /* sep: depthwise output, 0 otherwise */
     int64_t conv_macs;       /* sep: a standard conv of the same shape */
     double ratio_to_conv;    /* sep: macs / conv_macs; 0 otherwise */

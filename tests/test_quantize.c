@@ -100,12 +100,15 @@ START_TEST(activations_clamp_in_the_quantized_domain)
 }
 END_TEST
 
-/* The int8 reference of `spec`; the status, the message in `error`. */
-static sepconv_status run_int8(const char *spec, const sepconv_qparams *q,
+/* The int8 reference of `spec` (a float32 spec: the quantization is set
+ * here, past the parser's checks); the status, the message in `error`. */
+static sepconv_status run_int8(const char *spec, const sepconv_quantization *q,
                                const sepconv_qtensors *t, int8_t *output, sepconv_error *error)
 {
     sepconv_layer layer = parse_layer(spec);
-    return sepconv_reference_run_int8(&layer, q, t, output, error);
+    layer.dtype = SEPCONV_DTYPE_INT8;
+    layer.quant = *q;
+    return sepconv_reference_run_int8(&layer, t, output, error);
 }
 
 START_TEST(a_depthwise_layer_worked_by_hand)
@@ -118,7 +121,7 @@ START_TEST(a_depthwise_layer_worked_by_hand)
     const float scales[1] = {0.25f};
     sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
                           .weight_scales = scales};
-    sepconv_qparams q = {.in_scale = 0.5f, .out_scale = 1.0f, .in_zero = 1, .out_zero = 3};
+    sepconv_quantization q = {.in_scale = 0.5f, .out_scale = 1.0f, .in_zero = 1, .out_zero = 3};
     int8_t out[9];
     sepconv_error error;
     ck_assert_int_eq(run_int8("op=dw df=3 m=1 dk=3 pad=1 bias=1", &q, &t, out, &error),
@@ -153,7 +156,7 @@ START_TEST(bad_quantization_is_refused_by_name)
     const int8_t input[4] = {0}, weights[4] = {0};
     const float scales[1] = {1.0f}, bad[1] = {-1.0f};
     sepconv_qtensors t = {.input = input, .weights = weights, .weight_scales = scales};
-    sepconv_qparams q = {.in_scale = 1, .out_scale = 1};
+    sepconv_quantization q = {.in_scale = 1, .out_scale = 1};
     int8_t out[4];
     sepconv_error error;
     const char *spec = "op=dw df=2 m=1 dk=1";
@@ -199,7 +202,7 @@ START_TEST(an_accumulator_past_int32_is_an_error)
     }
     const float scales[1] = {1e-6f};
     sepconv_qtensors t = {.input = input, .weights = weights, .weight_scales = scales};
-    sepconv_qparams q = {.in_scale = 1, .out_scale = 1, .in_zero = -128};
+    sepconv_quantization q = {.in_scale = 1, .out_scale = 1, .in_zero = -128};
     int8_t out[1];
     sepconv_error error;
     ck_assert_int_eq(run_int8("op=pw df=1 m=70000 n=1", &q, &t, out, &error),
@@ -339,7 +342,7 @@ START_TEST(the_reference_agrees_with_the_specifications_formulas)
         scales[i] = random_scale(&state, small ? 0.05f : 0.002f);
     for (int64_t i = 0; i < l.n; i++)
         pw_scales[i] = random_scale(&state, small ? 0.05f : 0.002f);
-    sepconv_qparams q = {.in_scale = random_scale(&state, small ? 0.5f : 0.02f),
+    sepconv_quantization q = {.in_scale = random_scale(&state, small ? 0.5f : 0.02f),
                          .mid_scale = random_scale(&state, small ? 0.1f : 0.05f),
                          .out_scale = random_scale(&state, 0.1f),
                          .in_zero = random_int8(&state, small) / (small ? 2 : 4),
@@ -347,7 +350,9 @@ START_TEST(the_reference_agrees_with_the_specifications_formulas)
     sepconv_qtensors t = {input, weights, sep ? pw : NULL, l.bias ? bias : NULL,
                           l.bias ? pw_bias : NULL, scales, pw_scales};
     sepconv_error error;
-    ck_assert_msg(sepconv_reference_run_int8(&l, &q, &t, actual, &error) == SEPCONV_OK, "%s",
+    l.dtype = SEPCONV_DTYPE_INT8;
+    l.quant = q;
+    ck_assert_msg(sepconv_reference_run_int8(&l, &t, actual, &error) == SEPCONV_OK, "%s",
                   error.message);
     const int32_t *b = l.bias ? bias : NULL, *pb = l.bias ? pw_bias : NULL;
     if (sep) {
@@ -386,6 +391,147 @@ START_TEST(the_reference_agrees_with_the_specifications_formulas)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the spec */
+
+START_TEST(int8_specs_parse_and_print_back)
+{
+    const char *spec = "op=sep df=8 m=16 n=24 dk=3 dtype=int8 in_scale=0.0235 in_zero=-3 "
+                       "mid_scale=0.05 mid_zero=-128 out_scale=0.1 out_zero=127";
+    sepconv_layer l = parse_layer(spec);
+    ck_assert_int_eq(l.dtype, SEPCONV_DTYPE_INT8);
+    ck_assert(l.quant.in_scale == 0.0235f && l.quant.mid_scale == 0.05f &&
+              l.quant.out_scale == 0.1f);
+    ck_assert(l.quant.in_zero == -3 && l.quant.mid_zero == -128 && l.quant.out_zero == 127);
+    char text[512], again[512];
+    ck_assert_int_eq(sepconv_layer_format(&l, text, sizeof text, NULL), SEPCONV_OK);
+    ck_assert_ptr_nonnull(strstr(text, " dtype=int8 in_scale=0.0235 in_zero=-3 mid_scale=0.05 "
+                                       "mid_zero=-128 out_scale=0.1 out_zero=127"));
+    sepconv_layer back = parse_layer(text);
+    ck_assert_int_eq(sepconv_layer_format(&back, again, sizeof again, NULL), SEPCONV_OK);
+    ck_assert_str_eq(text, again);
+    ck_assert(memcmp(&back.quant, &l.quant, sizeof l.quant) == 0);
+    /* a scale that needs all 9 digits keeps them */
+    l = parse_layer("op=pw df=2 m=4 n=4 dtype=int8 in_scale=0.0123456789 out_scale=3e-20");
+    ck_assert_int_eq(sepconv_layer_format(&l, text, sizeof text, NULL), SEPCONV_OK);
+    ck_assert(parse_layer(text).quant.in_scale == l.quant.in_scale);
+    ck_assert_int_eq(l.quant.in_zero, 0); /* zero points default to 0 */
+    /* float32 is the default, and its canonical spec names no dtype */
+    l = parse_layer("op=dw df=4 m=8 dk=3 dtype=float32");
+    ck_assert_int_eq(l.dtype, SEPCONV_DTYPE_FLOAT32);
+    ck_assert_int_eq(sepconv_layer_format(&l, text, sizeof text, NULL), SEPCONV_OK);
+    ck_assert_ptr_null(strstr(text, "dtype"));
+    /* an activation's bytes are one each */
+    sepconv_cost cost;
+    l = parse_layer(spec);
+    ck_assert_int_eq(sepconv_cost_compute(&l, &cost, NULL), SEPCONV_OK);
+    ck_assert_int_eq(cost.bytes_read, 8 * 8 * 16 + 8 * 8 * 16);     /* input + intermediate */
+    ck_assert_int_eq(cost.bytes_written, 8 * 8 * 16 + 8 * 8 * 24);  /* intermediate + output */
+}
+END_TEST
+
+/* Asserts that `spec` is refused with a message containing `needle`. */
+static void assert_refused(const char *spec, const char *needle)
+{
+    char message[SEPCONV_MESSAGE_MAX];
+    refuse_layer(spec, message, sizeof message);
+    ck_assert_msg(strstr(message, needle), "'%s': '%s' lacks '%s'", spec, message, needle);
+}
+
+START_TEST(int8_specs_are_checked_by_name)
+{
+    assert_refused("op=dw df=4 m=8 dk=3 in_scale=0.1",
+                   "key 'in_scale' applies to dtype=int8 only");
+    assert_refused("op=dw df=4 m=8 dk=3 out_zero=3", "key 'out_zero' applies to dtype=int8");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 out_scale=1", "dtype=int8 needs in_scale");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1", "dtype=int8 needs out_scale");
+    assert_refused("op=sep df=4 m=8 n=8 dk=3 dtype=int8 in_scale=1 out_scale=1",
+                   "dtype=int8 needs mid_scale");
+    assert_refused("op=pw df=4 m=8 n=8 dtype=int8 in_scale=1 out_scale=1 mid_scale=1",
+                   "key 'mid_scale' does not apply to op=pw");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=0 out_scale=1",
+                   "in_scale=0 is not a scale");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=-1 out_scale=1",
+                   "in_scale=-1 is not a scale");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1 out_scale=inf",
+                   "out_scale=inf is not a scale");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1e40 out_scale=1",
+                   "in_scale=1e40 is not a scale"); /* past a float */
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1e-50 out_scale=1",
+                   "in_scale=1e-50 is not a scale"); /* 0 as a float */
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=0.1x out_scale=1",
+                   "in_scale=0.1x is not a scale");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1 out_scale=1 in_zero=128",
+                   "in_zero=128 is out of range (expected -128..127)");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int8 in_scale=1 out_scale=1 out_zero=-129",
+                   "out_zero=-129 is out of range");
+    assert_refused("op=dw df=4 m=8 dk=3 dtype=int4", "dtype");
+}
+END_TEST
+
+START_TEST(an_int8_sep_splits_at_its_intermediate)
+{
+    sepconv_layer sep = parse_layer("op=sep df=8 m=16 n=24 dk=3 dtype=int8 in_scale=0.5 "
+                                    "in_zero=1 mid_scale=0.25 mid_zero=-2 out_scale=0.125 "
+                                    "out_zero=3"), dw, pw;
+    ck_assert_int_eq(sepconv_layer_split(&sep, &dw, &pw, NULL), SEPCONV_OK);
+    ck_assert(dw.dtype == SEPCONV_DTYPE_INT8 && pw.dtype == SEPCONV_DTYPE_INT8);
+    ck_assert(dw.quant.in_scale == 0.5f && dw.quant.in_zero == 1);
+    ck_assert(dw.quant.out_scale == 0.25f && dw.quant.out_zero == -2);
+    ck_assert(pw.quant.in_scale == 0.25f && pw.quant.in_zero == -2);
+    ck_assert(pw.quant.out_scale == 0.125f && pw.quant.out_zero == 3);
+}
+END_TEST
+
+START_TEST(float_code_refuses_int8_layers)
+{
+    sepconv_layer l = parse_layer("op=dw df=6 m=16 dk=3 dtype=int8 in_scale=0.5 out_scale=1");
+    sepconv_error error;
+    sepconv_kernel *kernel = NULL;
+    ck_assert_int_eq(sepconv_kernel_create(&l, NULL, &kernel, &error), SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_null(kernel);
+    ck_assert_ptr_nonnull(strstr(error.message, "dtype=int8"));
+    sepconv_buffers buffers;
+    ck_assert_int_eq(sepconv_buffers_alloc(&l, &buffers, &error), SEPCONV_UNSUPPORTED);
+    float in[6 * 6 * 16] = {0}, w[9 * 16] = {0}, out[6 * 6 * 16];
+    sepconv_tensors t = {in, w, NULL, NULL, NULL};
+    ck_assert_int_eq(sepconv_reference_run(&l, &t, out, &error), SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(error.message, "the float reference"));
+    sepconv_schedule schedule;
+    ck_assert_int_eq(sepconv_schedule_default(&l, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
+                     SEPCONV_OK);
+    sepconv_source source;
+    ck_assert_int_eq(sepconv_generate(&l, &schedule, NULL, &source, &error), SEPCONV_UNSUPPORTED);
+    /* the int8 reference takes it, and refuses a float32 layer */
+    int8_t qin[6 * 6 * 16] = {0}, qw[9 * 16] = {0}, qout[6 * 6 * 16];
+    float scales[16];
+    for (int i = 0; i < 16; i++)
+        scales[i] = 0.01f;
+    sepconv_qtensors qt = {.input = qin, .weights = qw, .weight_scales = scales};
+    ck_assert_int_eq(sepconv_reference_run_int8(&l, &qt, qout, &error), SEPCONV_OK);
+    sepconv_layer f = parse_layer("op=dw df=6 m=16 dk=3");
+    ck_assert_int_eq(sepconv_reference_run_int8(&f, &qt, qout, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "takes dtype=int8 layers"));
+}
+END_TEST
+
+START_TEST(the_int8_reference_reads_the_specs_quantization)
+{
+    /* the layer worked by hand above, its quantization in the spec */
+    const int8_t input[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const int8_t weights[9] = {1, 1, 1, 1, 2, 1, 1, 1, 1};
+    const int32_t bias[1] = {8};
+    const float scales[1] = {0.25f};
+    sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
+                          .weight_scales = scales};
+    sepconv_layer l = parse_layer("op=dw df=3 m=1 dk=3 pad=1 bias=1 dtype=int8 in_scale=0.5 "
+                                  "in_zero=1 out_scale=1 out_zero=3");
+    int8_t out[9];
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_reference_run_int8(&l, &t, out, &error), SEPCONV_OK);
+    ck_assert(out[4] == 9 && out[0] == 5 && out[1] == 6);
+}
+END_TEST
+
 Suite *quantize_suite(void)
 {
     Suite *suite = suite_create("quantize");
@@ -404,5 +550,12 @@ Suite *quantize_suite(void)
     tcase_add_loop_test(reference, the_reference_agrees_with_the_specifications_formulas, 0,
                         2 * (int)INDEPENDENT_SPECS);
     suite_add_tcase(suite, reference);
+    TCase *spec = tcase_create("spec");
+    tcase_add_test(spec, int8_specs_parse_and_print_back);
+    tcase_add_test(spec, int8_specs_are_checked_by_name);
+    tcase_add_test(spec, an_int8_sep_splits_at_its_intermediate);
+    tcase_add_test(spec, float_code_refuses_int8_layers);
+    tcase_add_test(spec, the_int8_reference_reads_the_specs_quantization);
+    suite_add_tcase(suite, spec);
     return suite;
 }

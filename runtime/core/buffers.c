@@ -58,6 +58,9 @@ sepconv_status sepconv_buffers_alloc(const sepconv_layer *layer,
     if (!layer || !buffers)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer or no buffers given");
     memset(buffers, 0, sizeof *buffers);
+    sepconv_status float_only = sepconv_float_only(layer, "buffers", error);
+    if (float_only != SEPCONV_OK)
+        return float_only;
     bool ok = allocate(&buffers->input, layer->input_elements) &&
               allocate(&buffers->weights, layer->weight_elements) &&
               allocate(&buffers->bias, layer->bias_elements) &&

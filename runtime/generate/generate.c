@@ -558,6 +558,9 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
         return sepconv_fail(error, SEPCONV_INVALID,
                             "generate needs a layer, a schedule and a source");
     memset(source, 0, sizeof *source);
+    sepconv_status float_only = sepconv_float_only(layer, "generate", error);
+    if (float_only != SEPCONV_OK)
+        return float_only;
     if (schedule->op != layer->op)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the schedule is for op=%s but the layer is op=%s",

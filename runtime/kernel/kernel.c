@@ -187,6 +187,9 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     if (!layer || !kernel)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no layer or no result");
     *kernel = NULL;
+    sepconv_status float_only = sepconv_float_only(layer, "kernel", error);
+    if (float_only != SEPCONV_OK)
+        return float_only;
     sepconv_kernel_options defaults = sepconv_kernel_defaults();
     if (!options)
         options = &defaults;

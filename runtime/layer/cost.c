@@ -23,7 +23,8 @@ sepconv_status sepconv_cost_compute(const sepconv_layer *layer,
     if (!layer || !cost)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer or no cost given");
     memset(cost, 0, sizeof *cost);
-    const int64_t bytes = (int64_t)sizeof(float);
+    /* an activation's bytes: fp32 4, int8 1 */
+    const int64_t bytes = layer->dtype == SEPCONV_DTYPE_INT8 ? 1 : (int64_t)sizeof(float);
     int64_t pixels_factors[] = {layer->batch, layer->out_h, layer->out_w};
     int64_t pixels = 0, taps = 0;
     bool ok = product(pixels_factors, 3, &pixels) &&

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +18,19 @@
 enum key {
     KEY_OP, KEY_NAME, KEY_DF, KEY_H, KEY_W, KEY_M, KEY_N, KEY_DK, KEY_BATCH,
     KEY_STRIDE, KEY_DILATION, KEY_PAD, KEY_MULT, KEY_LAYOUT, KEY_BIAS,
-    KEY_ACT, KEY_DW_ACT, KEY_PW_ACT, KEY_COUNT
+    KEY_ACT, KEY_DW_ACT, KEY_PW_ACT, KEY_DTYPE, KEY_IN_SCALE, KEY_IN_ZERO,
+    KEY_MID_SCALE, KEY_MID_ZERO, KEY_OUT_SCALE, KEY_OUT_ZERO, KEY_COUNT
 };
 
 static const char *const key_names[KEY_COUNT] = {
     "op", "name", "df", "h", "w", "m", "n", "dk", "batch", "stride",
-    "dilation", "pad", "mult", "layout", "bias", "act", "dw_act", "pw_act"};
+    "dilation", "pad", "mult", "layout", "bias", "act", "dw_act", "pw_act",
+    "dtype", "in_scale", "in_zero", "mid_scale", "mid_zero", "out_scale", "out_zero"};
+
+/* The keys of int8's quantization, as a mask of bits. */
+#define QUANT_KEYS                                                                   \
+    ((1u << KEY_IN_SCALE) | (1u << KEY_IN_ZERO) | (1u << KEY_MID_SCALE) |             \
+     (1u << KEY_MID_ZERO) | (1u << KEY_OUT_SCALE) | (1u << KEY_OUT_ZERO))
 
 /* What each size key means, for messages about missing keys. */
 static const char *const key_meanings[KEY_COUNT] = {
@@ -41,6 +49,7 @@ typedef struct spec_values {
 static const char *const op_names[] = {"conv", "dw", "pw", "sep"};
 static const char *const layout_names[] = {"nhwc", "nchw"};
 static const char *const activation_names[] = {"none", "relu", "relu6"};
+static const char *const dtype_names[] = {"float32", "int8"};
 
 /* The spec name of an op. */
 const char *sepconv_op_name(sepconv_op op)
@@ -155,6 +164,22 @@ static sepconv_status parse_padding(const char *text, sepconv_layer *layer,
     return SEPCONV_OK;
 }
 
+/* Parses a quantization scale: a number, finite and > 0 as a float. */
+static sepconv_status parse_scale(const char *text, const char *key, float *out,
+                                  sepconv_error *error)
+{
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    float scale = (float)value;
+    if (end == text || *end != '\0' || errno == ERANGE || !(scale > 0) || !isfinite(scale))
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "%s=%s is not a scale (expected a number, finite and > 0 "
+                            "as a float, such as 0.0235)", key, text);
+    *out = scale;
+    return SEPCONV_OK;
+}
+
 /* Stores one key's value into `values`. */
 static sepconv_status set_key(spec_values *values, enum key key,
                               const char *value, sepconv_error *error)
@@ -205,6 +230,24 @@ static sepconv_status set_key(spec_values *values, enum key key,
         else
             layer->pw_act = (sepconv_activation)word;
         return status;
+    case KEY_DTYPE:
+        status = parse_word(value, "dtype", dtype_names, 2, &word, error);
+        layer->dtype = (sepconv_dtype)word;
+        return status;
+    case KEY_IN_SCALE: return parse_scale(value, "in_scale", &layer->quant.in_scale, error);
+    case KEY_MID_SCALE: return parse_scale(value, "mid_scale", &layer->quant.mid_scale, error);
+    case KEY_OUT_SCALE: return parse_scale(value, "out_scale", &layer->quant.out_scale, error);
+    case KEY_IN_ZERO:
+    case KEY_MID_ZERO:
+    case KEY_OUT_ZERO: {
+        int64_t zero = 0;
+        status = parse_integer(value, -128, 127, key_names[key], &zero, error);
+        int32_t *into = key == KEY_IN_ZERO    ? &layer->quant.in_zero
+                        : key == KEY_MID_ZERO ? &layer->quant.mid_zero
+                                              : &layer->quant.out_zero;
+        *into = (int32_t)zero;
+        return status;
+    }
     case KEY_DF: target = &layer->in_h; break;
     case KEY_H: target = &layer->in_h; break;
     case KEY_W: target = &layer->in_w; break;
@@ -246,7 +289,8 @@ static sepconv_status parse_token(spec_values *values, const char *token,
         return sepconv_fail(error, SEPCONV_INVALID,
                             "unknown key '%.*s' (expected op, name, df, h, w, "
                             "m, n, dk, batch, stride, dilation, pad, mult, "
-                            "layout, bias, act, dw_act, pw_act)",
+                            "layout, bias, act, dw_act, pw_act, dtype, in_scale, "
+                            "in_zero, mid_scale, mid_zero, out_scale, out_zero)",
                             (int)(key_length > 40 ? 40 : key_length), token);
     if (values->seen & (1u << key))
         return sepconv_fail(error, SEPCONV_INVALID, "key '%s' is given twice",
@@ -263,6 +307,35 @@ static sepconv_status refuse_key(const spec_values *values, enum key key,
         return SEPCONV_OK;
     return sepconv_fail(error, SEPCONV_INVALID, "key '%s' does not apply to op=%s (%s)",
                         key_names[key], op_names[values->layer.op], why);
+}
+
+/* int8 needs its activations' scales (zero points default to 0); float32
+ * takes none of the quantization keys, and only sep has a `mid`. */
+static sepconv_status check_quantization(const spec_values *values, sepconv_error *error)
+{
+    unsigned seen = values->seen;
+    if (values->layer.dtype != SEPCONV_DTYPE_INT8) {
+        for (int k = KEY_IN_SCALE; k <= KEY_OUT_ZERO; k++)
+            if (seen & (1u << k))
+                return sepconv_fail(error, SEPCONV_INVALID,
+                                    "key '%s' applies to dtype=int8 only (the "
+                                    "activations' quantization)", key_names[k]);
+        return SEPCONV_OK;
+    }
+    bool sep = values->layer.op == SEPCONV_OP_SEP;
+    const enum key required[] = {KEY_IN_SCALE, KEY_OUT_SCALE, KEY_MID_SCALE};
+    for (int i = 0; i < (sep ? 3 : 2); i++)
+        if (!(seen & (1u << required[i])))
+            return sepconv_fail(error, SEPCONV_INVALID,
+                                "dtype=int8 needs %s (the %s activations' scale, "
+                                "finite and > 0)", key_names[required[i]],
+                                i == 0 ? "input" : i == 1 ? "output" : "depthwise output");
+    sepconv_status status = SEPCONV_OK;
+    if (!sep)
+        status = refuse_key(values, KEY_MID_SCALE, "only sep has a depthwise output", error);
+    if (status == SEPCONV_OK && !sep)
+        status = refuse_key(values, KEY_MID_ZERO, "only sep has a depthwise output", error);
+    return status;
 }
 
 /* Checks the keys an op needs and refuses the ones it cannot use. */
@@ -321,6 +394,8 @@ static sepconv_status check_keys(spec_values *values, sepconv_error *error)
     if (status == SEPCONV_OK && op != SEPCONV_OP_SEP && op != SEPCONV_OP_PW)
         status = refuse_key(values, KEY_PW_ACT, "it has no pointwise stage; use act",
                             error);
+    if (status == SEPCONV_OK)
+        status = check_quantization(values, error);
     return status;
 }
 
@@ -516,6 +591,16 @@ static bool append(char *out, size_t capacity, size_t *used, const char *format,
     return true;
 }
 
+/* The shortest text of a scale that parses back to the same float. */
+static void format_scale(float scale, char *out, size_t capacity)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(out, capacity, "%.*g", digits, (double)scale);
+        if (strtof(out, NULL) == scale)
+            return;
+    }
+}
+
 /* Writes the canonical spec of a layer. */
 sepconv_status sepconv_layer_format(const sepconv_layer *layer, char *out,
                                     size_t capacity, sepconv_error *error)
@@ -570,6 +655,18 @@ sepconv_status sepconv_layer_format(const sepconv_layer *layer, char *out,
         ok = append(out, capacity, &used, " dw_act=%s pw_act=%s",
                     activation_names[layer->dw_act],
                     activation_names[layer->pw_act]);
+    const sepconv_quantization *q = &layer->quant;
+    char in[32], mid[32], outs[32];
+    format_scale(q->in_scale, in, sizeof in);
+    format_scale(q->mid_scale, mid, sizeof mid);
+    format_scale(q->out_scale, outs, sizeof outs);
+    if (ok && layer->dtype == SEPCONV_DTYPE_INT8)
+        ok = append(out, capacity, &used, " dtype=int8 in_scale=%s in_zero=%d", in,
+                    (int)q->in_zero);
+    if (ok && layer->dtype == SEPCONV_DTYPE_INT8 && op == SEPCONV_OP_SEP)
+        ok = append(out, capacity, &used, " mid_scale=%s mid_zero=%d", mid, (int)q->mid_zero);
+    if (ok && layer->dtype == SEPCONV_DTYPE_INT8)
+        ok = append(out, capacity, &used, " out_scale=%s out_zero=%d", outs, (int)q->out_zero);
     if (!ok)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the canonical spec does not fit in %zu bytes",
@@ -601,6 +698,15 @@ sepconv_status sepconv_layer_split(const sepconv_layer *sep, sepconv_layer *dw,
     sepconv_status status = sepconv_layer_parse(dw_spec, dw, error);
     if (status == SEPCONV_OK)
         status = sepconv_layer_parse(pw_spec, pw, error);
+    if (status == SEPCONV_OK && sep->dtype == SEPCONV_DTYPE_INT8) {
+        /* the depthwise stage writes the intermediate, the pointwise reads it */
+        const sepconv_quantization *q = &sep->quant;
+        dw->dtype = pw->dtype = SEPCONV_DTYPE_INT8;
+        dw->quant = (sepconv_quantization){.in_scale = q->in_scale, .out_scale = q->mid_scale,
+                                           .in_zero = q->in_zero, .out_zero = q->mid_zero};
+        pw->quant = (sepconv_quantization){.in_scale = q->mid_scale, .out_scale = q->out_scale,
+                                           .in_zero = q->mid_zero, .out_zero = q->out_zero};
+    }
     if (status == SEPCONV_OK && sep->name[0]) {
         snprintf(dw->name, sizeof dw->name, "%.*s.dw", SEPCONV_NAME_MAX - 4, sep->name);
         snprintf(pw->name, sizeof pw->name, "%.*s.pw", SEPCONV_NAME_MAX - 4, sep->name);

@@ -114,11 +114,16 @@ static sepconv_status check_weight_scales(const char *name, const float *scales,
 }
 
 /* Checks a layer's quantization and weight scales. */
-sepconv_status sepconv_qparams_check(const sepconv_layer *layer, const sepconv_qparams *q,
-                                     const sepconv_qtensors *t, sepconv_error *error)
+sepconv_status sepconv_quantization_check(const sepconv_layer *layer, const sepconv_qtensors *t,
+                                          sepconv_error *error)
 {
-    if (!layer || !q || !t)
-        return sepconv_fail(error, SEPCONV_INVALID, "no layer, quantization or tensors given");
+    if (!layer || !t)
+        return sepconv_fail(error, SEPCONV_INVALID, "no layer or no tensors given");
+    if (layer->dtype != SEPCONV_DTYPE_INT8)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "the int8 reference takes dtype=int8 layers, and this one is "
+                            "float32");
+    const sepconv_quantization *q = &layer->quant;
     bool sep = layer->op == SEPCONV_OP_SEP;
     sepconv_status status = check_pair("in_scale", q->in_scale, "in_zero", q->in_zero, error);
     if (status == SEPCONV_OK && sep)

@@ -104,6 +104,8 @@ static sepconv_status reference(const sepconv_layer *layer,
 {
     sepconv_status status = check_tensors(
         layer, t, out_float ? (void *)out_float : (void *)out_double, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_float_only(layer, "the float reference", error);
     if (status != SEPCONV_OK)
         return status;
     bool absolute = out_double != NULL;

@@ -81,15 +81,15 @@ static sepconv_status check_qtensors(const sepconv_layer *layer, const sepconv_q
 }
 
 /* Computes the layer's int8 output; sep through an int8 intermediate. */
-sepconv_status sepconv_reference_run_int8(const sepconv_layer *layer, const sepconv_qparams *q,
-                                          const sepconv_qtensors *t, int8_t *output,
-                                          sepconv_error *error)
+sepconv_status sepconv_reference_run_int8(const sepconv_layer *layer, const sepconv_qtensors *t,
+                                          int8_t *output, sepconv_error *error)
 {
     sepconv_status status = check_qtensors(layer, t, output, error);
     if (status == SEPCONV_OK)
-        status = sepconv_qparams_check(layer, q, t, error);
+        status = sepconv_quantization_check(layer, t, error);
     if (status != SEPCONV_OK)
         return status;
+    const sepconv_quantization *q = &layer->quant;
     bool sep = layer->op == SEPCONV_OP_SEP;
     qstage first = {sepconv_ref_first_stage(layer), t->weights, layer->bias ? t->bias : NULL,
                     t->weight_scales, q->in_scale, sep ? q->mid_scale : q->out_scale,
