@@ -111,16 +111,18 @@ static sepconv_status run_int8(const char *spec, const sepconv_quantization *q,
     return sepconv_reference_run_int8(&layer, t, output, error);
 }
 
+/* A 3x3 image 1..9, weights 1 with the centre 2, bias 8, weight scale 0.25. */
+static const int8_t hand_input[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const int8_t hand_weights[9] = {1, 1, 1, 1, 2, 1, 1, 1, 1};
+static const int32_t hand_bias[1] = {8};
+static const float hand_scales[1] = {0.25f};
+static const sepconv_qtensors hand_tensors = {.input = hand_input, .weights = hand_weights,
+                                              .bias = hand_bias, .weight_scales = hand_scales};
+
 START_TEST(a_depthwise_layer_worked_by_hand)
 {
-    /* 3x3 image 1..9 with in_zero 1: the terms read 0..8; weights 1, the
-     * centre 2; bias 8; multiplier 0.5 * 0.25 / out_scale */
-    const int8_t input[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    const int8_t weights[9] = {1, 1, 1, 1, 2, 1, 1, 1, 1};
-    const int32_t bias[1] = {8};
-    const float scales[1] = {0.25f};
-    sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
-                          .weight_scales = scales};
+    /* in_zero 1: the terms read 0..8; multiplier 0.5 * 0.25 / out_scale */
+    sepconv_qtensors t = hand_tensors;
     sepconv_quantization q = {.in_scale = 0.5f, .out_scale = 1.0f, .in_zero = 1, .out_zero = 3};
     int8_t out[9];
     sepconv_error error;
@@ -517,12 +519,7 @@ END_TEST
 START_TEST(the_int8_reference_reads_the_specs_quantization)
 {
     /* the layer worked by hand above, its quantization in the spec */
-    const int8_t input[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    const int8_t weights[9] = {1, 1, 1, 1, 2, 1, 1, 1, 1};
-    const int32_t bias[1] = {8};
-    const float scales[1] = {0.25f};
-    sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
-                          .weight_scales = scales};
+    sepconv_qtensors t = hand_tensors;
     sepconv_layer l = parse_layer("op=dw df=3 m=1 dk=3 pad=1 bias=1 dtype=int8 in_scale=0.5 "
                                   "in_zero=1 out_scale=1 out_zero=3");
     int8_t out[9];
