@@ -1397,7 +1397,9 @@ START_TEST(a_budget_bounds_the_whole_command)
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     sepconv_tune_log log;
     ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
-    ck_assert_uint_gt(log.count, 3);
+    /* (how many fit in 4 s depends on the machine: under qemu, with a
+     * second test case running, two did) */
+    ck_assert_uint_ge(log.count, 1);
     sepconv_log_free(&log);
     remove_dir(dir);
 }
