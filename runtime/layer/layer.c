@@ -27,10 +27,6 @@ static const char *const key_names[KEY_COUNT] = {
     "dilation", "pad", "mult", "layout", "bias", "act", "dw_act", "pw_act",
     "dtype", "in_scale", "in_zero", "mid_scale", "mid_zero", "out_scale", "out_zero"};
 
-/* The keys of int8's quantization, as a mask of bits. */
-#define QUANT_KEYS                                                                   \
-    ((1u << KEY_IN_SCALE) | (1u << KEY_IN_ZERO) | (1u << KEY_MID_SCALE) |             \
-     (1u << KEY_MID_ZERO) | (1u << KEY_OUT_SCALE) | (1u << KEY_OUT_ZERO))
 
 /* What each size key means, for messages about missing keys. */
 static const char *const key_meanings[KEY_COUNT] = {
