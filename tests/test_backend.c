@@ -585,10 +585,17 @@ static void *flag_compile(void *argument)
         const char *source = "int value(void) { return VALUE * 10 + ROUND; }\n";
         sepconv_cc_options options = {.flags = flags, .no_cache = 1};
         sepconv_code *code = NULL;
-        if (sepconv_cc_compile(source, strlen(source), &options, &code, NULL) != SEPCONV_OK)
+        sepconv_error error;
+        int got = 0;
+        if (sepconv_cc_compile(source, strlen(source), &options, &code, &error) != SEPCONV_OK) {
+            fprintf(stderr, "flag_compile %ld/%d: %s\n", k, round, error.message);
             wrong++;
-        else if (((int (*)(void))sepconv_code_symbol(code, "value"))() != k * 10 + round)
+        } else if ((got = ((int (*)(void))sepconv_code_symbol(code, "value"))()) !=
+                   k * 10 + round) {
+            fprintf(stderr, "flag_compile %ld/%d: value %d, expected %ld\n", k, round, got,
+                    k * 10 + round);
             wrong++;
+        }
         sepconv_code_free(code);
     }
     return (void *)wrong;
