@@ -227,7 +227,7 @@ ALLOC_COUNT = $(if $(SANITIZER_FLAGS)$(findstring -fsanitize,$(CFLAGS)),,$(BUILD
 TEST_TARGETS = $(abspath $(BUILD))/tests/targets.txt
 
 # the suites run TEST_JOBS at a time (tests/run_suites.sh; one per CPU by
-# default), each in its own process, its log in BUILD/tests/suite-NAME.log
+# default), each in its own process, its log in BUILD/tests/suite-SUITE-CASE.log
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 test-run: $(TEST_RUNNER) $(CLI) $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%) $(ALLOC_COUNT)

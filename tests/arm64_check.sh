@@ -17,7 +17,7 @@
 #   sepconv   the aarch64 CLI under qemu ($SEPCONV_CLI)
 # SUITE...: the Check suites to run (default: all of them); each runs in
 # its own process (tests/run_suites.sh, JOBS at a time) so that one failing
-# does not hide the others, and each one's log stays in BUILD/suite-NAME.log.
+# does not hide the others, and each one's log stays in BUILD/suite-SUITE-CASE.log.
 set -euo pipefail
 build=$(cd "${1:?usage: arm64_check.sh BUILD SYSROOT [SUITE...]}" && pwd)
 sysroot=$(cd "${2:?usage: arm64_check.sh BUILD SYSROOT [SUITE...]}" && pwd)

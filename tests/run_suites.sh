@@ -75,22 +75,21 @@ report() {
 
 declare -A running=() started=()
 start=$SECONDS
+# reap: waits for one running unit to end and reports it
+reap() {
+  local done_pid status
+  wait -n -p done_pid && status=0 || status=$?
+  report "${running[$done_pid]}" "$status" $((SECONDS - started[$done_pid]))
+  unset "running[$done_pid]"
+}
 for unit in $order; do
-  while [ ${#running[@]} -ge "$jobs" ]; do
-    wait -n -p done_pid && status=0 || status=$?
-    report "${running[$done_pid]}" "$status" $((SECONDS - started[$done_pid]))
-    unset "running[$done_pid]"
-  done
+  while [ ${#running[@]} -ge "$jobs" ]; do reap; done
   CK_RUN_SUITE=${unit%/*} CK_RUN_CASE=${unit#*/} timeout --kill-after=10 "$suite_seconds" "$@" \
     > "$logdir/suite-${unit/\//-}.log" 2>&1 &
   running[$!]=$unit
   started[$!]=$SECONDS
 done
-while [ ${#running[@]} -gt 0 ]; do
-  wait -n -p done_pid && status=0 || status=$?
-  report "${running[$done_pid]}" "$status" $((SECONDS - started[$done_pid]))
-  unset "running[$done_pid]"
-done
+while [ ${#running[@]} -gt 0 ]; do reap; done
 echo "   $checks checks in $(wc -w <<<"$order") test cases, $jobs at a time: $((SECONDS - start)) s"
 if [ -n "$failed" ]; then
   echo "run_suites: FAILED:$failed (logs: $logdir/suite-*.log)" >&2

@@ -28,7 +28,7 @@ sepconv_qmultiplier sepconv_quantize_multiplier(double real)
     return (sepconv_qmultiplier){(int32_t)significand, shift};
 }
 
-/* round(a * b / 2^31), ties away from zero, saturating the one overflow. */
+/* round(a * b / 2^31), ties up (-0.5 gives 0), saturating the one overflow. */
 int32_t sepconv_q_doubling_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)

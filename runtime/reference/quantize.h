@@ -22,7 +22,7 @@ typedef struct sepconv_qmultiplier {
  * makes it: 0 stays 0, below 2^-32 becomes 0, from 2^30 on saturates. */
 sepconv_qmultiplier sepconv_quantize_multiplier(double real);
 
-/* round(a * b / 2^31), ties away from zero, INT32_MAX for
+/* round(a * b / 2^31), ties up (toward +infinity), INT32_MAX for
  * INT32_MIN * INT32_MIN (SaturatingRoundingDoublingHighMul). */
 int32_t sepconv_q_doubling_high_mul(int32_t a, int32_t b);
 
