@@ -20,6 +20,12 @@
 #define RUNNERS_MAX 8
 #define ROUNDS_MAX 51
 #define PAGE_BYTES 4096
+/* Each sample follows WARM_SECONDS of the runner's own runs: after the
+ * portable column's scalar code (50 ms a run) a SIMD kernel runs slowly
+ * for its first few milliseconds (Zen 5, sep 56x56x128 tcc auto: 0.93 ms
+ * a run at first, 0.55 after 5 ms), and sampling it at once charged that
+ * to whichever column came next: tcc auto's sep total read 7.3 ms. */
+#define WARM_SECONDS 0.008
 
 /* Layers beyond MobileNet: a 5x5 kernel, stride 2 on odd sizes, depth
  * multiplier 2, and NCHW. */
@@ -175,7 +181,8 @@ static bool matches(const sepconv_layer *layer, const float *expected, const flo
 }
 
 /* Times runners interleaved; each sample repeats a runner until it has run
- * for about 2 ms, so fast layers are not lost in timer noise. */
+ * for about 2 ms, so fast layers are not lost in timer noise, after a
+ * warm-up of WARM_SECONDS (at least one run). */
 static void time_runners(runner *runners, int count, int rounds, double *medians)
 {
     int reps[RUNNERS_MAX];
@@ -191,6 +198,10 @@ static void time_runners(runner *runners, int count, int rounds, double *medians
     double samples[RUNNERS_MAX][ROUNDS_MAX];
     for (int round = 0; round < rounds; round++)
         for (int r = 0; r < count; r++) {
+            double warm = sepconv_seconds();
+            do
+                runners[r].run(runners[r].state);
+            while (sepconv_seconds() - warm < WARM_SECONDS);
             double start = sepconv_seconds();
             for (int k = 0; k < reps[r]; k++)
                 runners[r].run(runners[r].state);
