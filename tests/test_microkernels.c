@@ -147,22 +147,25 @@ static void pointwise_case(const sepconv_microkernels *set, int special, check *
     free(scalar);
 }
 
-/* One depthwise row of this shape (random data; special 2: zeros that
- * must give -0.0, no padding rows): set vs the definition and vs scalar.
+/* The output columns [ox0, ox1) of one depthwise row of this shape (random
+ * data; special 2: zeros that must give -0.0, no padding rows), column ox0
+ * first in the output: set vs the definition and vs scalar.
  * The input rows are allocated exactly (ASan and valgrind see a read
  * outside them) or, `guarded`, between guard columns of NaN as wide as the
  * widest padding: a tap taken from the padding (a border tap not dropped)
  * turns its output into NaN. */
 static void depthwise_row_case(const sepconv_microkernels *set, long k, long stride,
-                               long dilation, long in_w, long cc, long pad_left, long out_w,
-                               int act, bool with_bias, int special, bool guarded, check *c)
+                               long dilation, long in_w, long cc, long pad_left, long ox0,
+                               long ox1, int act, bool with_bias, int special, bool guarded,
+                               check *c)
 {
+    const long width = ox1 - ox0;
     float *rows[5] = {0}, *buffers[5] = {0};
     const long guard = guarded ? (k * dilation + stride) * cc : 0; /* floats either side */
     float *w = malloc(sizeof(float) * (size_t)(k * k * cc));
     float *bias = malloc(sizeof(float) * (size_t)cc);
-    float *out = malloc(sizeof(float) * (size_t)((out_w + 1) * cc));
-    float *scalar = malloc(sizeof(float) * (size_t)((out_w + 1) * cc));
+    float *out = malloc(sizeof(float) * (size_t)((width + 1) * cc));
+    float *scalar = malloc(sizeof(float) * (size_t)((width + 1) * cc));
     for (long ky = 0; ky < k; ky++) {
         if (special != 2 && pick(0, 4) == 0)
             continue; /* a padding row */
@@ -179,21 +182,22 @@ static void depthwise_row_case(const sepconv_microkernels *set, long k, long str
         bias[ch] = special == 2 ? -0.0f : uniform();
     if (special == 0 && rows[k / 2] && pick(0, 2) == 0)
         rows[k / 2][pick(0, in_w * cc - 1)] = NAN;
-    for (long i = 0; i < (out_w + 1) * cc; i++)
+    for (long i = 0; i < (width + 1) * cc; i++)
         out[i] = scalar[i] = GUARD;
     const float *b = with_bias ? bias : NULL;
     const float *const *r = (const float *const *)rows;
-    set->depthwise_row(r, in_w, cc, w, k, stride, dilation, pad_left, b, act, out, out_w);
+    set->depthwise_row(r, in_w, cc, w, k, stride, dilation, pad_left, b, act, out, ox0, ox1);
     sepconv_uk_dwrow__scalar(r, in_w, cc, w, k, stride, dilation, pad_left, b, act, scalar,
-                             out_w);
+                             ox0, ox1);
     char shape[200];
     snprintf(shape, sizeof shape,
-             "in_w %ld c %ld k %ld stride %ld dilation %ld pad_left %ld out_w %ld bias %d "
-             "act %d", in_w, cc, k, stride, dilation, pad_left, out_w, with_bias, act);
-    for (long ox = 0; ox <= out_w; ox++)
+             "in_w %ld c %ld k %ld stride %ld dilation %ld pad_left %ld columns %ld..%ld "
+             "bias %d act %d", in_w, cc, k, stride, dilation, pad_left, ox0, ox1 - 1,
+             with_bias, act);
+    for (long ox = ox0; ox <= ox1; ox++)
         for (long ch = 0; ch < cc; ch++) {
-            long i = ox * cc + ch;
-            if (ox == out_w) {
+            long i = (ox - ox0) * cc + ch;
+            if (ox == ox1) {
                 if (out[i] != GUARD)
                     mismatch(c, "%s depthwise wrote the guard at %ld (%g, not %g): %s",
                              set->isa, i, out[i], GUARD, shape);
@@ -248,7 +252,13 @@ static void depthwise_case(const sepconv_microkernels *set, int special, check *
     }
     int act = (int)pick(0, 2);
     bool with_bias = special == 2 || pick(0, 3) > 0;
-    depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left, out_w, act, with_bias,
+    /* every other case a part of the row, as a fused kernel's pixel tile asks */
+    long ox0 = 0, ox1 = out_w;
+    if (pick(0, 1)) {
+        ox0 = pick(0, out_w - 1);
+        ox1 = pick(ox0 + 1, out_w);
+    }
+    depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left, ox0, ox1, act, with_bias,
                        special, false, c);
 }
 
@@ -277,7 +287,7 @@ static void depthwise_grid(const sepconv_microkernels *set, check *c)
                             int act = (int)((pad_right + wi + dilation) % 3);
                             bool with_bias = (ki + wi + pad_left) % 2 == 0;
                             depthwise_row_case(set, k, stride, dilation, in_w, cc, pad_left,
-                                               out_w, act, with_bias, 0, false, c);
+                                               0, out_w, act, with_bias, 0, false, c);
                         }
 }
 
@@ -311,10 +321,18 @@ static void depthwise_borders(const sepconv_microkernels *set, check *c)
                                 continue;
                             int act = (int)((wi + ci + pad_left) % 3);
                             bool with_bias = (wi + ci + pad_right) % 2 == 0;
-                            for (int guarded = 0; guarded <= 1; guarded++)
+                            depthwise_row_case(set, 3, stride, dilation, in_w, cc,
+                                               pad_left, 0, out_w, act, with_bias, 0,
+                                               false, c);
+                            /* guarded, in two parts split mid-row (a pixel
+                             * tile's edge inside a border block's reach) */
+                            long half = out_w / 2;
+                            if (half > 0)
                                 depthwise_row_case(set, 3, stride, dilation, in_w, cc,
-                                                   pad_left, out_w, act, with_bias, 0,
-                                                   guarded, c);
+                                                   pad_left, 0, half, act, with_bias, 0,
+                                                   true, c);
+                            depthwise_row_case(set, 3, stride, dilation, in_w, cc, pad_left,
+                                               half, out_w, act, with_bias, 0, true, c);
                         }
     static const long short_widths[] = {1, 3, 7, 14}, wide_channels[] = {264, 1028};
     for (long stride = 1; stride <= 2; stride++)
@@ -325,7 +343,7 @@ static void depthwise_borders(const sepconv_microkernels *set, check *c)
                     long in_w = (out_w - 1) * stride + 3 - pad_left - 1;
                     if (in_w < 1)
                         continue;
-                    depthwise_row_case(set, 3, stride, 1, in_w, cc, pad_left, out_w,
+                    depthwise_row_case(set, 3, stride, 1, in_w, cc, pad_left, 0, out_w,
                                        (int)((wi + ci) % 3), wi % 2 == 0, 0, wi == ci, c);
                 }
     /* MobileNet's stride-2 rows at their real widths (112-14 inputs, and
@@ -340,7 +358,7 @@ static void depthwise_borders(const sepconv_microkernels *set, check *c)
             for (long pi = 0; pi < 3; pi++) {
                 const long in_w = mobile_widths[wi], cc = mobile_channels[ci];
                 const long out_w = (in_w + pads[pi][0] + pads[pi][1] - 3) / 2 + 1;
-                depthwise_row_case(set, 3, 2, 1, in_w, cc, pads[pi][0], out_w,
+                depthwise_row_case(set, 3, 2, 1, in_w, cc, pads[pi][0], 0, out_w,
                                    (int)((wi + pi) % 3), (ci + pi) % 2 == 0, 0,
                                    (wi + ci + pi) % 2 == 0, c);
             }
@@ -410,7 +428,7 @@ static void activation_rules(const sepconv_microkernels *set, check *c)
             b1[i] = -0.0f;
         }
         const float *rows[1] = {x};
-        set->depthwise_row(rows, 1, 40, w1, 1, 1, 1, 0, b1, act, y, 1);
+        set->depthwise_row(rows, 1, 40, w1, 1, 1, 1, 0, b1, act, y, 0, 1);
         for (int i = 0; i < 40; i++)
             if (!(y[i] == 0.0f && signbit(y[i])))
                 mismatch(c, "%s depthwise -0.0 became %g in channel %ld: %s", set->isa, i,
@@ -502,7 +520,7 @@ START_TEST(sets_are_found_by_target_name)
     ck_assert_float_eq(out[1], 1.0f);
     const float *rows[1] = {in};
     float row[3] = {GUARD, GUARD, GUARD};
-    sepconv_uk_depthwise_row(rows, 1, 3, in, 1, 1, 1, 0, NULL, 1, row, 1);
+    sepconv_uk_depthwise_row(rows, 1, 3, in, 1, 1, 1, 0, NULL, 1, row, 0, 1);
     ck_assert_float_eq(row[0], 1.0f);
     ck_assert_float_eq(row[1], 4.0f);
     ck_assert_float_eq(row[2], 16.0f);

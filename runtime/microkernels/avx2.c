@@ -208,6 +208,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
     const int act = d->act;
     float *out = d->out;
     for (long ox = ox0; ox < ox1; ox++) {
+        const long at = (ox - d->first) * c; /* the column's place in out */
         long lo, hi;
         sepconv_uk_columns(ox, k, d->stride, dilation, d->pad_left, d->in_w, &lo, &hi);
         long first = ox * d->stride - d->pad_left;
@@ -228,7 +229,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                 }
             }
             for (int v = 0; v < 4; v++)
-                _mm256_storeu_ps(out + ox * c + ch + 8 * v, activate8(acc[v], act));
+                _mm256_storeu_ps(out + at + ch + 8 * v, activate8(acc[v], act));
         }
         for (; ch < ch1; ch += 8) {
             __m256i mask = lanes_mask(ch1 - ch);
@@ -243,7 +244,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                                           _mm256_maskload_ps(wk, mask), acc);
                 }
             }
-            _mm256_maskstore_ps(out + ox * c + ch, mask, activate8(acc, act));
+            _mm256_maskstore_ps(out + at + ch, mask, activate8(acc, act));
         }
     }
 }
@@ -271,7 +272,7 @@ static ALWAYS_INLINE void dw3_wide(const int P, const int BORDER, long ox, long 
 {
     const long c = d->c;
     const int act = d->act; /* read once: a vector store may alias anything */
-    float *const out = d->out + ox * c;
+    float *const out = d->out + (ox - d->first) * c;
     for (long ch = 0; ch < c16; ch += 16) {
         const float *wk = d->w + ch;
         __m256 a[2][4];

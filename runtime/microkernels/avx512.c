@@ -168,7 +168,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                 }
             }
             EACH (int v = 0; v < 4; v++)
-                _mm512_mask_storeu_ps(d->out + ox * c + ch + 16 * v, masks[v],
+                _mm512_mask_storeu_ps(d->out + (ox - d->first) * c + ch + 16 * v, masks[v],
                                       activate16(acc[v], d->act));
         }
     }
@@ -198,7 +198,7 @@ static ALWAYS_INLINE void dw3_step(const int P, const int BORDER, long ox, long 
             y = _mm512_max_ps(_mm512_setzero_ps(), y);
         if (d->act == 2)
             y = _mm512_min_ps(six, y);
-        _mm512_mask_storeu_ps(d->out + (ox + j) * c + ch, m, y);
+        _mm512_mask_storeu_ps(d->out + (ox - d->first + j) * c + ch, m, y);
     }
 }
 

@@ -45,35 +45,36 @@ typedef struct sepconv_uk_dw {
     long k, stride, dilation, pad_left;
     const float *bias;
     int act;
-    float *out;
+    float *out;  /* output column `first` (out + (ox - first) * c: column ox) */
+    long first;
 } sepconv_uk_dw;
 
 /* An ISA's part of a row: output columns [ox0, ox1), channels [ch0, ch1). */
 typedef void (*sepconv_uk_dw_part_fn)(const sepconv_uk_dw *d, long ox0, long ox1, long ch0,
                                       long ch1);
 
-/* One output row.  k != 3 takes `general` (any k, any columns, any
- * channels).  k == 3 takes `fast` over every column, the border columns
- * included (the 3x3 kernels below drop the taps in the padding): with
- * `tail`, over every channel (it handles the last ones itself); else over
- * the whole vectors of `width` channels, and `general` takes the last
- * c % width. */
-static inline void sepconv_uk_dwrow_drive(const sepconv_uk_dw *d, long out_w, long width,
-                                          int tail, sepconv_uk_dw_part_fn general,
+/* The output columns [ox0, ox1) of a row.  k != 3 takes `general` (any k,
+ * any columns, any channels).  k == 3 takes `fast` over those columns, the
+ * border columns included (the 3x3 kernels below drop the taps in the
+ * padding): with `tail`, over every channel (it handles the last ones
+ * itself); else over the whole vectors of `width` channels, and `general`
+ * takes the last c % width. */
+static inline void sepconv_uk_dwrow_drive(const sepconv_uk_dw *d, long ox0, long ox1,
+                                          long width, int tail, sepconv_uk_dw_part_fn general,
                                           sepconv_uk_dw_part_fn fast)
 {
     const long c = d->c;
-    if (out_w <= 0 || c <= 0)
+    if (ox1 <= ox0 || c <= 0)
         return;
     if (d->k != 3) {
-        general(d, 0, out_w, 0, c);
+        general(d, ox0, ox1, 0, c);
         return;
     }
     const long cv = tail ? c : c / width * width;
     if (cv > 0)
-        fast(d, 0, out_w, 0, cv);
+        fast(d, ox0, ox1, 0, cv);
     if (cv < c) /* the last channels */
-        general(d, 0, out_w, cv, c);
+        general(d, ox0, ox1, cv, c);
 }
 
 /* Defines the public row kernel NAME (sepconv_uk_depthwise_row_fn) of an
@@ -81,11 +82,11 @@ static inline void sepconv_uk_dwrow_drive(const sepconv_uk_dw *d, long out_w, lo
 #define SEPCONV_UK_DWROW(NAME, WIDTH, TAIL, GENERAL, FAST)                                 \
     void NAME(const float *const *rows, long in_w, long c, const float *w, long k,         \
               long stride, long dilation, long pad_left, const float *bias, int act,       \
-              float *out, long out_w)                                                      \
+              float *out, long ox0, long ox1)                                              \
     {                                                                                      \
         const sepconv_uk_dw d = {rows, in_w, c, w, k, stride, dilation, pad_left, bias,    \
-                                 act, out};                                                \
-        sepconv_uk_dwrow_drive(&d, out_w, WIDTH, TAIL, GENERAL, FAST);                     \
+                                 act, out, ox0};                                           \
+        sepconv_uk_dwrow_drive(&d, ox0, ox1, WIDTH, TAIL, GENERAL, FAST);                  \
     }
 
 /* ---------------------------------------------------------- 3x3 kernels */
@@ -323,7 +324,7 @@ static inline int sepconv_uk_dw3_kind(int S, long P, long ilo, long ihi, int bor
     {                                                                                      \
         const long c = d->c;                                                               \
         const int act = d->act; /* read once: a vector store may alias anything */        \
-        float *const out = d->out + ox * c + ch;                                           \
+        float *const out = d->out + (ox - d->first) * c + ch;                              \
         VEC acc[1][UPTO];                                                                  \
         SEPCONV_UK_UNROLL for (int j = 0; j < P; j++)                                      \
             acc[0][j] = b;                                                                 \

@@ -74,8 +74,8 @@ void sepconv_uk_pointwise(const float *in, long in_step, float *out, long out_st
 
 void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w)
+                              const float *bias, int act, float *out, long ox0, long ox1)
 {
     sepconv_microkernels_best()->depthwise_row(rows, in_w, c, w, k, stride, dilation,
-                                               pad_left, bias, act, out, out_w);
+                                               pad_left, bias, act, out, ox0, ox1);
 }

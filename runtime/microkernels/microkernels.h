@@ -20,13 +20,14 @@ typedef void (*sepconv_uk_pointwise_fn)(const float *in, long in_step, float *ou
                                         long out_step, long pixels, const float *packed,
                                         long m, long n, long block, const float *bias,
                                         int act);
-/* One output row (NHWC) of a depthwise stage with multiplier 1: rows[ky] is
- * the input row under tap row ky, NULL where it falls in the padding; w is
- * [k][k][c]. */
+/* The output columns [ox0, ox1) of one row (NHWC) of a depthwise stage with
+ * multiplier 1, column ox0 at out (a whole row: 0, out_w; part of one: the
+ * pixels a fused kernel's pointwise tile reads next): rows[ky] is the input
+ * row under tap row ky, NULL where it falls in the padding; w is [k][k][c]. */
 typedef void (*sepconv_uk_depthwise_row_fn)(const float *const *rows, long in_w, long c,
                                             const float *w, long k, long stride,
                                             long dilation, long pad_left, const float *bias,
-                                            int act, float *out, long out_w);
+                                            int act, float *out, long ox0, long ox1);
 
 /* The micro-kernels of one instruction set, and the names they are linked
  * under (what generated code declares and tcc_add_symbol is given). */
@@ -53,7 +54,7 @@ void sepconv_uk_pointwise(const float *in, long in_step, float *out, long out_st
                           const float *bias, int act);
 void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w);
+                              const float *bias, int act, float *out, long ox0, long ox1);
 
 /* The kernels themselves, named by what they compute and their ISA. */
 void sepconv_uk_pointwise__scalar(const float *in, long in_step, float *out, long out_step,
@@ -61,21 +62,21 @@ void sepconv_uk_pointwise__scalar(const float *in, long in_step, float *out, lon
                                   long block, const float *bias, int act);
 void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w);
+                              const float *bias, int act, float *out, long ox0, long ox1);
 #if defined(__x86_64__)
 void sepconv_uk_pointwise_6x16__avx2(const float *in, long in_step, float *out,
                                      long out_step, long pixels, const float *packed, long m,
                                      long n, long block, const float *bias, int act);
 void sepconv_uk_dwrow__avx2(const float *const *rows, long in_w, long c, const float *w,
                             long k, long stride, long dilation, long pad_left,
-                            const float *bias, int act, float *out, long out_w);
+                            const float *bias, int act, float *out, long ox0, long ox1);
 void sepconv_uk_pointwise_7x64__avx512(const float *in, long in_step, float *out,
                                        long out_step, long pixels, const float *packed,
                                        long m, long n, long block, const float *bias,
                                        int act);
 void sepconv_uk_dwrow__avx512(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w);
+                              const float *bias, int act, float *out, long ox0, long ox1);
 #endif
 #if defined(__aarch64__)
 void sepconv_uk_pointwise_6x16__neon(const float *in, long in_step, float *out,
@@ -83,6 +84,6 @@ void sepconv_uk_pointwise_6x16__neon(const float *in, long in_step, float *out,
                                      long n, long block, const float *bias, int act);
 void sepconv_uk_dwrow__neon(const float *const *rows, long in_w, long c, const float *w,
                             long k, long stride, long dilation, long pad_left,
-                            const float *bias, int act, float *out, long out_w);
+                            const float *bias, int act, float *out, long ox0, long ox1);
 #endif
 #endif /* SEPCONV_MICROKERNELS_H */

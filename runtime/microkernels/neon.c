@@ -188,6 +188,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
     const int act = d->act;
     float *out = d->out;
     for (long ox = ox0; ox < ox1; ox++) {
+        const long at = (ox - d->first) * c; /* the column's place in out */
         long lo, hi;
         sepconv_uk_columns(ox, k, d->stride, dilation, d->pad_left, d->in_w, &lo, &hi);
         long first = ox * d->stride - d->pad_left;
@@ -208,7 +209,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                 }
             }
             EACH (int v = 0; v < 4; v++)
-                vst1q_f32(out + ox * c + ch + 4 * v, activate4(acc[v], act));
+                vst1q_f32(out + at + ch + 4 * v, activate4(acc[v], act));
         }
         for (; ch + 4 <= ch1; ch += 4) {
             float32x4_t acc = bias ? vld1q_f32(bias + ch) : vdupq_n_f32(0.0f);
@@ -219,7 +220,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                     acc = vfmaq_f32(acc, vld1q_f32(rows[ky] + (first + kx * dilation) * c + ch),
                                     vld1q_f32(w + (ky * k + kx) * c + ch));
             }
-            vst1q_f32(out + ox * c + ch, activate4(acc, act));
+            vst1q_f32(out + at + ch, activate4(acc, act));
         }
         for (; ch < ch1; ch++) {
             float sum = bias ? bias[ch] : 0.0f;
@@ -227,7 +228,7 @@ static void dw_general(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, lon
                 for (long kx = lo; rows[ky] && kx < hi; kx++)
                     sum += rows[ky][(first + kx * dilation) * c + ch] *
                            w[(ky * k + kx) * c + ch];
-            out[ox * c + ch] = sepconv_uk_activate(sum, act);
+            out[at + ch] = sepconv_uk_activate(sum, act);
         }
     }
 }

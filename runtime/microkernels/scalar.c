@@ -23,12 +23,13 @@ void sepconv_uk_pointwise__scalar(const float *in, long in_step, float *out, lon
         }
 }
 
-/* One output row of a depthwise stage (multiplier 1). */
+/* Output columns [ox0, ox1) of a row of a depthwise stage (multiplier 1),
+ * column ox0 at out. */
 void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const float *w,
                               long k, long stride, long dilation, long pad_left,
-                              const float *bias, int act, float *out, long out_w)
+                              const float *bias, int act, float *out, long ox0, long ox1)
 {
-    for (long ox = 0; ox < out_w; ox++) {
+    for (long ox = ox0; ox < ox1; ox++) {
         long lo, hi;
         sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
         for (long ch = 0; ch < c; ch++) {
@@ -37,7 +38,7 @@ void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const
                 for (long kx = lo; rows[ky] && kx < hi; kx++)
                     sum += rows[ky][(ox * stride - pad_left + kx * dilation) * c + ch] *
                            w[(ky * k + kx) * c + ch];
-            out[ox * c + ch] = sepconv_uk_activate(sum, act);
+            out[(ox - ox0) * c + ch] = sepconv_uk_activate(sum, act);
         }
     }
 }
