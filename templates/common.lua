@@ -426,8 +426,9 @@ end
 -- The kernel's plan: one table per stage (geometry, tensors, knobs) and
 -- what the caller must provide (scratch bytes, packed weight elements).
 -- `microkernels`: the code is plain C for tcc that calls libsepconv's
--- micro-kernels of the ISA `target` (no intrinsics, no attributes).
-function common.plan(layer, schedule, target, microkernels)
+-- micro-kernels of the ISA `target` (no intrinsics, no attributes), whose
+-- pointwise register tile is `microkernel_pixels` pixels.
+function common.plan(layer, schedule, target, microkernels, microkernel_pixels)
   local plan = {rows = layer.batch * layer.out_h, scratch_bytes = 0,
                 packed_elements = 0, microkernels = microkernels and true or false}
   -- SIMD code carries its target on every function, so the file builds
@@ -484,10 +485,19 @@ function common.plan(layer, schedule, target, microkernels)
     end
   end
   if op == "sep" then
-    local rows = schedule.fuse == 1 and math.min(schedule.tile_h, plan.rows)
-                 or plan.rows
-    plan.tile_rows = rows
-    plan.scratch_bytes = rows * layer.out_w * layer.mid_c * 4
+    -- pixel tiles (fuse=2) where both stages are micro-kernel calls
+    -- (channel-last, multiplier 1, packed); elsewhere they are one-row tiles
+    if schedule.fuse == 2 and plan.microkernels and layer.layout == "nhwc" and
+       layer.multiplier == 1 and plan.pw.pack then
+      plan.tile_pixels = math.min(schedule.tile_h * microkernel_pixels, layer.out_w)
+      plan.tile_rows = 1
+      plan.scratch_bytes = plan.tile_pixels * layer.mid_c * 4
+    else
+      local rows = schedule.fuse == 0 and plan.rows or schedule.fuse == 2 and 1
+                   or math.min(schedule.tile_h, plan.rows)
+      plan.tile_rows = rows
+      plan.scratch_bytes = rows * layer.out_w * layer.mid_c * 4
+    end
   end
   return plan
 end

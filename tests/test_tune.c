@@ -20,11 +20,12 @@
  *                  (8 16 32 64), avx512 3 (16 32 64)
  *   tile_w 4 (1 2 4 8), pixel_block 6 (1 2 4 6 7 8), oc_block 4 on every
  *   target but neon's 5 (8 12 16 24 32), pack 2, unroll 3 (none row full),
- *   fuse 2, tile_h 4 (1 2 4 8)
+ *   fuse 3 (0 1 2), tile_h 4 (1 2 4 8), pw_unroll 3 (none row full)
  * conv and dw: channel_block x tile_w x unroll = cb x 4 x 3;
  * pw: pixel_block x oc_block x pack x unroll = 6 x 4 x 2 x 3 = 144;
- * sep: cb x 4 x 6 x 4 x 2 x 3 x 2 x 4 (= cb x 4608), of which fuse=0 keeps
- * only tile_h's default: valid = cb x 4 x 6 x 4 x 2 x 3 x (1 + 4) = cb x 2880. */
+ * sep: cb x 4 x 6 x 4 x 2 x 3 x (fuse 3 x tile_h 4) x pw_unroll 3
+ * (= cb x 20736), of which fuse=0 keeps only tile_h's default:
+ * valid = cb x 4 x 6 x 4 x 2 x 3 x (1 + 4 + 4) x 3 = cb x 15552. */
 static const struct {
     sepconv_op op;
     sepconv_target target;
@@ -33,20 +34,20 @@ static const struct {
     {SEPCONV_OP_CONV, SEPCONV_TARGET_PORTABLE, 60, 60},
     {SEPCONV_OP_DW, SEPCONV_TARGET_PORTABLE, 60, 60},
     {SEPCONV_OP_PW, SEPCONV_TARGET_PORTABLE, 144, 144},
-    {SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE, 69120, 43200},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_PORTABLE, 103680, 77760},
     {SEPCONV_OP_CONV, SEPCONV_TARGET_AVX2, 48, 48},
     {SEPCONV_OP_DW, SEPCONV_TARGET_AVX2, 48, 48},
     {SEPCONV_OP_PW, SEPCONV_TARGET_AVX2, 144, 144},
-    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX2, 55296, 34560},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX2, 82944, 62208},
     {SEPCONV_OP_CONV, SEPCONV_TARGET_AVX512, 36, 36},
     {SEPCONV_OP_DW, SEPCONV_TARGET_AVX512, 36, 36},
     {SEPCONV_OP_PW, SEPCONV_TARGET_AVX512, 144, 144},
-    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX512, 41472, 25920},
-    /* neon: pw 6 x 5 x 2 x 3; sep 5 x 4 x 6 x 5 x 2 x 3 x 2 x 4 x 3, valid x (1 + 4) */
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_AVX512, 62208, 46656},
+    /* neon: pw 6 x 5 x 2 x 3; sep 5 x 4 x 6 x 5 x 2 x 3 x 3 x 4 x 3, valid x (1 + 4 + 4) x 3 */
     {SEPCONV_OP_CONV, SEPCONV_TARGET_NEON, 60, 60},
     {SEPCONV_OP_DW, SEPCONV_TARGET_NEON, 60, 60},
     {SEPCONV_OP_PW, SEPCONV_TARGET_NEON, 180, 180},
-    {SEPCONV_OP_SEP, SEPCONV_TARGET_NEON, 86400, 54000},
+    {SEPCONV_OP_SEP, SEPCONV_TARGET_NEON, 129600, 97200},
 };
 
 START_TEST(space_size_is_the_product_less_the_invalid)

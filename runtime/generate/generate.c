@@ -388,6 +388,9 @@ static sepconv_status fill(lua_State *L, int env, void *context, sepconv_error *
     lua_setfield(L, env, "target");
     lua_pushboolean(L, g->microkernels);
     lua_setfield(L, env, "microkernels");
+    lua_pushinteger(L, g->microkernels ? (lua_Integer)sepconv_microkernel_pixels(
+                                             g->schedule->target) : 0);
+    lua_setfield(L, env, "microkernel_pixels");
     lua_pushstring(L, g->symbol);
     lua_setfield(L, env, "symbol");
     lua_newtable(L);
@@ -410,7 +413,8 @@ static sepconv_status fill(lua_State *L, int env, void *context, sepconv_error *
     lua_getfield(L, env, "schedule");
     lua_getfield(L, env, "target");
     lua_getfield(L, env, "microkernels");
-    lua_call(L, 4, 1);
+    lua_getfield(L, env, "microkernel_pixels");
+    lua_call(L, 5, 1);
     lua_setfield(L, env, "plan");
     lua_pop(L, 1);
     return SEPCONV_OK;

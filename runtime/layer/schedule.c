@@ -36,9 +36,11 @@ static const knob_spec knobs[SEPCONV_KNOB_COUNT] = {
         OPS(1, 1, 1, 1)},
     [SEPCONV_KNOB_FUSE] = {"fuse",
         "0: depthwise into a full intermediate, then pointwise; 1: row tiles "
-        "that stay in cache", OPS(0, 0, 0, 1)},
-    [SEPCONV_KNOB_TILE_H] = {"tile_h", "rows per fused tile (fuse=1)",
-        OPS(0, 0, 0, 1)},
+        "that stay in cache; 2: pixel tiles, the depthwise output of a few "
+        "pointwise tiles' pixels at a time, in L1 (micro-kernel code; "
+        "intrinsics code: as fuse=1,tile_h=1)", OPS(0, 0, 0, 1)},
+    [SEPCONV_KNOB_TILE_H] = {"tile_h", "rows per fused tile (fuse=1); pointwise "
+        "micro-kernel tiles of pixels per fused tile (fuse=2)", OPS(0, 0, 0, 1)},
     /* the stages' best unrolling differs (sep 56x56x128: depthwise none,
      * pointwise row; one knob for both could not compose the two) */
     [SEPCONV_KNOB_PW_UNROLL] = {"pw_unroll",
@@ -106,6 +108,16 @@ int64_t sepconv_schedule_pw_unroll(const sepconv_schedule *schedule)
                                                           : SEPCONV_KNOB_UNROLL];
 }
 
+int64_t sepconv_microkernel_pixels(sepconv_target target)
+{
+    switch (target) {
+    case SEPCONV_TARGET_AVX512: return 7; /* sepconv_uk_pointwise_7x64__avx512 */
+    case SEPCONV_TARGET_AVX2:               /* sepconv_uk_pointwise_6x16__avx2 */
+    case SEPCONV_TARGET_NEON: return 6;     /* sepconv_uk_pointwise_6x16__neon */
+    default: return 1;                      /* the scalar kernel: a pixel at a time */
+    }
+}
+
 /* Whether an op has a knob. */
 int sepconv_schedule_has_knob(sepconv_op op, sepconv_knob knob)
 {
@@ -155,6 +167,7 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
     static const int64_t oc_avx2[] = {8, 16, 24, 32, -1};
     static const int64_t oc_avx512[] = {16, 32, 48, 64, -1};
     static const int64_t boolean[] = {0, 1, -1};
+    static const int64_t fuse[] = {0, 1, 2, -1};
     static const int64_t unroll[] = {0, 1, 2, -1};
     static const int64_t tile_h[] = {1, 2, 4, 8, -1};
     bool avx512 = target == SEPCONV_TARGET_AVX512;
@@ -190,7 +203,7 @@ sepconv_status sepconv_knob_describe(sepconv_op op, sepconv_target target,
         for (int i = 0; i < 3; i++)
             info->value_names[i] = unroll_names[i];
         break;
-    case SEPCONV_KNOB_FUSE: set_range(info, boolean, 1); break;
+    case SEPCONV_KNOB_FUSE: set_range(info, fuse, 1); break;
     case SEPCONV_KNOB_TILE_H: set_range(info, tile_h, 2); break;
     case SEPCONV_KNOB_COUNT: break;
     }

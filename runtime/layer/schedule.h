@@ -17,8 +17,8 @@ typedef enum sepconv_knob {
     SEPCONV_KNOB_OC_BLOCK,      /* pw, sep: output channels per block */
     SEPCONV_KNOB_PACK,          /* pw, sep: pointwise weights packed once */
     SEPCONV_KNOB_UNROLL,        /* all: 0 none, 1 row, 2 full (sep: its dw stage) */
-    SEPCONV_KNOB_FUSE,          /* sep: 0 full intermediate, 1 row tiles */
-    SEPCONV_KNOB_TILE_H,        /* sep with fuse=1: rows per tile */
+    SEPCONV_KNOB_FUSE,          /* sep: 0 full intermediate, 1 row tiles, 2 pixel tiles */
+    SEPCONV_KNOB_TILE_H,        /* sep, fuse=1: rows per tile; fuse=2: pixel tiles' size */
     SEPCONV_KNOB_PW_UNROLL,     /* sep: its pw stage's unroll */
     SEPCONV_KNOB_COUNT
 } sepconv_knob;
@@ -42,6 +42,10 @@ typedef struct sepconv_schedule {
 
 /* The unroll value of a schedule's pointwise stage (sep: pw_unroll). */
 int64_t sepconv_schedule_pw_unroll(const sepconv_schedule *schedule);
+/* The pixels of the pointwise micro-kernel's register tile on an ISA
+ * (microkernels/ISA.c): a fused kernel's pixel tile (fuse=2) is tile_h of
+ * them. */
+int64_t sepconv_microkernel_pixels(sepconv_target target);
 /* Whether `op` has `knob`. */
 int sepconv_schedule_has_knob(sepconv_op op, sepconv_knob knob);
 /* Describes a knob for an op and target (its range and default). */

@@ -260,7 +260,10 @@ static bool both_at_least(int64_t a, int64_t b, int64_t bound)
  *   - unroll=row is unroll=none when no stage loops over its taps and every
  *     segment is shorter than two groups (column_walk.c.in unrolls those;
  *     not with vector depthwise code);
- *   - fused tiles of at least every row are one tile (common.plan). */
+ *   - fused tiles of at least every row are one tile (common.plan);
+ *   - pixel tiles (fuse=2) where a stage is not a micro-kernel call are
+ *     one-row tiles (fuse=1, tile_h=1); pixel tiles of at least a row's
+ *     pixels are one tile (common.plan). */
 void sepconv_space_canonical(const sepconv_layer *l, bool microkernels,
                              sepconv_schedule *s)
 {
@@ -326,6 +329,17 @@ void sepconv_space_canonical(const sepconv_layer *l, bool microkernels,
     } else if ((spatial || pointwise) && v[SEPCONV_KNOB_UNROLL] == 1 &&
                spatial_rows_plain && pointwise_rows_plain) {
         v[SEPCONV_KNOB_UNROLL] = 0;
+    }
+    if (has[SEPCONV_KNOB_TILE_H] && v[SEPCONV_KNOB_FUSE] == 2) {
+        if (!(st.spatial_uk && st.pointwise_uk)) {
+            v[SEPCONV_KNOB_FUSE] = 1;
+            v[SEPCONV_KNOB_TILE_H] = 1;
+        } else {
+            int64_t tile = sepconv_microkernel_pixels(s->target);
+            v[SEPCONV_KNOB_TILE_H] = representative(&info[SEPCONV_KNOB_TILE_H],
+                                                    v[SEPCONV_KNOB_TILE_H], both_at_least,
+                                                    (l->out_w + tile - 1) / tile);
+        }
     }
     if (has[SEPCONV_KNOB_TILE_H] && v[SEPCONV_KNOB_FUSE] == 1)
         v[SEPCONV_KNOB_TILE_H] = representative(&info[SEPCONV_KNOB_TILE_H],
@@ -579,10 +593,15 @@ double sepconv_space_estimate(const sepconv_layer *l, const sepconv_schedule *s,
          * tile fits there, else from memory; each tile streams the
          * pointwise weights again */
         double rows = (double)(l->batch * l->out_h);
-        double tile_rows = s->value[SEPCONV_KNOB_FUSE] ? fmin((double)s->value[SEPCONV_KNOB_TILE_H], rows)
-                                                        : rows;
+        int64_t fuse = s->value[SEPCONV_KNOB_FUSE];
+        double tile_rows = fuse == 0 ? rows
+                           : fuse == 2 ? 1 : fmin((double)s->value[SEPCONV_KNOB_TILE_H], rows);
         double row_bytes = (double)(l->out_w * l->mid_c) * 4;
         double tile_bytes = tile_rows * row_bytes;
+        if (fuse == 2 && st.spatial_uk && st.pointwise_uk) /* a tile of pixels */
+            tile_bytes = fmin((double)(s->value[SEPCONV_KNOB_TILE_H] *
+                                       sepconv_microkernel_pixels(s->target)),
+                              (double)l->out_w) * (double)l->mid_c * 4;
         double traffic = 2 * rows * row_bytes;
         cycles += traffic / (tile_bytes <= m.l2 / 2 ? m.l2_bytes_per_cycle
                                                    : m.memory_bytes_per_cycle);

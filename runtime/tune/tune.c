@@ -417,9 +417,10 @@ static bool log_best(const sepconv_tune_log *log, const sepconv_layer *layer,
 
 /* The seeds of a guided sep sweep: the log's best dw and best pw
  * schedules of its two stages (this environment) composed, each stage
- * unrolled as its best (unroll, pw_unroll), unfused and fused at every
- * tile height; none without a record of either. */
-#define SEEDS_MAX (1 + SEPCONV_KNOB_VALUES_MAX)
+ * unrolled as its best (unroll, pw_unroll), unfused, and fused in row
+ * tiles and in pixel tiles of every tile_h; none without a record of
+ * either. */
+#define SEEDS_MAX (1 + 2 * SEPCONV_KNOB_VALUES_MAX)
 static size_t sep_seeds(const sepconv_layer *layer, const sepconv_tune_options *o,
                         const char *log_path, const sepconv_environment *environment,
                         sepconv_schedule *seeds)
@@ -453,11 +454,12 @@ static size_t sep_seeds(const sepconv_layer *layer, const sepconv_tune_options *
         base.value[SEPCONV_KNOB_PW_UNROLL] = best_pw.value[SEPCONV_KNOB_UNROLL];
     size_t count = 0;
     bool micro = sepconv_space_microkernels(&o->kernel);
-    for (int t = -1; t < tile_h.count; t++) { /* -1: unfused */
+    /* unfused, then row tiles, then pixel tiles, smallest first */
+    for (int t = -1; t < 2 * tile_h.count; t++) {
         sepconv_schedule s = base;
-        s.value[SEPCONV_KNOB_FUSE] = t >= 0;
+        s.value[SEPCONV_KNOB_FUSE] = t < 0 ? 0 : t < tile_h.count ? 1 : 2;
         if (t >= 0)
-            s.value[SEPCONV_KNOB_TILE_H] = tile_h.values[t];
+            s.value[SEPCONV_KNOB_TILE_H] = tile_h.values[t % tile_h.count];
         sepconv_space_canonical(layer, micro, &s);
         bool seen = false;
         for (size_t j = 0; j < count; j++)
