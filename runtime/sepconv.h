@@ -492,19 +492,33 @@ void sepconv_tune_result_free(sepconv_tune_result *result);
 /* -------------------------------------------------------------------- npy */
 #define SEPCONV_RANK_MAX 8
 
-/* A float32 array of a NumPy .npy file; sepconv_array_free frees it. */
+/* The element types of .npy files: float32 ('<f4'), int8 ('|i1'), int32 ('<i4'). */
+typedef enum sepconv_npy_type {
+    SEPCONV_NPY_FLOAT32, SEPCONV_NPY_INT8, SEPCONV_NPY_INT32
+} sepconv_npy_type;
+
+/* An array of a NumPy .npy file; sepconv_array_free frees it. */
 typedef struct sepconv_array {
-    float *data;
+    float *data; /* a float32 array's elements; NULL for the other types */
     int rank;
     int64_t shape[SEPCONV_RANK_MAX];
     int64_t count;
+    sepconv_npy_type type;
+    void *values; /* the elements, of any type (data, for float32) */
 } sepconv_array;
 
 /* Reads a .npy file: little-endian float32 ('<f4'), C order, any rank. */
 sepconv_status sepconv_npy_read(const char *path, sepconv_array *array, sepconv_error *error);
+/* Reads a .npy file whose elements must be of `type`, C order, any rank. */
+sepconv_status sepconv_npy_read_as(const char *path, sepconv_npy_type type,
+                                   sepconv_array *array, sepconv_error *error);
 /* Writes a .npy file (format 1.0, '<f4', C order). */
 sepconv_status sepconv_npy_write(const char *path, const float *data, const int64_t *shape,
                                  int rank, sepconv_error *error);
+/* Writes a .npy file of `type` elements (format 1.0, C order). */
+sepconv_status sepconv_npy_write_as(const char *path, sepconv_npy_type type,
+                                    const void *values, const int64_t *shape, int rank,
+                                    sepconv_error *error);
 void sepconv_array_free(sepconv_array *array);
 
 /* The tensors of a layer, as the .npy files and the CLI name them. */

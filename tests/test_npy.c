@@ -1,7 +1,8 @@
 /*
  * test_npy.c -- the .npy reader and writer, and the documented shapes.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,7 @@ START_TEST(refuses_bad_files)
     size_t length = numpy_file(file, 1, "{'descr': '<f4', 'fortran_order': False, "
                                         "'shape': (2, 3), }", data, sizeof data);
     write_bytes(file, length - 5);
-    assert_refused_file("truncated: the shape needs 6 floats, the file holds 4");
+    assert_refused_file("truncated: the shape needs 6 float32 values, the file holds 4");
     write_bytes(file, 30);
     assert_refused_file("truncated .npy header");
     unsigned char longer[300];
@@ -137,7 +138,7 @@ START_TEST(refuses_bad_files)
     length = numpy_file(file, 1, "{'descr': '<f8', 'fortran_order': False, "
                                  "'shape': (3,), }", data, 24);
     write_bytes(file, length);
-    assert_refused_file("dtype '<f8' is not float32");
+    assert_refused_file("dtype '<f8' is not float32 ('<f4'); convert with a.astype(np.float32)");
     length = numpy_file(file, 1, "{'descr': '>f4', 'fortran_order': False, "
                                  "'shape': (3,), }", data, 12);
     write_bytes(file, length);
@@ -162,6 +163,96 @@ START_TEST(refuses_bad_files)
     sepconv_array array;
     sepconv_error error;
     ck_assert_int_eq(sepconv_npy_read("/nonexistent.npy", &array, &error), SEPCONV_IO);
+}
+END_TEST
+
+START_TEST(int8_and_int32_files)
+{
+    /* int8 as NumPy writes it ('|i1'), the extremes included */
+    const signed char q[5] = {-128, -1, 0, 1, 127};
+    unsigned char file[256];
+    size_t length = numpy_file(file, 1, "{'descr': '|i1', 'fortran_order': False, "
+                                        "'shape': (5,), }", q, sizeof q);
+    write_bytes(file, length);
+    sepconv_array array;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT8, &array, &error), SEPCONV_OK);
+    ck_assert_int_eq(array.type, SEPCONV_NPY_INT8);
+    ck_assert_int_eq(array.count, 5);
+    ck_assert_ptr_null(array.data); /* not float32 */
+    const signed char *got = array.values;
+    ck_assert_int_eq(got[0], -128);
+    ck_assert_int_eq(got[4], 127);
+    sepconv_array_free(&array);
+    /* read as another type, it is refused naming both */
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT32, &array, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "dtype '|i1' is not int32 ('<i4'); "
+                                                "convert with a.astype(np.int32)"));
+    ck_assert_int_eq(read_back(&array, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "dtype '|i1' is not float32"));
+    /* one byte short: the count is of int8 values, not floats */
+    write_bytes(file, length - 1);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT8, &array, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "the shape needs 5 int8 values, the file holds 4"));
+    ck_assert_ptr_null(array.values);
+    /* int32, little-endian only */
+    const unsigned char le[8] = {0x00, 0x00, 0x00, 0x80, 0xff, 0xff, 0xff, 0x7f};
+    length = numpy_file(file, 1, "{'descr': '<i4', 'fortran_order': False, "
+                                 "'shape': (1, 2), }", le, sizeof le);
+    write_bytes(file, length);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT32, &array, &error), SEPCONV_OK);
+    ck_assert_int_eq(array.rank, 2);
+    ck_assert_int_eq(((const int32_t *)array.values)[0], INT32_MIN);
+    ck_assert_int_eq(((const int32_t *)array.values)[1], INT32_MAX);
+    sepconv_array_free(&array);
+    length = numpy_file(file, 1, "{'descr': '>i4', 'fortran_order': False, "
+                                 "'shape': (2,), }", le, sizeof le);
+    write_bytes(file, length);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT32, &array, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "dtype '>i4' is not int32"));
+    /* a shape whose bytes overflow at 4 per element but not at 1 */
+    length = numpy_file(file, 1, "{'descr': '<i4', 'fortran_order': False, "
+                                 "'shape': (4611686018427387904,), }", le, 0);
+    write_bytes(file, length);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT32, &array, &error),
+                     SEPCONV_OVERFLOW);
+    length = numpy_file(file, 1, "{'descr': '|i1', 'fortran_order': False, "
+                                 "'shape': (4611686018427387904,), }", le, 0);
+    write_bytes(file, length);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT8, &array, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "truncated"));
+    /* the writer: each type's descr, its bytes, and a round trip */
+    const int32_t wide[3] = {-7, 0, 1 << 30};
+    const int64_t shape[2] = {1, 3};
+    ck_assert_int_eq(sepconv_npy_write_as(path, SEPCONV_NPY_INT32, wide, shape, 2, &error),
+                     SEPCONV_OK);
+    FILE *f = fopen(path, "rb");
+    size_t bytes = fread(file, 1, sizeof file, f);
+    fclose(f);
+    size_t start = 10 + (size_t)file[8] + 256 * (size_t)file[9]; /* a multiple of 64 */
+    ck_assert_uint_eq(start % 64, 0);
+    ck_assert_uint_eq(bytes, start + sizeof wide);
+    ck_assert_ptr_nonnull(memmem(file, start, "'descr': '<i4'", 14));
+    ck_assert_int_eq(memcmp(file + start, wide, sizeof wide), 0);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT32, &array, &error), SEPCONV_OK);
+    ck_assert_int_eq(memcmp(array.values, wide, sizeof wide), 0);
+    sepconv_array_free(&array);
+    ck_assert_int_eq(sepconv_npy_write_as(path, SEPCONV_NPY_INT8, q, (int64_t[]){5}, 1, &error),
+                     SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_read_as(path, SEPCONV_NPY_INT8, &array, &error), SEPCONV_OK);
+    ck_assert_int_eq(memcmp(array.values, q, sizeof q), 0);
+    sepconv_array_free(&array);
+    /* a shape the writer cannot hold is refused, not written */
+    ck_assert_int_eq(sepconv_npy_write_as(path, SEPCONV_NPY_INT8, q, (int64_t[]){-1}, 1,
+                                          &error), SEPCONV_INVALID);
+    ck_assert_int_eq(sepconv_npy_write_as(path, SEPCONV_NPY_INT32, q,
+                                          (int64_t[]){INT64_MAX / 2, 3}, 2, &error),
+                     SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "overflows 64 bits"));
 }
 END_TEST
 
@@ -216,6 +307,7 @@ Suite *npy_suite(void)
     tcase_add_test(c, reads_what_numpy_writes);
     tcase_add_test(c, writer_round_trip);
     tcase_add_test(c, refuses_bad_files);
+    tcase_add_test(c, int8_and_int32_files);
     tcase_add_test(c, documented_shapes);
     suite_add_tcase(suite, c);
     return suite;

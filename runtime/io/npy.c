@@ -1,6 +1,6 @@
 /*
- * npy.c -- NumPy .npy files of float32 in C order, and the shapes a layer's
- * tensors must have in them.
+ * npy.c -- NumPy .npy files of float32, int8 and int32 in C order, and the
+ * shapes a layer's tensors must have in them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +11,17 @@
 
 static const char magic[] = "\x93NUMPY";
 #define HEADER_MAX 65536
+
+/* Each element type's descr in a header, its name, and its size. */
+static const struct {
+    const char *descr, *name;
+    size_t size;
+} types[] = {
+    [SEPCONV_NPY_FLOAT32] = {"'<f4'", "float32", 4},
+    [SEPCONV_NPY_INT8] = {"'|i1'", "int8", 1},
+    [SEPCONV_NPY_INT32] = {"'<i4'", "int32", 4},
+};
+#define TYPE_COUNT (sizeof types / sizeof types[0])
 
 /* Finds `key` in the header dict and returns the text after its colon. */
 static const char *dict_value(const char *header, const char *key)
@@ -28,7 +39,8 @@ static const char *dict_value(const char *header, const char *key)
     return at + strspn(at, " ");
 }
 
-/* Parses the shape tuple "(2, 3, 4)" or "()" or "(5,)". */
+/* Parses the shape tuple "(2, 3, 4)" or "()" or "(5,)"; its bytes must fit
+ * in 64 bits. */
 static sepconv_status parse_shape(const char *text, sepconv_array *array,
                                   const char *path, sepconv_error *error)
 {
@@ -54,7 +66,7 @@ static sepconv_status parse_shape(const char *text, sepconv_array *array,
                                 path, text);
         array->shape[array->rank++] = size;
         if (!sepconv_mul(array->count, size, &array->count) ||
-            !sepconv_mul(array->count, 4, &(int64_t){0}))
+            !sepconv_mul(array->count, (int64_t)types[array->type].size, &(int64_t){0}))
             return sepconv_fail(error, SEPCONV_OVERFLOW,
                                 "%s: the .npy shape overflows 64 bits", path);
         p = end;
@@ -62,7 +74,7 @@ static sepconv_status parse_shape(const char *text, sepconv_array *array,
     return SEPCONV_OK;
 }
 
-/* Parses a .npy header dict: '<f4', C order, and the shape. */
+/* Parses a .npy header dict: descr `array->type`'s, C order, and the shape. */
 static sepconv_status parse_header(const char *header, sepconv_array *array,
                                    const char *path, sepconv_error *error)
 {
@@ -70,12 +82,13 @@ static sepconv_status parse_header(const char *header, sepconv_array *array,
     if (!descr)
         return sepconv_fail(error, SEPCONV_INVALID, "%s: the .npy header has no descr",
                             path);
-    if (strncmp(descr, "'<f4'", 5) != 0) {
+    const char *want = types[array->type].descr, *name = types[array->type].name;
+    if (strncmp(descr, want, strlen(want)) != 0) {
         size_t length = strcspn(descr, ",}");
         return sepconv_fail(error, SEPCONV_INVALID,
-                            "%s: dtype %.*s is not float32 ('<f4'); convert with "
-                            "a.astype(np.float32)", path, (int)(length > 20 ? 20 : length),
-                            descr);
+                            "%s: dtype %.*s is not %s (%s); convert with "
+                            "a.astype(np.%s)", path, (int)(length > 20 ? 20 : length),
+                            descr, name, want, name);
     }
     const char *order = dict_value(header, "fortran_order");
     if (!order || strncmp(order, "False", 5) != 0)
@@ -89,9 +102,19 @@ static sepconv_status parse_header(const char *header, sepconv_array *array,
 sepconv_status sepconv_npy_read(const char *path, sepconv_array *array,
                                 sepconv_error *error)
 {
-    if (!path || !array)
-        return sepconv_fail(error, SEPCONV_INVALID, "npy: no path or no array");
+    return sepconv_npy_read_as(path, SEPCONV_NPY_FLOAT32, array, error);
+}
+
+/* Reads a .npy file whose elements are of `type`. */
+sepconv_status sepconv_npy_read_as(const char *path, sepconv_npy_type type,
+                                   sepconv_array *array, sepconv_error *error)
+{
+    if (!path || !array || (unsigned)type >= TYPE_COUNT)
+        return sepconv_fail(error, SEPCONV_INVALID, "npy: no path, no array or no such type");
     memset(array, 0, sizeof *array);
+    array->type = type;
+    const size_t size = types[type].size;
+    const char *name = types[type].name;
     FILE *file = fopen(path, "rb");
     if (!file)
         return sepconv_fail(error, SEPCONV_IO, "%s: cannot open: %s", path,
@@ -134,27 +157,29 @@ sepconv_status sepconv_npy_read(const char *path, sepconv_array *array,
         long end = here >= 0 && fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
         if (end < 0 || fseek(file, here, SEEK_SET) != 0)
             status = sepconv_fail(error, SEPCONV_IO, "%s: cannot tell its size", path);
-        else if ((uint64_t)(end - here) < (uint64_t)array->count * sizeof(float))
+        else if ((uint64_t)(end - here) < (uint64_t)array->count * size)
             status = sepconv_fail(error, SEPCONV_INVALID,
-                                  "%s: truncated: the shape needs %lld floats, the file "
-                                  "holds %ld", path, (long long)array->count,
-                                  (end - here) / (long)sizeof(float));
+                                  "%s: truncated: the shape needs %lld %s values, the file "
+                                  "holds %ld", path, (long long)array->count, name,
+                                  (end - here) / (long)size);
     }
     if (status == SEPCONV_OK) {
-        array->data = malloc(array->count ? (size_t)array->count * sizeof(float) : 1);
-        if (!array->data)
+        array->values = malloc(array->count ? (size_t)array->count * size : 1);
+        if (!array->values)
             status = sepconv_fail(error, SEPCONV_NOMEM,
-                                  "%s: out of memory for %lld floats", path,
-                                  (long long)array->count);
+                                  "%s: out of memory for %lld %s values", path,
+                                  (long long)array->count, name);
+        if (type == SEPCONV_NPY_FLOAT32)
+            array->data = array->values;
     }
     if (status == SEPCONV_OK) {
         size_t wanted = (size_t)array->count;
-        size_t read = fread(array->data, sizeof(float), wanted, file);
+        size_t read = fread(array->values, size, wanted, file);
         char extra;
         if (read != wanted)
             status = sepconv_fail(error, SEPCONV_INVALID,
-                                  "%s: truncated: the shape needs %zu floats, the file "
-                                  "holds %zu", path, wanted, read);
+                                  "%s: truncated: the shape needs %zu %s values, the file "
+                                  "holds %zu", path, wanted, name, read);
         else if (fread(&extra, 1, 1, file) == 1)
             status = sepconv_fail(error, SEPCONV_INVALID,
                                   "%s: more data than its shape holds", path);
@@ -165,21 +190,35 @@ sepconv_status sepconv_npy_read(const char *path, sepconv_array *array,
     return status;
 }
 
-/* Writes a .npy file, format 1.0, header padded to 64 bytes. */
+/* Writes a .npy file of float32. */
 sepconv_status sepconv_npy_write(const char *path, const float *data,
                                  const int64_t *shape, int rank, sepconv_error *error)
 {
-    if (!path || (!data && rank > 0) || rank < 0 || rank > SEPCONV_RANK_MAX)
+    return sepconv_npy_write_as(path, SEPCONV_NPY_FLOAT32, data, shape, rank, error);
+}
+
+/* Writes a .npy file, format 1.0, header padded to 64 bytes. */
+sepconv_status sepconv_npy_write_as(const char *path, sepconv_npy_type type,
+                                    const void *data, const int64_t *shape, int rank,
+                                    sepconv_error *error)
+{
+    if (!path || (!data && rank > 0) || rank < 0 || rank > SEPCONV_RANK_MAX ||
+        (unsigned)type >= TYPE_COUNT)
         return sepconv_fail(error, SEPCONV_INVALID, "npy: bad arguments");
+    int64_t count = 1;
+    for (int i = 0; i < rank; i++)
+        if (shape[i] < 0 || !sepconv_mul(count, shape[i], &count) ||
+            !sepconv_mul(count, (int64_t)types[type].size, &(int64_t){0}))
+            return sepconv_fail(error, SEPCONV_INVALID,
+                                "npy: dimension %d of the shape (%lld) is negative or "
+                                "overflows 64 bits", i, (long long)shape[i]);
     char dict[512];
     size_t used = (size_t)snprintf(dict, sizeof dict,
-                                   "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    int64_t count = 1;
-    for (int i = 0; i < rank; i++) {
+                                   "{'descr': %s, 'fortran_order': False, 'shape': (",
+                                   types[type].descr);
+    for (int i = 0; i < rank; i++)
         used += (size_t)snprintf(dict + used, sizeof dict - used, "%lld,%s",
                                  (long long)shape[i], i + 1 < rank ? " " : "");
-        count *= shape[i];
-    }
     used += (size_t)snprintf(dict + used, sizeof dict - used, "), }");
     size_t total = 10 + used + 1;
     size_t padding = (64 - total % 64) % 64;
@@ -198,7 +237,7 @@ sepconv_status sepconv_npy_write(const char *path, const float *data,
         return sepconv_fail(error, SEPCONV_IO, "%s: cannot write: %s", path,
                             strerror(errno));
     bool ok = fwrite(header, 1, 10 + length, file) == 10 + length &&
-              fwrite(data, sizeof(float), (size_t)count, file) == (size_t)count;
+              fwrite(data, types[type].size, (size_t)count, file) == (size_t)count;
     if (fclose(file) != 0 || !ok)
         return sepconv_fail(error, SEPCONV_IO, "%s: error writing", path);
     return SEPCONV_OK;
@@ -209,7 +248,7 @@ void sepconv_array_free(sepconv_array *array)
 {
     if (!array)
         return;
-    free(array->data);
+    free(array->values);
     memset(array, 0, sizeof *array);
 }
 
