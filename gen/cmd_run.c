@@ -18,6 +18,16 @@ typedef struct run_files {
 static const char *const tensor_options[] = {"--input", "--weights", "--bias",
                                              "--pw-weights", "--pw-bias", "--output"};
 
+/* The element type of a tensor's file: float32, or for dtype=int8 int8
+ * (int32 biases). */
+static sepconv_npy_type tensor_type(const sepconv_layer *layer, sepconv_tensor_kind kind)
+{
+    if (layer->dtype != SEPCONV_DTYPE_INT8)
+        return SEPCONV_NPY_FLOAT32;
+    return kind == SEPCONV_TENSOR_BIAS || kind == SEPCONV_TENSOR_PW_BIAS ? SEPCONV_NPY_INT32
+                                                                         : SEPCONV_NPY_INT8;
+}
+
 /* Loads one tensor's .npy file and checks its shape; a tensor the layer
  * does not have must not be given. */
 static sepconv_status load_tensor(const sepconv_layer *layer, sepconv_tensor_kind kind,
@@ -41,9 +51,31 @@ static sepconv_status load_tensor(const sepconv_layer *layer, sepconv_tensor_kin
                  "needs it)", tensor_options[kind]);
         return error->status = SEPCONV_INVALID;
     }
-    sepconv_status status = sepconv_npy_read(path, array, error);
+    sepconv_status status = sepconv_npy_read_as(path, tensor_type(layer, kind), array, error);
     if (status == SEPCONV_OK)
         status = sepconv_check_shape(layer, kind, array, path, error);
+    return status;
+}
+
+/* Loads an int8 layer's weight scales (float32, one per output channel of
+ * the stage: `count`), given as `option`. */
+static sepconv_status load_scales(const char *option, const char *path, int64_t count,
+                                  sepconv_array *array, sepconv_error *error)
+{
+    memset(array, 0, sizeof *array);
+    if (!path) {
+        snprintf(error->message, sizeof error->message, "missing %s FILE.npy (dtype=int8 "
+                 "needs %lld float32 weight scales, one per output channel)", option,
+                 (long long)count);
+        return error->status = SEPCONV_INVALID;
+    }
+    sepconv_status status = sepconv_npy_read_as(path, SEPCONV_NPY_FLOAT32, array, error);
+    if (status == SEPCONV_OK && (array->rank != 1 || array->shape[0] != count)) {
+        snprintf(error->message, sizeof error->message, "%s: %s needs shape (%lld), one "
+                 "scale per output channel, and the file has %lld values in %d dimensions",
+                 path, option, (long long)count, (long long)array->count, array->rank);
+        status = error->status = SEPCONV_INVALID;
+    }
     return status;
 }
 
@@ -77,11 +109,11 @@ static sepconv_status copy_to_stdout(const char *path, sepconv_error *error)
 }
 
 /* Writes the output array to a .npy file, or ("-") to standard output. */
-static sepconv_status write_output(const char *path, const float *data,
+static sepconv_status write_output(const char *path, sepconv_npy_type type, const void *data,
                                    const int64_t *shape, int rank, sepconv_error *error)
 {
     if (strcmp(path, "-") != 0)
-        return sepconv_npy_write(path, data, shape, rank, error);
+        return sepconv_npy_write_as(path, type, data, shape, rank, error);
     /* the library writes .npy files by name: write one aside and copy it */
     const char *tmp = getenv("TMPDIR");
     char aside[4096];
@@ -94,7 +126,7 @@ static sepconv_status write_output(const char *path, const float *data,
         return error->status = SEPCONV_IO;
     }
     close(fd);
-    sepconv_status status = sepconv_npy_write(aside, data, shape, rank, error);
+    sepconv_status status = sepconv_npy_write_as(aside, type, data, shape, rank, error);
     if (status == SEPCONV_OK)
         status = copy_to_stdout(aside, error);
     unlink(aside);
@@ -107,6 +139,8 @@ static int run_run(int argc, char **argv)
     cli_input input = {0};
     cli_kernel_options kernel_options = cli_kernel_defaults();
     run_files files = {{NULL}};
+    const char *scales_path[2] = {NULL, NULL}; /* --weight-scales, --pw-weight-scales */
+    static const char *const scales_options[2] = {"--weight-scales", "--pw-weight-scales"};
     bool reference = false;
     for (int i = 1; i < argc; i++) {
         int parsed = cli_kernel_option(argc, argv, &i, &kernel_options, "run");
@@ -122,6 +156,16 @@ static int run_run(int argc, char **argv)
                 if (missing)
                     return cli_usage("run", "%s takes a .npy file", tensor_options[t]);
                 files.path[t] = value;
+                taken = true;
+            }
+        }
+        for (int t = 0; t < 2 && !taken; t++) {
+            const char *value = NULL;
+            bool missing = false;
+            if (cli_option(argc, argv, &i, scales_options[t], &value, &missing)) {
+                if (missing)
+                    return cli_usage("run", "%s takes a .npy file", scales_options[t]);
+                scales_path[t] = value;
                 taken = true;
             }
         }
@@ -155,26 +199,53 @@ static int run_run(int argc, char **argv)
         if (files.path[t] && strcmp(files.path[t], "-") == 0)
             return cli_usage("run", "%s reads a file; only --output takes '-' (standard "
                              "output)", tensor_options[t]);
+    bool int8 = layer.dtype == SEPCONV_DTYPE_INT8, sep = layer.op == SEPCONV_OP_SEP;
+    for (int t = 0; t < 2; t++)
+        if (scales_path[t] && (!int8 || (t == 1 && !sep)))
+            return cli_usage("run", "%s was given, but %s", scales_options[t],
+                             !int8 ? "the layer is float32 (weight scales are for dtype=int8)"
+                                   : "only op=sep has a pointwise stage");
+    if (int8 && !reference) {
+        snprintf(error.message, sizeof error.message,
+                 "dtype=int8 kernels are not generated yet; --reference computes the "
+                 "layer with the int8 reference (TensorFlow Lite's integer arithmetic)");
+        return cli_fail("run", &error);
+    }
     if (!reference && cli_target_resolve(&kernel_options, false, "run") != CLI_OK)
         return CLI_FAILURE;
     sepconv_backend backend = cli_backend(&kernel_options);
     if (!reference && cli_kernel_check(&kernel_options, backend, &layer, "run") != CLI_OK)
         return CLI_USAGE;
-    sepconv_array arrays[5];
+    sepconv_array arrays[5], scales[2];
     memset(arrays, 0, sizeof arrays);
+    memset(scales, 0, sizeof scales);
     sepconv_status status = SEPCONV_OK;
     for (int t = 0; t < 5 && status == SEPCONV_OK; t++)
         status = load_tensor(&layer, (sepconv_tensor_kind)t, files.path[t], &arrays[t],
                              &error);
-    float *output = NULL;
+    if (int8 && status == SEPCONV_OK)
+        status = load_scales(scales_options[0], scales_path[0],
+                             layer.op == SEPCONV_OP_DW || sep ? layer.mid_c : layer.n,
+                             &scales[0], &error);
+    if (int8 && sep && status == SEPCONV_OK)
+        status = load_scales(scales_options[1], scales_path[1], layer.n, &scales[1], &error);
+    const size_t element = int8 ? 1 : sizeof(float);
+    void *output = NULL;
     if (status == SEPCONV_OK) {
-        output = malloc((size_t)layer.output_elements * sizeof(float));
+        output = malloc((size_t)layer.output_elements * element);
         if (!output)
             status = cli_error(&error, SEPCONV_NOMEM, "out of memory");
     }
     sepconv_tensors tensors = {arrays[0].data, arrays[1].data, arrays[2].data,
                                arrays[3].data, arrays[4].data};
-    if (status == SEPCONV_OK && reference) {
+    if (status == SEPCONV_OK && int8) {
+        sepconv_qtensors q = {arrays[0].values, arrays[1].values, arrays[3].values,
+                              arrays[2].values, arrays[4].values, scales[0].data,
+                              scales[1].data};
+        status = sepconv_quantization_check(&layer, &q, &error);
+        if (status == SEPCONV_OK)
+            status = sepconv_reference_run_int8(&layer, &q, output, &error);
+    } else if (status == SEPCONV_OK && reference) {
         status = sepconv_reference_run(&layer, &tensors, output, &error);
     } else if (status == SEPCONV_OK) {
         sepconv_kernel_options options = sepconv_kernel_defaults();
@@ -192,12 +263,15 @@ static int run_run(int argc, char **argv)
         int64_t shape[SEPCONV_RANK_MAX];
         int rank;
         sepconv_tensor_shape(&layer, SEPCONV_TENSOR_OUTPUT, shape, &rank);
-        status = write_output(files.path[SEPCONV_TENSOR_OUTPUT], output, shape, rank,
-                              &error);
+        status = write_output(files.path[SEPCONV_TENSOR_OUTPUT],
+                              int8 ? SEPCONV_NPY_INT8 : SEPCONV_NPY_FLOAT32, output, shape,
+                              rank, &error);
     }
     free(output);
     for (int t = 0; t < 5; t++)
         sepconv_array_free(&arrays[t]);
+    for (int t = 0; t < 2; t++)
+        sepconv_array_free(&scales[t]);
     return status == SEPCONV_OK ? CLI_OK : cli_fail("run", &error);
 }
 
@@ -206,9 +280,14 @@ const cli_command cli_run_command = {
     "usage: sepconv run SPEC --input X.npy --weights W.npy [--bias B.npy]\n"
     "                   [--pw-weights W2.npy] [--pw-bias B2.npy] --output Y.npy\n"
     "                   [--backend tcc|cc] [--target T] [--schedule K=V,...]\n"
-    "                   [--cc-timeout SECONDS] [--max-source SIZE] [--reference]\n\n"
+    "                   [--cc-timeout SECONDS] [--max-source SIZE] [--reference]\n"
+    "                   [--weight-scales S.npy] [--pw-weight-scales S2.npy]\n\n"
     "Runs the layer on NumPy float32 arrays (C order) and writes the output\n"
-    "(--output -: to standard output).\n"
+    "(--output -: to standard output).  A dtype=int8 layer reads int8 arrays\n"
+    "and int32 biases, its weight scales from --weight-scales (float32, one per\n"
+    "output channel of the stage; sep's pointwise: --pw-weight-scales), and\n"
+    "writes int8; it runs with --reference only (TensorFlow Lite's integer\n"
+    "arithmetic: int8 kernels are not generated yet).\n"
     "Shapes must follow the layout's convention (see the README):\n"
     "  nhwc: input (batch, h, w, m); conv (dk, dk, m, n); dw (dk, dk, m, mult);\n"
     "        pw (m, n); output (batch, out_h, out_w, c)\n"

@@ -172,6 +172,24 @@ typedef struct sepconv_tensors {
 /* Computes the layer with generic loops, in double, rounding once per stage. */
 sepconv_status sepconv_reference_run(const sepconv_layer *layer, const sepconv_tensors *tensors,
                                      float *output, sepconv_error *error);
+/* A dtype=int8 layer's tensors (layouts as the float ones'): int8
+ * activations and weights, int32 biases (NULL without bias), and one float
+ * weight scale per output channel of each stage (dw, sep's depthwise:
+ * m*mult; pw, conv, sep's pointwise: n), the weights' zero point 0. */
+typedef struct sepconv_qtensors {
+    const int8_t *input, *weights, *pw_weights;
+    const int32_t *bias, *pw_bias;
+    const float *weight_scales, *pw_weight_scales;
+} sepconv_qtensors;
+
+/* Checks an int8 layer's quantization and weight scales (finite, > 0); the
+ * message names the value that is not. */
+sepconv_status sepconv_quantization_check(const sepconv_layer *layer, const sepconv_qtensors *t,
+                                          sepconv_error *error);
+/* Computes a dtype=int8 layer with TensorFlow Lite's integer arithmetic
+ * (the README's int8 section); OVERFLOW when a sum leaves int32. */
+sepconv_status sepconv_reference_run_int8(const sepconv_layer *layer, const sepconv_qtensors *t,
+                                          int8_t *output, sepconv_error *error);
 /* Per output, the sum of its terms' magnitudes (scales the tolerance). */
 sepconv_status sepconv_reference_magnitude(const sepconv_layer *layer,
                                            const sepconv_tensors *tensors, double *magnitude,

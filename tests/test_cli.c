@@ -350,6 +350,164 @@ static void write_random(const sepconv_layer *layer, sepconv_tensor_kind kind,
     ck_assert_int_eq(sepconv_npy_write(file, values, shape, rank, NULL), SEPCONV_OK);
 }
 
+START_TEST(run_int8_through_the_reference)
+{
+    /* a 1x1 pointwise layer worked by hand with TFLite's arithmetic:
+     * in_scale 0.5, in_zero 1, out_scale 0.25, out_zero -3; input (5, -2),
+     * weights [[3, -1], [4, 2]] (m, n), bias (10, -7), weight scales
+     * (0.5, 0.125).  Channel 0: 10 + 4*3 + (-3)*4 = 10, times 0.5*0.5/0.25
+     * = 1, + -3 = 7.  Channel 1: -7 + 4*(-1) + (-3)*2 = -17, times 0.25 =
+     * -4.25, which rounds to -4, + -3 = -7; relu clamps it to out_zero -3. */
+    const int8_t x[2] = {5, -2}, w[4] = {3, -1, 4, 2};
+    const int32_t b[2] = {10, -7};
+    const float scales[2] = {0.5f, 0.125f}, wrong[3] = {1, 1, 1};
+    ck_assert_int_eq(sepconv_npy_write_as("/tmp/sepconv-q-x.npy", SEPCONV_NPY_INT8, x,
+                                          (int64_t[]){1, 1, 1, 2}, 4, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_write_as("/tmp/sepconv-q-w.npy", SEPCONV_NPY_INT8, w,
+                                          (int64_t[]){2, 2}, 2, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_write_as("/tmp/sepconv-q-b.npy", SEPCONV_NPY_INT32, b,
+                                          (int64_t[]){2}, 1, NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_write("/tmp/sepconv-q-s.npy", scales, (int64_t[]){2}, 1,
+                                       NULL), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_write("/tmp/sepconv-q-s3.npy", wrong, (int64_t[]){3}, 1,
+                                       NULL), SEPCONV_OK);
+    const char *spec = "op=pw df=1 m=2 n=2 bias=1 dtype=int8 in_scale=0.5 in_zero=1 "
+                       "out_scale=0.25 out_zero=-3";
+    const char *files = "--input /tmp/sepconv-q-x.npy --weights /tmp/sepconv-q-w.npy "
+                        "--bias /tmp/sepconv-q-b.npy --output /tmp/sepconv-q-y.npy";
+    const struct { const char *act; int8_t y0, y1; } cases[] = {{"none", 7, -7},
+                                                               {"relu", 7, -3}};
+    char args[1024];
+    for (int i = 0; i < 2; i++) {
+        unlink("/tmp/sepconv-q-y.npy");
+        snprintf(args, sizeof args, "run %s act=%s %s --weight-scales /tmp/sepconv-q-s.npy "
+                 "--reference", spec, cases[i].act, files);
+        outcome *r = run_cli(args);
+        ck_assert_msg(r->code == 0, "%s", r->err);
+        sepconv_array y;
+        sepconv_error error;
+        ck_assert_msg(sepconv_npy_read_as("/tmp/sepconv-q-y.npy", SEPCONV_NPY_INT8, &y,
+                                          &error) == SEPCONV_OK, "%s", error.message);
+        ck_assert_int_eq(y.count, 2);
+        ck_assert_int_eq(((const int8_t *)y.values)[0], cases[i].y0);
+        ck_assert_int_eq(((const int8_t *)y.values)[1], cases[i].y1);
+        sepconv_array_free(&y);
+    }
+    /* without --reference: refused, saying what exists */
+    snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s.npy", spec, files);
+    outcome *r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "dtype=int8 kernels are not generated yet"));
+    /* the scales: missing, of the wrong length, or given to a float layer */
+    snprintf(args, sizeof args, "run %s %s --reference", spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "missing --weight-scales FILE.npy (dtype=int8 needs 2"));
+    snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s3.npy --reference",
+             spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "--weight-scales needs shape (2)"));
+    r = run_cli("run op=pw df=1 m=2 n=2 --input /tmp/sepconv-q-x.npy --weights "
+                "/tmp/sepconv-q-w.npy --output /tmp/sepconv-q-y.npy --weight-scales "
+                "/tmp/sepconv-q-s.npy --reference");
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "the layer is float32"));
+    /* int8 files for a float layer, and float32 for an int8 one, name the dtypes */
+    r = run_cli("run op=pw df=1 m=2 n=2 --input /tmp/sepconv-q-x.npy --weights "
+                "/tmp/sepconv-q-w.npy --output /tmp/sepconv-q-y.npy --reference");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "dtype '|i1' is not float32"));
+    snprintf(args, sizeof args, "run %s --input /tmp/sepconv-q-s.npy --weights "
+             "/tmp/sepconv-q-w.npy --bias /tmp/sepconv-q-b.npy --output /tmp/sepconv-q-y.npy "
+             "--weight-scales /tmp/sepconv-q-s.npy --reference", spec);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "dtype '<f4' is not int8"));
+    /* a zero weight scale is refused by name */
+    const float zero[2] = {0.5f, 0};
+    ck_assert_int_eq(sepconv_npy_write("/tmp/sepconv-q-s0.npy", zero, (int64_t[]){2}, 1,
+                                       NULL), SEPCONV_OK);
+    snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s0.npy --reference",
+             spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "weight_scales"));
+    /* sep: two stages' files and scales, nchw; the CLI's bytes are the
+     * library's int8 reference's (tested on its own in test_quantize.c) */
+    const char *sep_spec = "op=sep df=5 m=3 n=4 dk=3 bias=1 act=relu6 layout=nchw "
+                           "dtype=int8 in_scale=0.05 in_zero=-4 mid_scale=0.1 mid_zero=2 "
+                           "out_scale=0.2 out_zero=-1";
+    sepconv_layer sep = parse_layer(sep_spec);
+    int8_t sx[75], sw[27], sw2[12];
+    int32_t sb[3], sb2[4];
+    float ss[3] = {0.02f, 0.03f, 0.05f}, ss2[4] = {0.01f, 0.02f, 0.015f, 0.04f};
+    uint32_t state = 12345;
+    for (int i = 0; i < 75; i++)
+        sx[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+    for (int i = 0; i < 27; i++)
+        sw[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+    for (int i = 0; i < 12; i++)
+        sw2[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+    for (int i = 0; i < 3; i++)
+        sb[i] = (int32_t)(state = state * 1103515245u + 12345u) % 2000;
+    for (int i = 0; i < 4; i++)
+        sb2[i] = (int32_t)(state = state * 1103515245u + 12345u) % 2000;
+    const struct { sepconv_tensor_kind kind; sepconv_npy_type type; const void *data;
+                   const char *file; } sep_files[] = {
+        {SEPCONV_TENSOR_INPUT, SEPCONV_NPY_INT8, sx, "/tmp/sepconv-q-x.npy"},
+        {SEPCONV_TENSOR_WEIGHTS, SEPCONV_NPY_INT8, sw, "/tmp/sepconv-q-w.npy"},
+        {SEPCONV_TENSOR_BIAS, SEPCONV_NPY_INT32, sb, "/tmp/sepconv-q-b.npy"},
+        {SEPCONV_TENSOR_PW_WEIGHTS, SEPCONV_NPY_INT8, sw2, "/tmp/sepconv-q-w2.npy"},
+        {SEPCONV_TENSOR_PW_BIAS, SEPCONV_NPY_INT32, sb2, "/tmp/sepconv-q-b2.npy"}};
+    for (int i = 0; i < 5; i++) {
+        int64_t shape[SEPCONV_RANK_MAX];
+        int rank;
+        sepconv_tensor_shape(&sep, sep_files[i].kind, shape, &rank);
+        ck_assert_int_eq(sepconv_npy_write_as(sep_files[i].file, sep_files[i].type,
+                                              sep_files[i].data, shape, rank, NULL),
+                         SEPCONV_OK);
+    }
+    ck_assert_int_eq(sepconv_npy_write("/tmp/sepconv-q-s.npy", ss, (int64_t[]){3}, 1, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_eq(sepconv_npy_write("/tmp/sepconv-q-s2.npy", ss2, (int64_t[]){4}, 1, NULL),
+                     SEPCONV_OK);
+    const char *sep_files_args = "--input /tmp/sepconv-q-x.npy --weights /tmp/sepconv-q-w.npy "
+        "--bias /tmp/sepconv-q-b.npy --pw-weights /tmp/sepconv-q-w2.npy --pw-bias "
+        "/tmp/sepconv-q-b2.npy --weight-scales /tmp/sepconv-q-s.npy --reference";
+    snprintf(args, sizeof args, "run %s %s --output /tmp/sepconv-q-y.npy", sep_spec,
+             sep_files_args);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "missing --pw-weight-scales"));
+    snprintf(args, sizeof args, "run %s %s --pw-weight-scales /tmp/sepconv-q-s2.npy "
+             "--output /tmp/sepconv-q-y.npy", sep_spec, sep_files_args);
+    r = run_cli(args);
+    ck_assert_msg(r->code == 0, "%s", r->err);
+    sepconv_qtensors q = {sx, sw, sw2, sb, sb2, ss, ss2};
+    int8_t expected[100];
+    ck_assert_int_eq(sepconv_reference_run_int8(&sep, &q, expected, NULL), SEPCONV_OK);
+    sepconv_array y;
+    ck_assert_int_eq(sepconv_npy_read_as("/tmp/sepconv-q-y.npy", SEPCONV_NPY_INT8, &y, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_eq(y.count, sep.output_elements);
+    ck_assert_int_eq(y.shape[1], 4); /* nchw */
+    ck_assert_int_eq(memcmp(y.values, expected, (size_t)y.count), 0);
+    sepconv_array_free(&y);
+    /* a pointwise scale for a layer without a pointwise stage */
+    snprintf(args, sizeof args, "run %s %s --pw-weight-scales /tmp/sepconv-q-s2.npy",
+             spec, files);
+    r = run_cli(args);
+    ck_assert_int_eq(r->code, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "only op=sep has a pointwise stage"));
+    const char *made[] = {"x", "w", "b", "s", "s3", "s0", "y", "w2", "b2", "s2"};
+    for (int i = 0; i < 10; i++) {
+        snprintf(args, sizeof args, "/tmp/sepconv-q-%s.npy", made[i]);
+        unlink(args);
+    }
+}
+END_TEST
+
 START_TEST(run_on_npy_files)
 {
     const char *spec = "op=sep df=7 m=5 n=6 dk=3 stride=2 bias=1 act=relu layout=nchw";
@@ -869,6 +1027,7 @@ Suite *cli_suite(void)
     tcase_add_test(c, gen_reports_bad_input);
     tcase_add_test(c, schedules_lists_knobs);
     tcase_add_test(c, run_on_npy_files);
+    tcase_add_test(c, run_int8_through_the_reference);
     tcase_add_test(c, tune_shards_merge_and_best);
     tcase_add_test(c, failed_writes_to_stdout_exit_1);
     tcase_add_test(c, run_every_backend_and_target);

@@ -40,26 +40,7 @@ int32_t sepconv_q_rescale(int32_t x, sepconv_qmultiplier m);
 void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
                                 int32_t *min, int32_t *max);
 
-/* A layer's int8 tensors (layouts as the float ones'), int32 biases, and
- * one float weight scale per output channel of each stage. */
-typedef struct sepconv_qtensors {
-    const int8_t *input, *weights, *pw_weights;
-    const int32_t *bias, *pw_bias;
-    const float *weight_scales, *pw_weight_scales;
-} sepconv_qtensors;
-
-/* Checks an int8 layer's quantization (layer->quant) and weight scales:
- * scales finite and > 0, zero points in [-128, 127]; the message names
- * the value that is not. */
-sepconv_status sepconv_quantization_check(const sepconv_layer *layer, const sepconv_qtensors *t,
-                                          sepconv_error *error);
-
-/* Computes a dtype=int8 layer's output with TFLite's integer arithmetic:
- * int32 sums of (q_in - in_zero) * q_w plus the bias (padding adds
- * nothing), rescaled per channel, + out_zero, clamped.  sep stores its
- * depthwise output as int8 (mid_scale, mid_zero) and the pointwise stage
- * reads that.  OVERFLOW when a sum leaves int32, where TFLite's would wrap. */
-sepconv_status sepconv_reference_run_int8(const sepconv_layer *layer, const sepconv_qtensors *t,
-                                          int8_t *output, sepconv_error *error);
+/* sepconv_qtensors, sepconv_quantization_check and sepconv_reference_run_int8
+ * are public: sepconv.h. */
 
 #endif
