@@ -19,9 +19,9 @@ static void print_layer(const sepconv_layer *layer, const char *spec,
     if (layer->op == SEPCONV_OP_SEP)
         printf(" (depthwise %lld, pointwise %lld)", (long long)cost->dw_macs,
                (long long)cost->pw_macs);
-    printf("\nparameters      %lld (weights %lld, biases %lld)\n",
+    printf("\nparameters      %lld (weights %lld, biases %lld), %lld bytes\n",
            (long long)cost->parameters, (long long)cost->weights,
-           (long long)cost->biases);
+           (long long)cost->biases, (long long)cost->parameter_bytes);
     printf("bytes read      %lld\nbytes written   %lld\n",
            (long long)cost->bytes_read, (long long)cost->bytes_written);
     if (layer->op == SEPCONV_OP_SEP)
@@ -62,8 +62,9 @@ static void print_table(const sepconv_model *model, const sepconv_cost *costs,
     int64_t conv_macs = total->macs - total->dw_macs - total->pw_macs;
     int64_t conv_params = total->parameters - total->dw_parameters -
                           total->pw_parameters;
-    printf("\ntotal: %.3f million multiply-adds, %lld parameters\n",
-           (double)total->macs / 1e6, (long long)total->parameters);
+    printf("\ntotal: %.3f million multiply-adds, %lld parameters (%lld bytes)\n",
+           (double)total->macs / 1e6, (long long)total->parameters,
+           (long long)total->parameter_bytes);
     printf("stage       MMACs   share    params   share\n");
     const char *names[] = {"conv", "depthwise", "pointwise"};
     int64_t macs[] = {conv_macs, total->dw_macs, total->pw_macs};
@@ -81,12 +82,12 @@ static void json_cost(const sepconv_cost *cost)
     printf("\"macs\":%lld,\"dw_macs\":%lld,\"pw_macs\":%lld,"
            "\"parameters\":%lld,\"weights\":%lld,\"biases\":%lld,"
            "\"bytes_read\":%lld,\"bytes_written\":%lld,"
-           "\"intermediate_bytes\":%lld",
+           "\"intermediate_bytes\":%lld,\"parameter_bytes\":%lld",
            (long long)cost->macs, (long long)cost->dw_macs,
            (long long)cost->pw_macs, (long long)cost->parameters,
            (long long)cost->weights, (long long)cost->biases,
            (long long)cost->bytes_read, (long long)cost->bytes_written,
-           (long long)cost->intermediate_bytes);
+           (long long)cost->intermediate_bytes, (long long)cost->parameter_bytes);
 }
 
 /* Writes the whole report as one JSON object. */

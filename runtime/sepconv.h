@@ -152,6 +152,8 @@ typedef struct sepconv_cost {
     int64_t intermediate_bytes; /* sep: depthwise output, 0 otherwise */
     int64_t conv_macs;       /* sep: a standard conv of the same shape */
     double ratio_to_conv;    /* sep: macs / conv_macs; 0 otherwise */
+    int64_t parameter_bytes; /* fp32: 4 a parameter; int8: weights 1, biases 4, and
+                              * 4 a weight scale (one per output channel a stage) */
 } sepconv_cost;
 
 /* Counts the cost of a validated layer (fails only on overflow). */

@@ -51,6 +51,20 @@ START_TEST(hand_counted_small_layers)
     ck_assert_int_eq(sep.bytes_read, (16 * 2 + 16 * 2) * 4);
     ck_assert_int_eq(sep.bytes_written, (16 * 2 + 16 * 5) * 4);
     ck_assert_int_eq(sep.conv_macs, 16 * 9 * 2 * 5);
+    ck_assert_int_eq(sep.parameter_bytes, (18 + 2 + 10 + 5) * 4);
+    /* int8: activations and weights a byte, biases and the per-channel
+     * weight scales (2 depthwise + 5 pointwise) 4 */
+    sepconv_cost q = cost_of("op=sep df=4 m=2 n=5 dk=3 bias=1 dtype=int8 in_scale=0.5 "
+                             "mid_scale=0.25 out_scale=1");
+    ck_assert_int_eq(q.macs, sep.macs);
+    ck_assert_int_eq(q.parameters, sep.parameters);
+    ck_assert_int_eq(q.parameter_bytes, 18 + 10 + (2 + 5) * 4 + (2 + 5) * 4);
+    ck_assert_int_eq(q.bytes_read, 16 * 2 + 16 * 2);
+    ck_assert_int_eq(q.intermediate_bytes, 16 * 2);
+    sepconv_cost qdw = cost_of("op=dw df=4 m=3 dk=3 dtype=int8 in_scale=1 out_scale=1");
+    ck_assert_int_eq(qdw.parameter_bytes, 27 + 3 * 4);
+    sepconv_cost qpw = cost_of("op=pw df=2 m=8 n=16 dtype=int8 in_scale=1 out_scale=1");
+    ck_assert_int_eq(qpw.parameter_bytes, 8 * 16 + 16 * 4);
 }
 END_TEST
 
@@ -115,6 +129,7 @@ START_TEST(mobilenet_v1_totals)
     ck_assert_int_eq(total.pw_macs, pw + fc);
     ck_assert_int_eq(total.macs, conv1 + dw + pw + fc);
     ck_assert_int_eq(total.parameters, params);
+    ck_assert_int_eq(total.parameter_bytes, params * 4); /* fp32: the totals add them too */
     /* and the paper's rounded figures (Table 4): 569 M mult-adds, 4.2 M
      * parameters */
     ck_assert_int_eq((total.macs + 500000) / 1000000, 569);

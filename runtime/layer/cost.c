@@ -67,6 +67,19 @@ sepconv_status sepconv_cost_compute(const sepconv_layer *layer,
         cost->pw_parameters = cost->parameters;
     if (layer->op == SEPCONV_OP_SEP)
         cost->pw_parameters = layer->pw_weight_elements + layer->pw_bias_elements;
+    /* what the parameters take: int8 weights, int32 biases and a float
+     * weight scale per output channel of each stage */
+    if (layer->dtype == SEPCONV_DTYPE_INT8) {
+        int64_t scales = layer->op == SEPCONV_OP_DW ? layer->mid_c
+                         : layer->op == SEPCONV_OP_SEP ? layer->mid_c + layer->n : layer->n;
+        int64_t wide = 0;
+        ok = ok && sepconv_add(cost->biases, scales, &wide) &&
+             sepconv_mul(wide, 4, &wide) &&
+             sepconv_add(cost->weights, wide, &cost->parameter_bytes);
+    } else {
+        ok = ok && sepconv_mul(cost->parameters, (int64_t)sizeof(float),
+                               &cost->parameter_bytes);
+    }
     /* unfused: input read once, output written once; sep also writes and
      * reads its intermediate tensor */
     ok = ok && sepconv_mul(layer->input_elements, bytes, &cost->bytes_read) &&
@@ -95,13 +108,15 @@ sepconv_status sepconv_cost_accumulate(sepconv_cost *total,
                            cost->parameters, cost->weights, cost->biases,
                            cost->dw_parameters, cost->pw_parameters,
                            cost->bytes_read, cost->bytes_written,
-                           cost->intermediate_bytes, cost->conv_macs};
+                           cost->intermediate_bytes, cost->conv_macs,
+                           cost->parameter_bytes};
     sepconv_cost sums = *total;
     int64_t *into[] = {&sums.macs, &sums.dw_macs, &sums.pw_macs,
                        &sums.parameters, &sums.weights, &sums.biases,
                        &sums.dw_parameters, &sums.pw_parameters,
                        &sums.bytes_read, &sums.bytes_written,
-                       &sums.intermediate_bytes, &sums.conv_macs};
+                       &sums.intermediate_bytes, &sums.conv_macs,
+                       &sums.parameter_bytes};
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++)
         if (!sepconv_add(*into[i], add[i], into[i]))
             return sepconv_fail(error, SEPCONV_OVERFLOW,
