@@ -207,8 +207,9 @@ static int run_run(int argc, char **argv)
                                    : "only op=sep has a pointwise stage");
     if (int8 && !reference) {
         snprintf(error.message, sizeof error.message,
-                 "dtype=int8 kernels are not generated yet; --reference computes the "
-                 "layer with the int8 reference (TensorFlow Lite's integer arithmetic)");
+                 "dtype=int8 layers do not run as kernels yet (`sepconv gen` writes "
+                 "int8 op=dw kernels; the runtime's are float32); --reference computes "
+                 "the layer with the int8 reference (TensorFlow Lite's integer arithmetic)");
         return cli_fail("run", &error);
     }
     if (!reference && cli_target_resolve(&kernel_options, false, "run") != CLI_OK)
@@ -287,7 +288,7 @@ const cli_command cli_run_command = {
     "and int32 biases, its weight scales from --weight-scales (float32, one per\n"
     "output channel of the stage; sep's pointwise: --pw-weight-scales), and\n"
     "writes int8; it runs with --reference only (TensorFlow Lite's integer\n"
-    "arithmetic: int8 kernels are not generated yet).\n"
+    "arithmetic: the runtime's kernels are float32 so far).\n"
     "Shapes must follow the layout's convention (see the README):\n"
     "  nhwc: input (batch, h, w, m); conv (dk, dk, m, n); dw (dk, dk, m, mult);\n"
     "        pw (m, n); output (batch, out_h, out_w, c)\n"

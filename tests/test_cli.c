@@ -397,7 +397,7 @@ START_TEST(run_int8_through_the_reference)
     snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s.npy", spec, files);
     outcome *r = run_cli(args);
     ck_assert_int_eq(r->code, 1);
-    ck_assert_ptr_nonnull(strstr(r->err, "dtype=int8 kernels are not generated yet"));
+    ck_assert_ptr_nonnull(strstr(r->err, "dtype=int8 layers do not run as kernels yet"));
     /* the scales: missing, of the wrong length, or given to a float layer */
     snprintf(args, sizeof args, "run %s %s --reference", spec, files);
     r = run_cli(args);

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tests.h"
 #include "core/core.h"
@@ -501,8 +502,14 @@ START_TEST(float_code_refuses_int8_layers)
     sepconv_schedule schedule;
     ck_assert_int_eq(sepconv_schedule_default(&l, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
                      SEPCONV_OK);
+    /* generation: int8 op=dw has its template (below); the other ops not yet */
     sepconv_source source;
-    ck_assert_int_eq(sepconv_generate(&l, &schedule, NULL, &source, &error), SEPCONV_UNSUPPORTED);
+    sepconv_layer qpw = parse_layer("op=pw df=6 m=16 n=8 dtype=int8 in_scale=0.5 out_scale=1");
+    ck_assert_int_eq(sepconv_schedule_default(&qpw, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
+                     SEPCONV_OK);
+    ck_assert_int_eq(sepconv_generate(&qpw, &schedule, NULL, &source, &error),
+                     SEPCONV_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(error.message, "dtype=int8 kernels exist for op=dw only"));
     /* the int8 reference takes it, and refuses a float32 layer */
     int8_t qin[6 * 6 * 16] = {0}, qw[9 * 16] = {0}, qout[6 * 6 * 16];
     float scales[16];
@@ -529,6 +536,131 @@ START_TEST(the_int8_reference_reads_the_specs_quantization)
 }
 END_TEST
 
+/* Generates an int8 layer's kernel for `target` and compiles it with tcc
+ * (cc false) or the system compiler; `bug`, when given, replaces the first
+ * `was` in the source (a kernel that compiles but is wrong). */
+static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, bool cc,
+                                 const char *was, const char *bug, sepconv_qkernel_fn *run)
+{
+    sepconv_schedule schedule;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_schedule_default(l, target, &schedule, NULL), SEPCONV_OK);
+    sepconv_generate_options options = {.for_cc = cc};
+    sepconv_source source;
+    ck_assert_msg(sepconv_generate(l, &schedule, &options, &source, &error) == SEPCONV_OK,
+                  "%s", error.message);
+    ck_assert_ptr_nonnull(strstr(source.code, "int8 depthwise convolution"));
+    ck_assert_ptr_nonnull(strstr(source.header, "const int *restrict requant"));
+    char *code = source.code;
+    size_t length = source.code_length;
+    char *edited = NULL;
+    if (bug) {
+        char *at = strstr(code, was);
+        ck_assert_ptr_nonnull(at);
+        length = source.code_length - strlen(was) + strlen(bug);
+        edited = malloc(length + 1);
+        size_t head = (size_t)(at - code);
+        memcpy(edited, code, head);
+        memcpy(edited + head, bug, strlen(bug));
+        strcpy(edited + head + strlen(bug), at + strlen(was));
+        code = edited;
+    }
+    sepconv_code *compiled = NULL;
+    sepconv_status status;
+    if (cc) {
+        sepconv_cc_options o;
+        memset(&o, 0, sizeof o);
+        o.flags = "-O2";
+        status = sepconv_cc_compile(code, length, &o, &compiled, &error);
+    } else {
+        const char *names[] = {source.symbol};
+        status = sepconv_tcc_compile(code, length, SEPCONV_TARGET_PORTABLE, names, 1,
+                                     &compiled, &error);
+    }
+    ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
+    *run = (sepconv_qkernel_fn)sepconv_code_symbol(compiled, source.symbol);
+    ck_assert_ptr_nonnull(*run);
+    free(edited);
+    sepconv_source_free(&source);
+    return compiled;
+}
+
+/* int8 depthwise layers across every spec feature: layouts, strides,
+ * dilations, paddings, multipliers, batches, bias, activations, zero points */
+static const char *const int8_dw_specs[] = {
+    "op=dw df=7 m=5 dk=3 dtype=int8 in_scale=0.05 in_zero=-7 out_scale=0.1 out_zero=3",
+    "op=dw df=9 m=8 dk=3 stride=2 bias=1 act=relu dtype=int8 in_scale=0.5 in_zero=12 "
+    "out_scale=0.02 out_zero=-100",
+    "op=dw h=6 w=11 m=3 dk=5 pad=valid bias=1 act=relu6 dtype=int8 in_scale=0.03 "
+    "out_scale=0.04 out_zero=-128",
+    "op=dw df=8 m=4 dk=3 mult=2 dilation=2 batch=2 layout=nchw bias=1 dtype=int8 "
+    "in_scale=0.1 in_zero=127 out_scale=0.3 out_zero=127",
+    "op=dw df=10 m=6 dk=3 stride=2 pad=same layout=nchw act=relu6 dtype=int8 "
+    "in_scale=0.25 in_zero=-128 out_scale=0.125 out_zero=5",
+    "op=dw df=5 m=2 dk=1 bias=1 dtype=int8 in_scale=1 out_scale=0.001"};
+#define INT8_DW_SPECS (sizeof int8_dw_specs / sizeof int8_dw_specs[0])
+
+START_TEST(generated_int8_depthwise_is_bit_exact)
+{
+    /* each spec with tcc and with cc: the bits are the int8 reference's */
+    sepconv_layer l = parse_layer(int8_dw_specs[_i / 2]);
+    bool cc = _i % 2;
+    sepconv_qkernel_fn run;
+    sepconv_code *code = int8_kernel(&l, SEPCONV_TARGET_PORTABLE, cc, NULL, NULL, &run);
+    sepconv_verify_report report;
+    sepconv_error error;
+    ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 7 + (uint64_t)_i, &report, &error) ==
+                      SEPCONV_OK, "%s (%s): %s", int8_dw_specs[_i / 2], cc ? "cc" : "tcc",
+                  error.message);
+    ck_assert_int_eq(report.comparison.checked, l.output_elements);
+    ck_assert_int_eq(report.guard_damage, 0);
+    sepconv_code_free(code);
+}
+END_TEST
+
+START_TEST(int8_verification_catches_wrong_kernels)
+{
+    /* kernels that compile but round, offset or index wrongly are refused,
+     * naming the pass and the first output that differs */
+    /* (no activation: relu's clamp at out_zero would hide the negative
+     * sums that the first bug rounds wrongly) */
+    sepconv_layer l = parse_layer(int8_dw_specs[0]);
+    const struct { const char *was, *bug, *pass; } bugs[] = {
+        {"1LL << 30 : 1 - (1LL << 30)", "1LL << 30 : (1LL << 30)", "random"},
+        {"(mask >> 1) + (x < 0)", "(mask >> 1)", "random"},
+        {"+ 7) *", "+ 6) *", "random"},
+        {"output[n * ", "output[1 + n * ", "wrote outside"}};
+    for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
+        sepconv_qkernel_fn run;
+        sepconv_code *code = int8_kernel(&l, SEPCONV_TARGET_PORTABLE, false, bugs[i].was,
+                                         bugs[i].bug, &run);
+        sepconv_verify_report report;
+        sepconv_error error;
+        ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 3, &report, &error) ==
+                          SEPCONV_MISMATCH, "bug %zu (%s) passed verification", i, bugs[i].bug);
+        ck_assert_msg(strstr(error.message, bugs[i].pass) != NULL, "bug %zu: %s", i,
+                      error.message);
+        sepconv_code_free(code);
+    }
+    /* the requantization table, and what it refuses */
+    sepconv_layer dw = parse_layer("op=dw df=4 m=2 dk=3 dtype=int8 in_scale=0.5 out_scale=0.25");
+    const float scales[2] = {0.5f, 0.375f}, bad[2] = {0.5f, -1};
+    int32_t table[4];
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_int8_requant(&dw, scales, table, &error), SEPCONV_OK);
+    /* 0.5 * 0.5 / 0.25 = 1 = 2^30 * 2^(1 - 31); 0.5 * 0.375 / 0.25 = 0.75 =
+     * (0.75 * 2^31) * 2^(0 - 31) */
+    ck_assert_int_eq(table[0], 1 << 30);
+    ck_assert_int_eq(table[2], 1);
+    ck_assert_int_eq(table[1], 1610612736);
+    ck_assert_int_eq(table[3], 0);
+    ck_assert_int_eq(sepconv_int8_requant(&dw, bad, table, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "weight_scales[1]"));
+    sepconv_layer f = parse_layer("op=dw df=4 m=2 dk=3");
+    ck_assert_int_eq(sepconv_int8_requant(&f, scales, table, &error), SEPCONV_UNSUPPORTED);
+}
+END_TEST
+
 Suite *quantize_suite(void)
 {
     Suite *suite = suite_create("quantize");
@@ -547,6 +679,12 @@ Suite *quantize_suite(void)
     tcase_add_loop_test(reference, the_reference_agrees_with_the_specifications_formulas, 0,
                         2 * (int)INDEPENDENT_SPECS);
     suite_add_tcase(suite, reference);
+    TCase *kernels = tcase_create("kernels");
+    tcase_set_timeout(kernels, 120);
+    tcase_add_loop_test(kernels, generated_int8_depthwise_is_bit_exact, 0,
+                        2 * (int)INT8_DW_SPECS);
+    tcase_add_test(kernels, int8_verification_catches_wrong_kernels);
+    suite_add_tcase(suite, kernels);
     TCase *spec = tcase_create("spec");
     tcase_add_test(spec, int8_specs_parse_and_print_back);
     tcase_add_test(spec, int8_specs_are_checked_by_name);

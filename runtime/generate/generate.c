@@ -12,6 +12,7 @@
 #include "core/core.h"
 #include "generate/generate.h"
 #include "generate/render.h"
+#include "reference/quantize.h"
 
 /* What the fill and collect callbacks share. */
 typedef struct generation {
@@ -28,6 +29,8 @@ typedef struct generation {
 static const char *template_for(const sepconv_layer *layer,
                                 const sepconv_schedule *schedule)
 {
+    if (layer->dtype == SEPCONV_DTYPE_INT8)
+        return "depthwise_int8.c.in"; /* (the one int8 template so far: op=dw) */
     switch (layer->op) {
     case SEPCONV_OP_CONV: return "conv.c.in";
     case SEPCONV_OP_DW: return "depthwise.c.in";
@@ -341,6 +344,22 @@ static void push_layer(lua_State *L, const sepconv_layer *l)
         lua_pushinteger(L, (lua_Integer)numbers[i].value);
         lua_setfield(L, -2, numbers[i].name);
     }
+    /* int8: the zero points, and the activation's bounds in the quantized
+     * domain (of the layer's one stage: int8 generation is op=dw) */
+    if (l->dtype == SEPCONV_DTYPE_INT8) {
+        int32_t act_min, act_max;
+        sepconv_q_activation_range(l->dw_act, l->quant.out_scale, l->quant.out_zero,
+                                   &act_min, &act_max);
+        const struct { const char *name; int32_t value; } quant[] = {
+            {"in_zero", l->quant.in_zero}, {"out_zero", l->quant.out_zero},
+            {"act_min", act_min}, {"act_max", act_max}};
+        for (size_t i = 0; i < sizeof quant / sizeof quant[0]; i++) {
+            lua_pushinteger(L, (lua_Integer)quant[i].value);
+            lua_setfield(L, -2, quant[i].name);
+        }
+    }
+    lua_pushstring(L, l->dtype == SEPCONV_DTYPE_INT8 ? "int8" : "float32");
+    lua_setfield(L, -2, "dtype");
     const struct { const char *name; const char *value; } words[] = {
         {"op", sepconv_op_name(l->op)}, {"name", l->name},
         {"layout", sepconv_layout_name(l->layout)},
@@ -562,9 +581,11 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
         return sepconv_fail(error, SEPCONV_INVALID,
                             "generate needs a layer, a schedule and a source");
     memset(source, 0, sizeof *source);
-    sepconv_status float_only = sepconv_float_only(layer, "generate", error);
-    if (float_only != SEPCONV_OK)
-        return float_only;
+    bool int8 = layer->dtype == SEPCONV_DTYPE_INT8;
+    if (int8 && layer->op != SEPCONV_OP_DW)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "generate: dtype=int8 kernels exist for op=dw only so far, and "
+                            "this layer is op=%s", sepconv_op_name(layer->op));
     if (schedule->op != layer->op)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the schedule is for op=%s but the layer is op=%s",
@@ -574,6 +595,11 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
                             "generate needs an instruction set, not target %s: resolve "
                             "it first (sepconv_target_resolve)",
                             sepconv_target_name(schedule->target));
+    /* int8 code is plain C on every target so far */
+    sepconv_schedule plain = *schedule;
+    if (int8)
+        plain.target = SEPCONV_TARGET_PORTABLE;
+    schedule = &plain;
     generation g = {.layer = layer, .schedule = schedule,
                     .template_name = template_for(layer, schedule),
                     .microkernels = !(options && (options->for_cc || options->intrinsics)) &&
@@ -595,13 +621,15 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
     }
     g.symbol = source->symbol;
     build_command(&g, schedule);
-    double minimum = minimum_source_bytes(layer, schedule, g.microkernels);
+    /* (the estimate is the float templates'; the int8 one loops) */
+    double minimum = int8 ? 0 : minimum_source_bytes(layer, schedule, g.microkernels);
     if (minimum > (double)source_budget(options))
         return over_budget(options, schedule, minimum, error);
     status = render(&g, g.template_name, options, &source->code,
                     &source->code_length, error);
     if (status == SEPCONV_OK)
-        status = render(&g, "kernel.h.in", options, &source->header,
+        status = render(&g, int8 ? "kernel_int8.h.in" : "kernel.h.in", options,
+                        &source->header,
                         &source->header_length, error);
     if (status != SEPCONV_OK) {
         sepconv_source_free(source);
