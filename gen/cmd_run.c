@@ -208,7 +208,7 @@ static int run_run(int argc, char **argv)
     if (int8 && !reference) {
         snprintf(error.message, sizeof error.message,
                  "dtype=int8 layers do not run as kernels yet (`sepconv gen` writes "
-                 "int8 op=dw kernels; the runtime's are float32); --reference computes "
+                 "int8 conv, dw and pw kernels; the runtime's are float32); --reference computes "
                  "the layer with the int8 reference (TensorFlow Lite's integer arithmetic)");
         return cli_fail("run", &error);
     }

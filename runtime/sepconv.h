@@ -314,14 +314,15 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
                                      const sepconv_kernel_code *kernel, uint64_t seed,
                                      sepconv_verify_report *report, sepconv_error *error);
 
-/* A generated dtype=int8 kernel (op=dw so far): output rows [row_begin,
+/* A generated dtype=int8 kernel (conv, dw, pw so far): output rows [row_begin,
  * row_end); requant holds each output channel's Q31 significand, then its
  * shift (sepconv_int8_requant); bias NULL without bias. */
 typedef void (*sepconv_qkernel_fn)(const int8_t *input, const int8_t *weights,
                                    const int32_t *bias, const int32_t *requant,
                                    int8_t *output, long row_begin, long row_end);
-/* An int8 dw layer's requantization table (2 x mid_c ints) from its weight
- * scales: TFLite's QuantizeMultiplier of in_scale * weight_scale[c] / out_scale. */
+/* An int8 conv, dw or pw layer's requantization table (2 x out_c ints) from
+ * its weight scales: TFLite's QuantizeMultiplier of in_scale *
+ * weight_scale[c] / out_scale, the significands then the shifts. */
 sepconv_status sepconv_int8_requant(const sepconv_layer *layer, const float *weight_scales,
                                     int32_t *table, sepconv_error *error);
 /* Checks an int8 kernel against the int8 reference bit for bit (tolerance

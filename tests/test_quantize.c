@@ -502,14 +502,15 @@ START_TEST(float_code_refuses_int8_layers)
     sepconv_schedule schedule;
     ck_assert_int_eq(sepconv_schedule_default(&l, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
                      SEPCONV_OK);
-    /* generation: int8 op=dw has its template (below); the other ops not yet */
+    /* generation: int8 conv, dw and pw have their template (below); sep not yet */
     sepconv_source source;
-    sepconv_layer qpw = parse_layer("op=pw df=6 m=16 n=8 dtype=int8 in_scale=0.5 out_scale=1");
+    sepconv_layer qpw = parse_layer("op=sep df=6 m=16 n=8 dk=3 dtype=int8 in_scale=0.5 "
+                                    "mid_scale=0.25 out_scale=1");
     ck_assert_int_eq(sepconv_schedule_default(&qpw, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
                      SEPCONV_OK);
     ck_assert_int_eq(sepconv_generate(&qpw, &schedule, NULL, &source, &error),
                      SEPCONV_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(error.message, "dtype=int8 kernels exist for op=dw only"));
+    ck_assert_ptr_nonnull(strstr(error.message, "not op=sep"));
     /* the int8 reference takes it, and refuses a float32 layer */
     int8_t qin[6 * 6 * 16] = {0}, qw[9 * 16] = {0}, qout[6 * 6 * 16];
     float scales[16];
@@ -549,7 +550,8 @@ static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, 
     sepconv_source source;
     ck_assert_msg(sepconv_generate(l, &schedule, &options, &source, &error) == SEPCONV_OK,
                   "%s", error.message);
-    ck_assert_ptr_nonnull(strstr(source.code, "int8 depthwise convolution"));
+    ck_assert_ptr_nonnull(strstr(source.code, "int8 "));
+    ck_assert_ptr_nonnull(strstr(source.code, "TensorFlow Lite's integer arithmetic"));
     ck_assert_ptr_nonnull(strstr(source.header, "const int *restrict requant"));
     char *code = source.code;
     size_t length = source.code_length;
@@ -585,8 +587,9 @@ static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, 
     return compiled;
 }
 
-/* int8 depthwise layers across every spec feature: layouts, strides,
- * dilations, paddings, multipliers, batches, bias, activations, zero points */
+/* int8 depthwise, pointwise and conv layers across every spec feature:
+ * layouts, strides, dilations, paddings, multipliers, batches, bias,
+ * activations, zero points */
 static const char *const int8_dw_specs[] = {
     "op=dw df=7 m=5 dk=3 dtype=int8 in_scale=0.05 in_zero=-7 out_scale=0.1 out_zero=3",
     "op=dw df=9 m=8 dk=3 stride=2 bias=1 act=relu dtype=int8 in_scale=0.5 in_zero=12 "
@@ -597,10 +600,18 @@ static const char *const int8_dw_specs[] = {
     "in_scale=0.1 in_zero=127 out_scale=0.3 out_zero=127",
     "op=dw df=10 m=6 dk=3 stride=2 pad=same layout=nchw act=relu6 dtype=int8 "
     "in_scale=0.25 in_zero=-128 out_scale=0.125 out_zero=5",
-    "op=dw df=5 m=2 dk=1 bias=1 dtype=int8 in_scale=1 out_scale=0.001"};
+    "op=dw df=5 m=2 dk=1 bias=1 dtype=int8 in_scale=1 out_scale=0.001",
+    "op=pw df=6 m=24 n=10 bias=1 act=relu6 dtype=int8 in_scale=0.02 in_zero=-5 "
+    "out_scale=0.05 out_zero=-20",
+    "op=pw h=3 w=5 m=7 n=9 batch=2 layout=nchw dtype=int8 in_scale=0.1 in_zero=30 "
+    "out_scale=0.5 out_zero=1",
+    "op=conv df=7 m=3 n=8 dk=3 stride=2 bias=1 act=relu dtype=int8 in_scale=0.05 "
+    "in_zero=-10 out_scale=0.2 out_zero=-50",
+    "op=conv h=6 w=5 m=4 n=5 dk=5 pad=valid layout=nchw dtype=int8 in_scale=0.01 "
+    "out_scale=0.3 out_zero=9"};
 #define INT8_DW_SPECS (sizeof int8_dw_specs / sizeof int8_dw_specs[0])
 
-START_TEST(generated_int8_depthwise_is_bit_exact)
+START_TEST(generated_int8_kernels_are_bit_exact)
 {
     /* each spec with tcc and with cc: the bits are the int8 reference's */
     sepconv_layer l = parse_layer(int8_dw_specs[_i / 2]);
@@ -658,6 +669,11 @@ START_TEST(int8_verification_catches_wrong_kernels)
     ck_assert_ptr_nonnull(strstr(error.message, "weight_scales[1]"));
     sepconv_layer f = parse_layer("op=dw df=4 m=2 dk=3");
     ck_assert_int_eq(sepconv_int8_requant(&f, scales, table, &error), SEPCONV_UNSUPPORTED);
+    /* a pw layer's table has one entry per output channel (n) */
+    sepconv_layer pw = parse_layer("op=pw df=2 m=5 n=2 dtype=int8 in_scale=0.5 out_scale=0.25");
+    ck_assert_int_eq(sepconv_int8_requant(&pw, scales, table, &error), SEPCONV_OK);
+    ck_assert_int_eq(table[1], 1610612736);
+    ck_assert_int_eq(table[3], 0);
 }
 END_TEST
 
@@ -681,7 +697,7 @@ Suite *quantize_suite(void)
     suite_add_tcase(suite, reference);
     TCase *kernels = tcase_create("kernels");
     tcase_set_timeout(kernels, 120);
-    tcase_add_loop_test(kernels, generated_int8_depthwise_is_bit_exact, 0,
+    tcase_add_loop_test(kernels, generated_int8_kernels_are_bit_exact, 0,
                         2 * (int)INT8_DW_SPECS);
     tcase_add_test(kernels, int8_verification_catches_wrong_kernels);
     suite_add_tcase(suite, kernels);

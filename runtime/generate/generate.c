@@ -12,6 +12,7 @@
 #include "core/core.h"
 #include "generate/generate.h"
 #include "generate/render.h"
+#include "reference/geometry.h"
 #include "reference/quantize.h"
 
 /* What the fill and collect callbacks share. */
@@ -30,7 +31,7 @@ static const char *template_for(const sepconv_layer *layer,
                                 const sepconv_schedule *schedule)
 {
     if (layer->dtype == SEPCONV_DTYPE_INT8)
-        return "depthwise_int8.c.in"; /* (the one int8 template so far: op=dw) */
+        return "convolution_int8.c.in"; /* conv, dw and pw (sep: not yet) */
     switch (layer->op) {
     case SEPCONV_OP_CONV: return "conv.c.in";
     case SEPCONV_OP_DW: return "depthwise.c.in";
@@ -345,11 +346,11 @@ static void push_layer(lua_State *L, const sepconv_layer *l)
         lua_setfield(L, -2, numbers[i].name);
     }
     /* int8: the zero points, and the activation's bounds in the quantized
-     * domain (of the layer's one stage: int8 generation is op=dw) */
+     * domain (of the layer's one stage: int8 generation is conv, dw, pw) */
     if (l->dtype == SEPCONV_DTYPE_INT8) {
         int32_t act_min, act_max;
-        sepconv_q_activation_range(l->dw_act, l->quant.out_scale, l->quant.out_zero,
-                                   &act_min, &act_max);
+        sepconv_q_activation_range(sepconv_ref_first_stage(l).act, l->quant.out_scale,
+                                   l->quant.out_zero, &act_min, &act_max);
         const struct { const char *name; int32_t value; } quant[] = {
             {"in_zero", l->quant.in_zero}, {"out_zero", l->quant.out_zero},
             {"act_min", act_min}, {"act_max", act_max}};
@@ -582,10 +583,10 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
                             "generate needs a layer, a schedule and a source");
     memset(source, 0, sizeof *source);
     bool int8 = layer->dtype == SEPCONV_DTYPE_INT8;
-    if (int8 && layer->op != SEPCONV_OP_DW)
+    if (int8 && layer->op == SEPCONV_OP_SEP)
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "generate: dtype=int8 kernels exist for op=dw only so far, and "
-                            "this layer is op=%s", sepconv_op_name(layer->op));
+                            "generate: dtype=int8 kernels exist for op=conv, dw and pw so "
+                            "far, not op=sep (run its two stages, op=dw and op=pw)");
     if (schedule->op != layer->op)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the schedule is for op=%s but the layer is op=%s",

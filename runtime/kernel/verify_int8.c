@@ -24,23 +24,24 @@ static const char *const qpass_names[QPASS_COUNT] = {
     "on random full-range data", "on extreme values (-128 and 127)",
     "on an input of in_zero"};
 
-/* The requantization table of an int8 dw layer. */
+/* The requantization table of an int8 conv, dw or pw layer. */
 sepconv_status sepconv_int8_requant(const sepconv_layer *layer, const float *weight_scales,
                                     int32_t *table, sepconv_error *error)
 {
     if (!layer || !weight_scales || !table)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer, weight scales or table given");
-    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op != SEPCONV_OP_DW)
+    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op == SEPCONV_OP_SEP)
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "the requantization table is for int8 op=dw layers so far");
+                            "the requantization table is for int8 conv, dw and pw layers "
+                            "(a sep's stages have one each)");
     sepconv_qtensors scales = {.weight_scales = weight_scales};
     sepconv_status status = sepconv_quantization_check(layer, &scales, error);
-    for (int64_t c = 0; status == SEPCONV_OK && c < layer->mid_c; c++) {
+    for (int64_t c = 0; status == SEPCONV_OK && c < layer->out_c; c++) {
         sepconv_qmultiplier m = sepconv_quantize_multiplier(
             (double)layer->quant.in_scale * (double)weight_scales[c] /
             (double)layer->quant.out_scale);
         table[c] = m.significand;
-        table[layer->mid_c + c] = m.shift;
+        table[layer->out_c + c] = m.shift;
     }
     return status;
 }
@@ -69,7 +70,7 @@ static void fill_pass(const sepconv_layer *l, qpass pass, uint64_t seed, int8_t 
      * from below 2^-10 to above 1, so both shifts and the clamps occur */
     for (int64_t i = 0; i < l->bias_elements; i++)
         bias[i] = (int32_t)(sepconv_random_next(&state) % 20001) - 10000;
-    for (int64_t c = 0; c < l->mid_c; c++)
+    for (int64_t c = 0; c < l->out_c; c++)
         scales[c] = (float)(0.001 + 0.2 * (double)(sepconv_random_next(&state) >> 11) /
                                         9007199254740992.0);
 }
@@ -125,9 +126,9 @@ sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qk
     if (!layer || !run || !report)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer, kernel or report given");
     memset(report, 0, sizeof *report);
-    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op != SEPCONV_OP_DW)
+    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op == SEPCONV_OP_SEP)
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "int8 verification is for int8 op=dw kernels so far");
+                            "int8 verification is for int8 conv, dw and pw kernels so far");
     const int64_t counts[4] = {layer->input_elements, layer->weight_elements,
                                layer->output_elements, layer->output_elements};
     int8_t *blocks[4] = {NULL}, *buffers[4];
@@ -145,7 +146,7 @@ sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qk
             buffers[i] = blocks[i] + GUARD_BYTES;
     }
     if (status == SEPCONV_OK) {
-        size_t channels = (size_t)layer->mid_c + 1;
+        size_t channels = (size_t)layer->out_c + 1;
         bias = malloc(channels * sizeof *bias);
         table = malloc(2 * channels * sizeof *table);
         scales = malloc(channels * sizeof *scales);
