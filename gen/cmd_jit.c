@@ -14,6 +14,65 @@ typedef struct jit_result {
     const sepconv_kernel_info *info;
 } jit_result;
 
+/* Seeded int8 tensors of an int8 conv, dw or pw layer (input, weights, bias
+ * in +-2048, weight scales 0.002-0.014) in one block; NULL when out of memory. */
+static void *int8_tensors(const sepconv_layer *l, sepconv_qtensors *t, int8_t **output)
+{
+    size_t bytes = (size_t)l->input_elements + (size_t)l->weight_elements +
+                   (size_t)l->output_elements, ints = (size_t)l->out_c + 1;
+    /* (the int32 and float parts first: aligned) */
+    char *block = malloc(ints * (sizeof(int32_t) + sizeof(float)) + bytes);
+    if (!block)
+        return NULL;
+    int32_t *bias = (int32_t *)block;
+    float *scales = (float *)(block + ints * sizeof(int32_t));
+    int8_t *x = (int8_t *)(block + ints * (sizeof(int32_t) + sizeof(float)));
+    int8_t *w = x + l->input_elements;
+    *output = w + l->weight_elements;
+    uint32_t state = 1; /* (a linear congruential stream: any fixed data will do) */
+    for (int64_t i = 0; i < l->input_elements + l->weight_elements; i++)
+        x[i] = (int8_t)(int)(((state = state * 1103515245u + 12345u) >> 24) - 128);
+    for (int64_t c = 0; c < l->out_c; c++) {
+        bias[c] = (int32_t)((state = state * 1103515245u + 12345u) % 4097) - 2048;
+        scales[c] = 0.002f * (float)(1 + c % 7);
+    }
+    *t = (sepconv_qtensors){x, w, NULL, l->bias ? bias : NULL, NULL, scales, NULL};
+    return block;
+}
+
+/* measure() for a dtype=int8 layer. */
+static sepconv_status measure_int8(const sepconv_layer *layer,
+                                   const sepconv_kernel_options *options, int repeat,
+                                   const sepconv_cost *cost, sepconv_kernel **kernel,
+                                   jit_result *result, sepconv_error *error)
+{
+    sepconv_qtensors t;
+    int8_t *output;
+    void *block = int8_tensors(layer, &t, &output);
+    if (!block)
+        return cli_error(error, SEPCONV_NOMEM, "out of memory for the int8 tensors");
+    sepconv_status status = sepconv_kernel_create(layer, options, kernel, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_kernel_set_qweights(*kernel, &t, error);
+    double times[101];
+    for (int r = 0; r < repeat && status == SEPCONV_OK; r++) {
+        double start = sepconv_seconds();
+        status = sepconv_kernel_run_int8(*kernel, t.input, output, error);
+        times[r] = sepconv_seconds() - start;
+    }
+    if (status == SEPCONV_OK) {
+        double start = sepconv_seconds();
+        status = sepconv_reference_run_int8(layer, &t, output, error);
+        result->reference_ms = (sepconv_seconds() - start) * 1e3;
+        result->info = sepconv_kernel_get_info(*kernel);
+        result->compile_ms = result->info->compile_seconds * 1e3;
+        result->run_ms = sepconv_median(times, (size_t)repeat) * 1e3;
+        result->gflops = 2.0 * (double)cost->macs / (result->run_ms * 1e-3) / 1e9;
+    }
+    free(block);
+    return status;
+}
+
 /* Builds, runs and times one layer; the kernel is returned for its info. */
 static sepconv_status measure(const sepconv_layer *layer, const sepconv_kernel_options *options,
                               int repeat, sepconv_kernel **kernel, jit_result *result,
@@ -21,7 +80,10 @@ static sepconv_status measure(const sepconv_layer *layer, const sepconv_kernel_o
 {
     sepconv_cost cost;
     sepconv_buffers b;
+    memset(result, 0, sizeof *result);
     sepconv_status status = sepconv_cost_compute(layer, &cost, error);
+    if (status == SEPCONV_OK && layer->dtype == SEPCONV_DTYPE_INT8)
+        return measure_int8(layer, options, repeat, &cost, kernel, result, error);
     if (status == SEPCONV_OK)
         status = sepconv_buffers_alloc(layer, &b, error);
     if (status != SEPCONV_OK)

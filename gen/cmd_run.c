@@ -205,13 +205,6 @@ static int run_run(int argc, char **argv)
             return cli_usage("run", "%s was given, but %s", scales_options[t],
                              !int8 ? "the layer is float32 (weight scales are for dtype=int8)"
                                    : "only op=sep has a pointwise stage");
-    if (int8 && !reference) {
-        snprintf(error.message, sizeof error.message,
-                 "dtype=int8 layers do not run as kernels yet (`sepconv gen` writes "
-                 "int8 conv, dw and pw kernels; the runtime's are float32); --reference computes "
-                 "the layer with the int8 reference (TensorFlow Lite's integer arithmetic)");
-        return cli_fail("run", &error);
-    }
     if (!reference && cli_target_resolve(&kernel_options, false, "run") != CLI_OK)
         return CLI_FAILURE;
     sepconv_backend backend = cli_backend(&kernel_options);
@@ -239,13 +232,12 @@ static int run_run(int argc, char **argv)
     }
     sepconv_tensors tensors = {arrays[0].data, arrays[1].data, arrays[2].data,
                                arrays[3].data, arrays[4].data};
-    if (status == SEPCONV_OK && int8) {
-        sepconv_qtensors q = {arrays[0].values, arrays[1].values, arrays[3].values,
-                              arrays[2].values, arrays[4].values, scales[0].data,
-                              scales[1].data};
+    sepconv_qtensors q = {arrays[0].values, arrays[1].values, arrays[3].values,
+                          arrays[2].values, arrays[4].values, scales[0].data, scales[1].data};
+    if (status == SEPCONV_OK && int8)
         status = sepconv_quantization_check(&layer, &q, &error);
-        if (status == SEPCONV_OK)
-            status = sepconv_reference_run_int8(&layer, &q, output, &error);
+    if (status == SEPCONV_OK && int8 && reference) {
+        status = sepconv_reference_run_int8(&layer, &q, output, &error);
     } else if (status == SEPCONV_OK && reference) {
         status = sepconv_reference_run(&layer, &tensors, output, &error);
     } else if (status == SEPCONV_OK) {
@@ -255,9 +247,11 @@ static int run_run(int argc, char **argv)
         sepconv_kernel *kernel = NULL;
         status = sepconv_kernel_create(&layer, &options, &kernel, &error);
         if (status == SEPCONV_OK)
-            status = sepconv_kernel_set_weights(kernel, &tensors, &error);
+            status = int8 ? sepconv_kernel_set_qweights(kernel, &q, &error)
+                          : sepconv_kernel_set_weights(kernel, &tensors, &error);
         if (status == SEPCONV_OK)
-            status = sepconv_kernel_run(kernel, tensors.input, output, &error);
+            status = int8 ? sepconv_kernel_run_int8(kernel, q.input, output, &error)
+                          : sepconv_kernel_run(kernel, tensors.input, output, &error);
         sepconv_kernel_free(kernel);
     }
     if (status == SEPCONV_OK) {
@@ -287,8 +281,8 @@ const cli_command cli_run_command = {
     "(--output -: to standard output).  A dtype=int8 layer reads int8 arrays\n"
     "and int32 biases, its weight scales from --weight-scales (float32, one per\n"
     "output channel of the stage; sep's pointwise: --pw-weight-scales), and\n"
-    "writes int8; it runs with --reference only (TensorFlow Lite's integer\n"
-    "arithmetic: the runtime's kernels are float32 so far).\n"
+    "writes int8 (TensorFlow Lite's integer arithmetic; int8 kernels exist for\n"
+    "op=conv, dw and pw so far, and --reference runs every op).\n"
     "Shapes must follow the layout's convention (see the README):\n"
     "  nhwc: input (batch, h, w, m); conv (dk, dk, m, n); dw (dk, dk, m, mult);\n"
     "        pw (m, n); output (batch, out_h, out_w, c)\n"

@@ -376,6 +376,13 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
 /* Copies (and packs) the weights and biases, not the input; call once before running. */
 sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
                                           const sepconv_tensors *tensors, sepconv_error *error);
+/* Sets a dtype=int8 kernel's weights, int32 bias and weight scales (copied;
+ * the scales become its requantization table). */
+sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv_qtensors *t,
+                                           sepconv_error *error);
+/* Runs a dtype=int8 kernel (int8 input and output), as sepconv_kernel_run. */
+sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_t *input,
+                                       int8_t *output, sepconv_error *error);
 /* Runs the layer in the kernel's own workspace: one call at a time (else INVALID). */
 sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
                                   float *output, sepconv_error *error);

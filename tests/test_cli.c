@@ -378,10 +378,12 @@ START_TEST(run_int8_through_the_reference)
     const struct { const char *act; int8_t y0, y1; } cases[] = {{"none", 7, -7},
                                                                {"relu", 7, -3}};
     char args[1024];
-    for (int i = 0; i < 2; i++) {
+    /* through the reference and through the generated kernel of each backend */
+    const char *ways[] = {"--reference", "--backend tcc", "--backend cc"};
+    for (int i = 0; i < 6; i++) {
         unlink("/tmp/sepconv-q-y.npy");
         snprintf(args, sizeof args, "run %s act=%s %s --weight-scales /tmp/sepconv-q-s.npy "
-                 "--reference", spec, cases[i].act, files);
+                 "%s", spec, cases[i % 2].act, files, ways[i / 2]);
         outcome *r = run_cli(args);
         ck_assert_msg(r->code == 0, "%s", r->err);
         sepconv_array y;
@@ -389,18 +391,16 @@ START_TEST(run_int8_through_the_reference)
         ck_assert_msg(sepconv_npy_read_as("/tmp/sepconv-q-y.npy", SEPCONV_NPY_INT8, &y,
                                           &error) == SEPCONV_OK, "%s", error.message);
         ck_assert_int_eq(y.count, 2);
-        ck_assert_int_eq(((const int8_t *)y.values)[0], cases[i].y0);
-        ck_assert_int_eq(((const int8_t *)y.values)[1], cases[i].y1);
+        ck_assert_msg(((const int8_t *)y.values)[0] == cases[i % 2].y0 &&
+                          ((const int8_t *)y.values)[1] == cases[i % 2].y1,
+                      "%s: (%d, %d), worked by hand (%d, %d)", args,
+                      ((const int8_t *)y.values)[0], ((const int8_t *)y.values)[1],
+                      cases[i % 2].y0, cases[i % 2].y1);
         sepconv_array_free(&y);
     }
-    /* without --reference: refused, saying what exists */
-    snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s.npy", spec, files);
-    outcome *r = run_cli(args);
-    ck_assert_int_eq(r->code, 1);
-    ck_assert_ptr_nonnull(strstr(r->err, "dtype=int8 layers do not run as kernels yet"));
     /* the scales: missing, of the wrong length, or given to a float layer */
     snprintf(args, sizeof args, "run %s %s --reference", spec, files);
-    r = run_cli(args);
+    outcome *r = run_cli(args);
     ck_assert_int_eq(r->code, 1);
     ck_assert_ptr_nonnull(strstr(r->err, "missing --weight-scales FILE.npy (dtype=int8 needs 2"));
     snprintf(args, sizeof args, "run %s %s --weight-scales /tmp/sepconv-q-s3.npy --reference",
@@ -484,6 +484,14 @@ START_TEST(run_int8_through_the_reference)
              "--output /tmp/sepconv-q-y.npy", sep_spec, sep_files_args);
     r = run_cli(args);
     ck_assert_msg(r->code == 0, "%s", r->err);
+    /* (an int8 sep has no kernel yet: without --reference it is refused) */
+    char kernel_args[1200];
+    snprintf(kernel_args, sizeof kernel_args, "%s", args);
+    *strstr(kernel_args, " --reference") = '\0';
+    strcat(kernel_args, " --pw-weight-scales /tmp/sepconv-q-s2.npy --output /tmp/sepconv-q-y2.npy");
+    outcome *refused = run_cli(kernel_args);
+    ck_assert_int_eq(refused->code, 1);
+    ck_assert_ptr_nonnull(strstr(refused->err, "not op=sep"));
     sepconv_qtensors q = {sx, sw, sw2, sb, sb2, ss, ss2};
     int8_t expected[100];
     ck_assert_int_eq(sepconv_reference_run_int8(&sep, &q, expected, NULL), SEPCONV_OK);
@@ -500,6 +508,20 @@ START_TEST(run_int8_through_the_reference)
     r = run_cli(args);
     ck_assert_int_eq(r->code, 2);
     ck_assert_ptr_nonnull(strstr(r->err, "only op=sep has a pointwise stage"));
+    /* jit takes int8 conv, dw and pw layers: made, verified bit for bit, timed */
+    const char *jits[] = {"jit op=dw df=8 m=8 dk=3 stride=2 bias=1 act=relu6 dtype=int8 "
+                          "in_scale=0.05 in_zero=3 out_scale=0.1 out_zero=-7 --json",
+                          "jit op=conv df=6 m=3 n=4 dk=3 dtype=int8 in_scale=0.05 "
+                          "out_scale=0.1 --backend cc --threads 2 --json"};
+    for (int i = 0; i < 2; i++) {
+        r = run_cli(jits[i]);
+        ck_assert_msg(r->code == 0, "%s: %s", jits[i], r->err);
+        ck_assert_ptr_nonnull(strstr(r->out, "\"verified\":true"));
+    }
+    r = run_cli("jit op=sep df=6 m=4 n=4 dk=3 dtype=int8 in_scale=0.05 mid_scale=0.1 "
+                "out_scale=0.1");
+    ck_assert_int_eq(r->code, 1);
+    ck_assert_ptr_nonnull(strstr(r->err, "not op=sep"));
     const char *made[] = {"x", "w", "b", "s", "s3", "s0", "y", "w2", "b2", "s2"};
     for (int i = 0; i < 10; i++) {
         snprintf(args, sizeof args, "/tmp/sepconv-q-%s.npy", made[i]);

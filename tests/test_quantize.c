@@ -490,7 +490,9 @@ START_TEST(float_code_refuses_int8_layers)
     sepconv_layer l = parse_layer("op=dw df=6 m=16 dk=3 dtype=int8 in_scale=0.5 out_scale=1");
     sepconv_error error;
     sepconv_kernel *kernel = NULL;
-    ck_assert_int_eq(sepconv_kernel_create(&l, NULL, &kernel, &error), SEPCONV_UNSUPPORTED);
+    sepconv_layer qsep = parse_layer("op=sep df=6 m=16 n=8 dk=3 dtype=int8 in_scale=0.5 "
+                                     "mid_scale=0.25 out_scale=1");
+    ck_assert_int_eq(sepconv_kernel_create(&qsep, NULL, &kernel, &error), SEPCONV_UNSUPPORTED);
     ck_assert_ptr_null(kernel);
     ck_assert_ptr_nonnull(strstr(error.message, "dtype=int8"));
     sepconv_buffers buffers;
@@ -677,6 +679,76 @@ START_TEST(int8_verification_catches_wrong_kernels)
 }
 END_TEST
 
+START_TEST(int8_kernels_through_the_api)
+{
+    /* create (generate, compile, verify bit for bit), set int8 weights,
+     * run on every backend and thread count: the bits are the oracle's; a
+     * float call on an int8 kernel and the reverse are refused by name */
+    const char *specs[] = {int8_dw_specs[1], int8_dw_specs[3], int8_dw_specs[6],
+                           int8_dw_specs[8]};
+    for (int s = 0; s < 4; s++) {
+        sepconv_layer l = parse_layer(specs[s]);
+        int8_t *x = malloc((size_t)l.input_elements), *w = malloc((size_t)l.weight_elements);
+        int8_t *y = malloc((size_t)l.output_elements), *expected = malloc((size_t)l.output_elements);
+        int32_t *b = malloc((size_t)(l.out_c + 1) * sizeof *b);
+        float *scales = malloc((size_t)l.out_c * sizeof *scales);
+        uint32_t state = 99u + (uint32_t)s;
+        for (int64_t i = 0; i < l.input_elements; i++)
+            x[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+        for (int64_t i = 0; i < l.weight_elements; i++)
+            w[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+        for (int64_t c = 0; c < l.out_c; c++) {
+            b[c] = (int32_t)((state = state * 1103515245u + 12345u) >> 20) - 2048;
+            scales[c] = 0.002f * (float)(1 + c % 7);
+        }
+        sepconv_qtensors t = {x, w, NULL, l.bias ? b : NULL, NULL, scales, NULL};
+        sepconv_error error;
+        ck_assert_msg(sepconv_reference_run_int8(&l, &t, expected, &error) == SEPCONV_OK, "%s",
+                      error.message);
+        for (int way = 0; way < 4; way++) {
+            sepconv_kernel_options options = sepconv_kernel_defaults();
+            options.backend = way < 2 ? SEPCONV_BACKEND_TCC : SEPCONV_BACKEND_CC;
+            options.threads = way % 2 ? 2 : 1;
+            sepconv_kernel *kernel = NULL;
+            ck_assert_msg(sepconv_kernel_create(&l, &options, &kernel, &error) == SEPCONV_OK,
+                          "%s: %s", specs[s], error.message);
+            ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
+            ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_INVALID);
+            ck_assert_ptr_nonnull(strstr(error.message, "set the weights first"));
+            ck_assert_int_eq(sepconv_kernel_set_qweights(kernel, &t, &error), SEPCONV_OK);
+            memset(y, 0x5a, (size_t)l.output_elements);
+            ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_OK);
+            ck_assert_msg(memcmp(y, expected, (size_t)l.output_elements) == 0,
+                          "%s, way %d: the kernel's bits are not the oracle's", specs[s], way);
+            float f[1];
+            sepconv_tensors ft = {f, f, f, f, f};
+            ck_assert_int_eq(sepconv_kernel_set_weights(kernel, &ft, &error), SEPCONV_INVALID);
+            ck_assert_ptr_nonnull(strstr(error.message, "sepconv_kernel_set_qweights"));
+            ck_assert_int_eq(sepconv_kernel_run(kernel, f, f, &error), SEPCONV_INVALID);
+            ck_assert_ptr_nonnull(strstr(error.message, "sepconv_kernel_run_int8"));
+            sepconv_kernel_free(kernel);
+        }
+        free(x);
+        free(w);
+        free(y);
+        free(expected);
+        free(b);
+        free(scales);
+    }
+    /* a float kernel refuses the int8 calls */
+    sepconv_layer f = parse_layer("op=dw df=4 m=2 dk=3");
+    sepconv_kernel *kernel = NULL;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_kernel_create(&f, NULL, &kernel, &error), SEPCONV_OK);
+    int8_t q[32] = {0};
+    sepconv_qtensors qt = {.input = q, .weights = q};
+    ck_assert_int_eq(sepconv_kernel_set_qweights(kernel, &qt, &error), SEPCONV_INVALID);
+    ck_assert_ptr_nonnull(strstr(error.message, "float32"));
+    ck_assert_int_eq(sepconv_kernel_run_int8(kernel, q, q, &error), SEPCONV_INVALID);
+    sepconv_kernel_free(kernel);
+}
+END_TEST
+
 Suite *quantize_suite(void)
 {
     Suite *suite = suite_create("quantize");
@@ -700,6 +772,7 @@ Suite *quantize_suite(void)
     tcase_add_loop_test(kernels, generated_int8_kernels_are_bit_exact, 0,
                         2 * (int)INT8_DW_SPECS);
     tcase_add_test(kernels, int8_verification_catches_wrong_kernels);
+    tcase_add_test(kernels, int8_kernels_through_the_api);
     suite_add_tcase(suite, kernels);
     TCase *spec = tcase_create("spec");
     tcase_add_test(spec, int8_specs_parse_and_print_back);

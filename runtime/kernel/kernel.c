@@ -25,6 +25,10 @@ struct sepconv_kernel {
     sepconv_kernel_code entry;
     sepconv_kernel_info info;
     float *weights, *bias, *pw_weights, *pw_bias, *packed; /* owned */
+    /* dtype=int8 (conv, dw, pw): its entry point and owned parameters */
+    sepconv_qkernel_fn qrun;
+    int8_t *qweights;
+    int32_t *qbias, *requant;
     int weights_set;
     pthreadpool_t pool; /* NULL for one thread */
     size_t threads;
@@ -59,6 +63,7 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
     char pack_name[SEPCONV_SYMBOL_MAX + 8];
     snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
     const char *names[] = {source->symbol, pack_name};
+    const bool int8 = k->layer.dtype == SEPCONV_DTYPE_INT8; /* (no packing function) */
     double start = sepconv_seconds();
     sepconv_status status;
     if (options->backend == SEPCONV_BACKEND_CC)
@@ -66,12 +71,18 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
                                     &k->code, error);
     else
         status = sepconv_tcc_compile(source->code, source->code_length, options->target,
-                                     names, 2,
-                                     &k->code, error);
+                                     names, int8 ? 1 : 2, &k->code, error);
     k->info.compile_seconds = sepconv_seconds() - start;
     k->info.from_cache = sepconv_code_from_cache(k->code);
     if (status != SEPCONV_OK)
         return status;
+    if (int8) {
+        k->qrun = (sepconv_qkernel_fn)sepconv_code_symbol(k->code, source->symbol);
+        if (!k->qrun)
+            return sepconv_fail(error, SEPCONV_COMPILE, "the compiled int8 kernel lacks %s",
+                                source->symbol);
+        return SEPCONV_OK;
+    }
     k->entry.run = (sepconv_kernel_fn)sepconv_code_symbol(k->code, source->symbol);
     k->entry.pack = (sepconv_pack_fn)sepconv_code_symbol(k->code, pack_name);
     k->entry.packed_elements = source->packed_elements;
@@ -187,9 +198,10 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     if (!layer || !kernel)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no layer or no result");
     *kernel = NULL;
-    sepconv_status float_only = sepconv_float_only(layer, "kernel", error);
-    if (float_only != SEPCONV_OK)
-        return float_only;
+    if (layer->dtype == SEPCONV_DTYPE_INT8 && layer->op == SEPCONV_OP_SEP)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "kernel: dtype=int8 kernels exist for op=conv, dw and pw so far, "
+                            "not op=sep (make one kernel for each of its two stages)");
     sepconv_kernel_options defaults = sepconv_kernel_defaults();
     if (!options)
         options = &defaults;
@@ -256,8 +268,10 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
         status = alloc_scratch(k, error);
     if (status == SEPCONV_OK && options->verify) {
         double start = sepconv_seconds();
-        status = sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
-                                       &k->info.report, error);
+        status = k->qrun ? sepconv_verify_int8_kernel(layer, k->qrun, options->verify_seed,
+                                                      &k->info.report, error)
+                         : sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
+                                                 &k->info.report, error);
         k->info.verify_seconds = sepconv_seconds() - start;
         k->info.verified = status == SEPCONV_OK;
         if (status != SEPCONV_OK)
@@ -299,6 +313,9 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     if (!kernel || !tensors)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
     const sepconv_layer *l = &kernel->layer;
+    if (kernel->qrun)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: the layer is dtype=int8: its "
+                            "weights are int8 (sepconv_kernel_set_qweights)");
     kernel->weights_set = 0;
     sepconv_status status =
         copy_floats(&kernel->weights, tensors->weights, l->weight_elements, "weights",
@@ -324,6 +341,51 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     return status;
 }
 
+/* Copies `count` elements of `size` bytes into a new buffer (NULL for none). */
+static sepconv_status copy_elements(void **into, const void *from, int64_t count, size_t size,
+                                    const char *what, sepconv_error *error)
+{
+    free(*into);
+    *into = NULL;
+    if (count == 0)
+        return SEPCONV_OK;
+    if (!from)
+        return sepconv_fail(error, SEPCONV_INVALID,
+                            "the layer needs %s (%lld values), but it is NULL", what,
+                            (long long)count);
+    if ((uint64_t)count > SIZE_MAX / size || !(*into = malloc((size_t)count * size)))
+        return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
+    memcpy(*into, from, (size_t)count * size);
+    return SEPCONV_OK;
+}
+
+/* Copies an int8 kernel's weights and bias in and makes its requantization
+ * table from the weight scales. */
+sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv_qtensors *t,
+                                           sepconv_error *error)
+{
+    if (!kernel || !t)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
+    const sepconv_layer *l = &kernel->layer;
+    if (!kernel->qrun)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel: the layer is float32: its "
+                            "weights are floats (sepconv_kernel_set_weights)");
+    kernel->weights_set = 0;
+    sepconv_status status = copy_elements((void **)&kernel->qweights, t->weights,
+                                          l->weight_elements, 1, "weights", error);
+    if (status == SEPCONV_OK)
+        status = copy_elements((void **)&kernel->qbias, t->bias, l->bias_elements,
+                               sizeof(int32_t), "bias (int32)", error);
+    if (status == SEPCONV_OK && !kernel->requant &&
+        !(kernel->requant = malloc(2 * (size_t)l->out_c * sizeof(int32_t))))
+        status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for the requantization "
+                                                    "table");
+    if (status == SEPCONV_OK)
+        status = sepconv_int8_requant(l, t->weight_scales, kernel->requant, error);
+    kernel->weights_set = status == SEPCONV_OK;
+    return status;
+}
+
 /* ThreadSanitizer cannot see libpthreadpool (not instrumented) hand a task
  * to a worker or wait for it; these annotations state those edges. */
 #ifdef __SANITIZE_THREAD__
@@ -340,8 +402,8 @@ void __tsan_release(void *address);
  * thread) take in turn from `next`. */
 typedef struct run_split {
     const sepconv_kernel *kernel;
-    const float *input;
-    float *output;
+    const void *input; /* float, or int8 for an int8 kernel */
+    void *output;
     char *scratch; /* slots x scratch_stride, or NULL */
     /* the next chunk to take, on a cache line of its own: the line the
      * tasks take turns writing is not the one they read the run from */
@@ -352,8 +414,12 @@ typedef struct run_split {
 static void run_chunk(const run_split *split, size_t chunk, void *scratch)
 {
     const sepconv_kernel *k = split->kernel;
-    k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
-                 split->output, scratch, k->bounds[chunk], k->bounds[chunk + 1]);
+    if (k->qrun)
+        k->qrun(split->input, k->qweights, k->qbias, k->requant, split->output,
+                k->bounds[chunk], k->bounds[chunk + 1]);
+    else
+        k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
+                     split->output, scratch, k->bounds[chunk], k->bounds[chunk + 1]);
 }
 
 /* Task `slot` (one per thread, at most; the pool runs each once, so no two
@@ -375,12 +441,18 @@ static void run_worker(void *context, size_t slot)
     HAPPENS_BEFORE(context);
 }
 
-/* Checks what every run needs. */
-static sepconv_status check_run(const sepconv_kernel *kernel, const float *input,
-                                const float *output, sepconv_error *error)
+/* Checks what every run needs: its arguments, of the kernel's dtype (int8
+ * or not), and weights set. */
+static sepconv_status check_run(const sepconv_kernel *kernel, bool int8, const void *input,
+                                const void *output, sepconv_error *error)
 {
     if (!kernel || !input || !output)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: missing arguments");
+    if (int8 != (kernel->qrun != NULL))
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel run: the layer is %s, so run it "
+                            "with %s", kernel->qrun ? "dtype=int8" : "float32",
+                            kernel->qrun ? "sepconv_kernel_run_int8"
+                                         : "sepconv_kernel_run");
     if (!kernel->weights_set)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "kernel run: set the weights first (sepconv_kernel_set_weights)");
@@ -390,7 +462,7 @@ static sepconv_status check_run(const sepconv_kernel *kernel, const float *input
 /* Runs every chunk, on the pool if there is one; allocates nothing.  The
  * synchronisation per call is the pool's: one wake-up of its workers and
  * one wait for them, plus an atomic increment per chunk taken. */
-static void run_chunks(const sepconv_kernel *kernel, const float *input, float *output,
+static void run_chunks(const sepconv_kernel *kernel, const void *input, void *output,
                        char *scratch)
 {
     run_split split = {.kernel = kernel, .input = input, .output = output,
@@ -425,7 +497,7 @@ sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
                                                  void *workspace, size_t workspace_bytes,
                                                  sepconv_error *error)
 {
-    sepconv_status status = check_run(kernel, input, output, error);
+    sepconv_status status = check_run(kernel, false, input, output, error);
     if (status != SEPCONV_OK)
         return status;
     size_t needed = sepconv_kernel_workspace_bytes(kernel);
@@ -443,19 +515,10 @@ sepconv_status sepconv_kernel_run_with_workspace(const sepconv_kernel *kernel,
     return SEPCONV_OK;
 }
 
-/* Runs the kernel over every output row with its own workspace, split
- * across its threads: input and output in the layer's layout.  The kernel
- * owns the workspace its runs need (made when it is created, so a run
- * allocates nothing), and that serves one call at a time: a second call
- * while one is under way fails with SEPCONV_INVALID.  To run one kernel
- * from several threads at once, give each thread a workspace of its own and
- * call sepconv_kernel_run_with_workspace. */
-sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
-                                  float *output, sepconv_error *error)
+/* Runs `kernel` on its own workspace, one call at a time (run's rule). */
+static sepconv_status run_owned(const sepconv_kernel *kernel, const void *input, void *output,
+                                sepconv_error *error)
 {
-    sepconv_status status = check_run(kernel, input, output, error);
-    if (status != SEPCONV_OK)
-        return status;
     /* the kernel is const to its users; only this flag changes, atomically */
     atomic_int *running = &((sepconv_kernel *)kernel)->running;
     if (atomic_exchange(running, 1) != 0)
@@ -467,6 +530,28 @@ sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *inp
     run_chunks(kernel, input, output, kernel->scratch);
     atomic_store(running, 0);
     return SEPCONV_OK;
+}
+
+/* Runs the kernel over every output row with its own workspace, split
+ * across its threads: input and output in the layer's layout.  The kernel
+ * owns the workspace its runs need (made when it is created, so a run
+ * allocates nothing), and that serves one call at a time: a second call
+ * while one is under way fails with SEPCONV_INVALID.  To run one kernel
+ * from several threads at once, give each thread a workspace of its own and
+ * call sepconv_kernel_run_with_workspace. */
+sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *input,
+                                  float *output, sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, false, input, output, error);
+    return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
+}
+
+/* Runs an int8 kernel over every output row, as sepconv_kernel_run does. */
+sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_t *input,
+                                       int8_t *output, sepconv_error *error)
+{
+    sepconv_status status = check_run(kernel, true, input, output, error);
+    return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
 }
 
 /* The layer a kernel computes. */
@@ -494,6 +579,9 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
     free(kernel->pw_weights);
     free(kernel->pw_bias);
     free(kernel->packed);
+    free(kernel->qweights);
+    free(kernel->qbias);
+    free(kernel->requant);
     free(kernel->scratch);
     free(kernel->bounds);
     free(kernel);
