@@ -735,6 +735,32 @@ START_TEST(int8_kernels_through_the_api)
         free(b);
         free(scales);
     }
+    /* weights that some input could take past int32 are refused at set-up:
+     * 65536 weights of -128 on one output channel reach 255 x 2^23 =
+     * 2139095040, and a bias of 2^23 takes that one past INT32_MAX */
+    enum { M = 65536 };
+    sepconv_layer big = parse_layer("op=pw df=1 m=65536 n=1 bias=1 dtype=int8 in_scale=1 "
+                                    "out_scale=1");
+    int8_t *bw = malloc(M), *bx = calloc(M, 1), by[1];
+    memset(bw, 0x80, M);
+    float one = 1;
+    int32_t bb = 1 << 23;
+    sepconv_qtensors bt = {bx, bw, NULL, &bb, NULL, &one, NULL};
+    sepconv_kernel *bk = NULL;
+    sepconv_error berror;
+    sepconv_kernel_options bo = sepconv_kernel_defaults();
+    bo.verify = 0; /* (verified on smaller layers above; this is about set-up) */
+    ck_assert_int_eq(sepconv_kernel_create(&big, &bo, &bk, &berror), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_kernel_set_qweights(bk, &bt, &berror), SEPCONV_INVALID);
+    ck_assert_msg(strstr(berror.message, "output channel 0: its int32 sum can reach "
+                                         "2147483648") != NULL, "%s", berror.message);
+    ck_assert_int_eq(sepconv_kernel_run_int8(bk, bx, by, &berror), SEPCONV_INVALID);
+    bb = (1 << 23) - 1; /* INT32_MAX exactly: every input fits */
+    ck_assert_int_eq(sepconv_kernel_set_qweights(bk, &bt, &berror), SEPCONV_OK);
+    ck_assert_int_eq(sepconv_kernel_run_int8(bk, bx, by, &berror), SEPCONV_OK);
+    sepconv_kernel_free(bk);
+    free(bw);
+    free(bx);
     /* a float kernel refuses the int8 calls */
     sepconv_layer f = parse_layer("op=dw df=4 m=2 dk=3");
     sepconv_kernel *kernel = NULL;

@@ -359,6 +359,32 @@ static sepconv_status copy_elements(void **into, const void *from, int64_t count
     return SEPCONV_OK;
 }
 
+/* Checks that no input can take an int8 layer's int32 sum past int32: per
+ * output channel, |bias| + 255 x the sum of its |weights| (255 = the most
+ * q_in - in_zero can be), where TFLite's accumulator would wrap. */
+static sepconv_status check_sum_bound(const sepconv_layer *l, const int8_t *w,
+                                      const int32_t *bias, sepconv_error *error)
+{
+    const int64_t per_channel = l->out_c ? l->weight_elements / l->out_c : 0;
+    for (int64_t c = 0; c < l->out_c; c++) {
+        int64_t sum = 0;
+        for (int64_t i = 0; i < per_channel; i++) {
+            /* nhwc weights end in the output channel, nchw ones start with it */
+            int64_t at = l->layout == SEPCONV_LAYOUT_NHWC ? i * l->out_c + c
+                                                          : c * per_channel + i;
+            sum += w[at] < 0 ? -(int64_t)w[at] : w[at];
+        }
+        int64_t bound = 255 * sum + (bias ? (bias[c] < 0 ? -(int64_t)bias[c] : bias[c]) : 0);
+        if (bound > INT32_MAX)
+            return sepconv_fail(error, SEPCONV_INVALID,
+                                "output channel %lld: its int32 sum can reach %lld (|bias| + "
+                                "255 x the sum of its |weights|), past int32, where "
+                                "TFLite's accumulator would wrap (expected smaller weights "
+                                "or bias)", (long long)c, (long long)bound);
+    }
+    return SEPCONV_OK;
+}
+
 /* Copies an int8 kernel's weights and bias in and makes its requantization
  * table from the weight scales. */
 sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv_qtensors *t,
@@ -382,6 +408,8 @@ sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv
                                                     "table");
     if (status == SEPCONV_OK)
         status = sepconv_int8_requant(l, t->weight_scales, kernel->requant, error);
+    if (status == SEPCONV_OK)
+        status = check_sum_bound(l, kernel->qweights, kernel->qbias, error);
     kernel->weights_set = status == SEPCONV_OK;
     return status;
 }
