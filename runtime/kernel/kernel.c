@@ -286,9 +286,10 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     return SEPCONV_OK;
 }
 
-/* Copies `count` floats into a new buffer (NULL for none). */
-static sepconv_status copy_floats(float **into, const float *from, int64_t count,
-                                  const char *what, sepconv_error *error)
+/* Copies `count` elements of `size` bytes (floats, int8 or int32) into a
+ * new float-aligned buffer (NULL for none). */
+static sepconv_status copy_tensor(void **into, const void *from, int64_t count, size_t size,
+                                  const char *what, const char *unit, sepconv_error *error)
 {
     free(*into);
     *into = NULL;
@@ -296,12 +297,12 @@ static sepconv_status copy_floats(float **into, const float *from, int64_t count
         return SEPCONV_OK;
     if (!from)
         return sepconv_fail(error, SEPCONV_INVALID,
-                            "the layer needs %s (%lld floats), but it is NULL", what,
-                            (long long)count);
-    *into = sepconv_alloc_floats(count);
-    if (!*into)
+                            "the layer needs %s (%lld %s), but it is NULL", what,
+                            (long long)count, unit);
+    if ((uint64_t)count > (uint64_t)INT64_MAX / size ||
+        !(*into = sepconv_alloc_floats(((int64_t)size * count + 3) / 4)))
         return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
-    memcpy(*into, from, (size_t)count * sizeof(float));
+    memcpy(*into, from, (size_t)count * size);
     return SEPCONV_OK;
 }
 
@@ -318,16 +319,17 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
                             "weights are int8 (sepconv_kernel_set_qweights)");
     kernel->weights_set = 0;
     sepconv_status status =
-        copy_floats(&kernel->weights, tensors->weights, l->weight_elements, "weights",
-                    error);
+        copy_tensor((void **)&kernel->weights, tensors->weights, l->weight_elements,
+                    sizeof(float), "weights", "floats", error);
     if (status == SEPCONV_OK)
-        status = copy_floats(&kernel->bias, tensors->bias, l->bias_elements, "bias", error);
+        status = copy_tensor((void **)&kernel->bias, tensors->bias, l->bias_elements,
+                             sizeof(float), "bias", "floats", error);
     if (status == SEPCONV_OK)
-        status = copy_floats(&kernel->pw_weights, tensors->pw_weights,
-                             l->pw_weight_elements, "pw_weights", error);
+        status = copy_tensor((void **)&kernel->pw_weights, tensors->pw_weights,
+                             l->pw_weight_elements, sizeof(float), "pw_weights", "floats", error);
     if (status == SEPCONV_OK)
-        status = copy_floats(&kernel->pw_bias, tensors->pw_bias, l->pw_bias_elements,
-                             "pw_bias", error);
+        status = copy_tensor((void **)&kernel->pw_bias, tensors->pw_bias,
+                             l->pw_bias_elements, sizeof(float), "pw_bias", "floats", error);
     free(kernel->packed);
     kernel->packed = NULL;
     if (status == SEPCONV_OK && kernel->entry.packed_elements > 0) {
@@ -339,24 +341,6 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     }
     kernel->weights_set = status == SEPCONV_OK;
     return status;
-}
-
-/* Copies `count` elements of `size` bytes into a new buffer (NULL for none). */
-static sepconv_status copy_elements(void **into, const void *from, int64_t count, size_t size,
-                                    const char *what, sepconv_error *error)
-{
-    free(*into);
-    *into = NULL;
-    if (count == 0)
-        return SEPCONV_OK;
-    if (!from)
-        return sepconv_fail(error, SEPCONV_INVALID,
-                            "the layer needs %s (%lld values), but it is NULL", what,
-                            (long long)count);
-    if ((uint64_t)count > SIZE_MAX / size || !(*into = malloc((size_t)count * size)))
-        return sepconv_fail(error, SEPCONV_NOMEM, "out of memory for %s", what);
-    memcpy(*into, from, (size_t)count * size);
-    return SEPCONV_OK;
 }
 
 /* Checks that no input can take an int8 layer's int32 sum past int32: per
@@ -397,11 +381,11 @@ sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: the layer is float32: its "
                             "weights are floats (sepconv_kernel_set_weights)");
     kernel->weights_set = 0;
-    sepconv_status status = copy_elements((void **)&kernel->qweights, t->weights,
-                                          l->weight_elements, 1, "weights", error);
+    sepconv_status status = copy_tensor((void **)&kernel->qweights, t->weights,
+                                        l->weight_elements, 1, "weights", "int8 values", error);
     if (status == SEPCONV_OK)
-        status = copy_elements((void **)&kernel->qbias, t->bias, l->bias_elements,
-                               sizeof(int32_t), "bias (int32)", error);
+        status = copy_tensor((void **)&kernel->qbias, t->bias, l->bias_elements,
+                             sizeof(int32_t), "bias", "int32 values", error);
     if (status == SEPCONV_OK && !kernel->requant &&
         !(kernel->requant = malloc(2 * (size_t)l->out_c * sizeof(int32_t))))
         status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for the requantization "
