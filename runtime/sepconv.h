@@ -184,6 +184,11 @@ typedef struct sepconv_qtensors {
     const float *weight_scales, *pw_weight_scales;
 } sepconv_qtensors;
 
+/* The int8 bounds an activation clamps to, from the output's scale and zero
+ * point (CalculateActivationRangeQuantized): none [-128, 127], relu
+ * [max(-128, zero), 127], relu6 up to min(127, zero + round(6 / scale)). */
+void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
+                                int32_t *min, int32_t *max);
 /* Checks an int8 layer's quantization and weight scales (finite, > 0); the
  * message names the value that is not. */
 sepconv_status sepconv_quantization_check(const sepconv_layer *layer, const sepconv_qtensors *t,

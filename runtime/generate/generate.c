@@ -12,8 +12,6 @@
 #include "core/core.h"
 #include "generate/generate.h"
 #include "generate/render.h"
-#include "reference/geometry.h"
-#include "reference/quantize.h"
 
 /* What the fill and collect callbacks share. */
 typedef struct generation {
@@ -349,8 +347,10 @@ static void push_layer(lua_State *L, const sepconv_layer *l)
      * domain (of the layer's one stage: int8 generation is conv, dw, pw) */
     if (l->dtype == SEPCONV_DTYPE_INT8) {
         int32_t act_min, act_max;
-        sepconv_q_activation_range(sepconv_ref_first_stage(l).act, l->quant.out_scale,
-                                   l->quant.out_zero, &act_min, &act_max);
+        sepconv_activation act = l->op == SEPCONV_OP_DW ? l->dw_act
+                                 : l->op == SEPCONV_OP_PW ? l->pw_act : l->conv_act;
+        sepconv_q_activation_range(act, l->quant.out_scale, l->quant.out_zero, &act_min,
+                                   &act_max);
         const struct { const char *name; int32_t value; } quant[] = {
             {"in_zero", l->quant.in_zero}, {"out_zero", l->quant.out_zero},
             {"act_min", act_min}, {"act_max", act_max}};

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "reference/quantize.h"
 
 #define GUARD_BYTES 64
 #define GUARD_BYTE 0x5a /* a canary; the outputs start as its complement */
@@ -23,28 +22,6 @@ typedef enum qpass {
 static const char *const qpass_names[QPASS_COUNT] = {
     "on random full-range data", "on extreme values (-128 and 127)",
     "on an input of in_zero"};
-
-/* The requantization table of an int8 conv, dw or pw layer. */
-sepconv_status sepconv_int8_requant(const sepconv_layer *layer, const float *weight_scales,
-                                    int32_t *table, sepconv_error *error)
-{
-    if (!layer || !weight_scales || !table)
-        return sepconv_fail(error, SEPCONV_INVALID, "no layer, weight scales or table given");
-    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op == SEPCONV_OP_SEP)
-        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "the requantization table is for int8 conv, dw and pw layers "
-                            "(a sep's stages have one each)");
-    sepconv_qtensors scales = {.weight_scales = weight_scales};
-    sepconv_status status = sepconv_quantization_check(layer, &scales, error);
-    for (int64_t c = 0; status == SEPCONV_OK && c < layer->out_c; c++) {
-        sepconv_qmultiplier m = sepconv_quantize_multiplier(
-            (double)layer->quant.in_scale * (double)weight_scales[c] /
-            (double)layer->quant.out_scale);
-        table[c] = m.significand;
-        table[layer->out_c + c] = m.shift;
-    }
-    return status;
-}
 
 /* A seeded int8 value over the whole range. */
 static int8_t random_int8(uint64_t *state)

@@ -709,3 +709,23 @@ sepconv_status sepconv_layer_split(const sepconv_layer *sep, sepconv_layer *dw,
     }
     return status;
 }
+
+/* zero + round(real / scale) in float as TFLite computes it, within int8. */
+static int32_t quantize_clamped(float real, float scale, int32_t zero)
+{
+    double q = (double)zero + round((double)(real / scale));
+    return q < -128 ? -128 : q > 127 ? 127 : (int32_t)q;
+}
+
+/* The clamp bounds of an activation in the quantized domain. */
+void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
+                                int32_t *min, int32_t *max)
+{
+    *min = -128;
+    *max = 127;
+    if (act == SEPCONV_ACT_NONE)
+        return;
+    *min = quantize_clamped(0.0f, scale, zero);
+    if (act == SEPCONV_ACT_RELU6)
+        *max = quantize_clamped(6.0f, scale, zero);
+}

@@ -1,6 +1,8 @@
 /*
  * quantize.c -- TensorFlow Lite's fixed-point requantization: the Q31
- * multiplier of a real scale, its two roundings, the activation bounds.
+ * multiplier of a real scale, its two roundings, the checks of a layer's
+ * scales, a layer's requantization table (the activation bounds, which
+ * the generator needs too, are layer/layer.c's).
  * Everything is defined C: shifts of negative values and overflows that
  * C leaves undefined are written out.
  */
@@ -26,6 +28,15 @@ sepconv_qmultiplier sepconv_quantize_multiplier(double real)
     if (shift > 30) /* past what a left shift of an int32 can carry */
         return (sepconv_qmultiplier){INT32_MAX, 30};
     return (sepconv_qmultiplier){(int32_t)significand, shift};
+}
+
+/* A channel's multiplier as TFLite computes its effective scale: the float
+ * scales widened to double, then multiplied and divided. */
+sepconv_qmultiplier sepconv_channel_multiplier(float in_scale, float weight_scale,
+                                               float out_scale)
+{
+    return sepconv_quantize_multiplier((double)in_scale * (double)weight_scale /
+                                       (double)out_scale);
 }
 
 /* round(a * b / 2^31), ties up (-0.5 gives 0), saturating the one overflow. */
@@ -62,26 +73,6 @@ int32_t sepconv_q_rescale(int32_t x, sepconv_qmultiplier m)
     int32_t in = shifted > INT32_MAX ? INT32_MAX
                  : shifted < INT32_MIN ? INT32_MIN : (int32_t)shifted;
     return sepconv_q_rounding_shift(sepconv_q_doubling_high_mul(in, m.significand), right);
-}
-
-/* zero + round(real / scale) in float as TFLite computes it, within int8. */
-static int32_t quantize_clamped(float real, float scale, int32_t zero)
-{
-    double q = (double)zero + round((double)(real / scale));
-    return q < -128 ? -128 : q > 127 ? 127 : (int32_t)q;
-}
-
-/* The clamp bounds of an activation in the quantized domain. */
-void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
-                                int32_t *min, int32_t *max)
-{
-    *min = -128;
-    *max = 127;
-    if (act == SEPCONV_ACT_NONE)
-        return;
-    *min = quantize_clamped(0.0f, scale, zero);
-    if (act == SEPCONV_ACT_RELU6)
-        *max = quantize_clamped(6.0f, scale, zero);
 }
 
 /* Checks one activation scale and zero point. */
@@ -135,5 +126,26 @@ sepconv_status sepconv_quantization_check(const sepconv_layer *layer, const sepc
         status = check_weight_scales("weight_scales", t->weight_scales, first, error);
     if (status == SEPCONV_OK && sep)
         status = check_weight_scales("pw_weight_scales", t->pw_weight_scales, layer->n, error);
+    return status;
+}
+
+/* The requantization table of an int8 conv, dw or pw layer. */
+sepconv_status sepconv_int8_requant(const sepconv_layer *layer, const float *weight_scales,
+                                    int32_t *table, sepconv_error *error)
+{
+    if (!layer || !weight_scales || !table)
+        return sepconv_fail(error, SEPCONV_INVALID, "no layer, weight scales or table given");
+    if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op == SEPCONV_OP_SEP)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "the requantization table is for int8 conv, dw and pw layers "
+                            "(a sep's stages have one each)");
+    sepconv_qtensors scales = {.weight_scales = weight_scales};
+    sepconv_status status = sepconv_quantization_check(layer, &scales, error);
+    for (int64_t c = 0; status == SEPCONV_OK && c < layer->out_c; c++) {
+        sepconv_qmultiplier m = sepconv_channel_multiplier(
+            layer->quant.in_scale, weight_scales[c], layer->quant.out_scale);
+        table[c] = m.significand;
+        table[layer->out_c + c] = m.shift;
+    }
     return status;
 }

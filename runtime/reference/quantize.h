@@ -1,8 +1,8 @@
 /*
  * quantize.h -- int8 arithmetic with TensorFlow Lite's integer semantics
  * (its quantization specification and reference kernels): the fixed-point
- * multiplier, its rounding, the activation bounds, and the int8 reference
- * of every layer kind built on them.
+ * multiplier and its rounding (the int8 reference of every layer kind is
+ * built on them; the public parts are in sepconv.h).
  */
 #ifndef SEPCONV_REFERENCE_QUANTIZE_H
 #define SEPCONV_REFERENCE_QUANTIZE_H
@@ -22,6 +22,11 @@ typedef struct sepconv_qmultiplier {
  * makes it: 0 stays 0, below 2^-32 becomes 0, from 2^30 on saturates. */
 sepconv_qmultiplier sepconv_quantize_multiplier(double real);
 
+/* sepconv_quantize_multiplier of in_scale * weight_scale / out_scale, the
+ * floats widened to double first, as TFLite computes a channel's. */
+sepconv_qmultiplier sepconv_channel_multiplier(float in_scale, float weight_scale,
+                                               float out_scale);
+
 /* round(a * b / 2^31), ties up (toward +infinity), INT32_MAX for
  * INT32_MIN * INT32_MIN (SaturatingRoundingDoublingHighMul). */
 int32_t sepconv_q_doubling_high_mul(int32_t a, int32_t b);
@@ -34,13 +39,7 @@ int32_t sepconv_q_rounding_shift(int32_t x, int exponent);
  * does; a left shift that would leave int32 (undefined there) saturates. */
 int32_t sepconv_q_rescale(int32_t x, sepconv_qmultiplier m);
 
-/* The int8 bounds an activation clamps to, from the output's scale and zero
- * point (CalculateActivationRangeQuantized): none [-128, 127], relu
- * [max(-128, zero), 127], relu6 up to min(127, zero + round(6 / scale)). */
-void sepconv_q_activation_range(sepconv_activation act, float scale, int32_t zero,
-                                int32_t *min, int32_t *max);
-
-/* sepconv_qtensors, sepconv_quantization_check and sepconv_reference_run_int8
- * are public: sepconv.h. */
+/* sepconv_qtensors, sepconv_quantization_check, sepconv_reference_run_int8 and
+ * sepconv_q_activation_range are public: sepconv.h. */
 
 #endif

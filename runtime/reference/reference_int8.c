@@ -33,9 +33,8 @@ static sepconv_status run_qstage(const qstage *s, const int8_t *input, int8_t *o
     int32_t act_min, act_max;
     sepconv_q_activation_range(g->act, s->out_scale, s->out_zero, &act_min, &act_max);
     for (int64_t oc = 0; oc < g->out_c; oc++) {
-        /* TFLite's effective scale: the float scales widened, then divided */
-        sepconv_qmultiplier m = sepconv_quantize_multiplier(
-            (double)s->in_scale * (double)s->weight_scales[oc] / (double)s->out_scale);
+        sepconv_qmultiplier m = sepconv_channel_multiplier(s->in_scale, s->weight_scales[oc],
+                                                           s->out_scale);
         for (int64_t n = 0; n < g->batch; n++)
         for (int64_t oy = 0; oy < g->out_h; oy++)
         for (int64_t ox = 0; ox < g->out_w; ox++) {
