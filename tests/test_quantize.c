@@ -708,6 +708,7 @@ START_TEST(int8_kernels_through_the_api)
         for (int way = 0; way < 4; way++) {
             sepconv_kernel_options options = sepconv_kernel_defaults();
             options.backend = way < 2 ? SEPCONV_BACKEND_TCC : SEPCONV_BACKEND_CC;
+            options.cc.flags = native_flags("-O2"); /* (what valgrind's CPU runs, under it) */
             options.threads = way % 2 ? 2 : 1;
             sepconv_kernel *kernel = NULL;
             ck_assert_msg(sepconv_kernel_create(&l, &options, &kernel, &error) == SEPCONV_OK,
