@@ -133,6 +133,27 @@ static sepconv_status write_output(const char *path, sepconv_npy_type type, cons
     return status;
 }
 
+/* Takes argv[*i] if it is one of `count` file options (`--input X.npy`):
+ * 1 and its path in paths[], 0 if it is none of them, -1 (said) if its
+ * file is missing. */
+static int file_option(int argc, char **argv, int *i, const char *const *options, int count,
+                       const char **paths)
+{
+    for (int t = 0; t < count; t++) {
+        const char *value = NULL;
+        bool missing = false;
+        if (cli_option(argc, argv, i, options[t], &value, &missing)) {
+            if (missing) {
+                cli_usage("run", "%s takes a .npy file", options[t]);
+                return -1;
+            }
+            paths[t] = value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Entry point of `sepconv run`. */
 static int run_run(int argc, char **argv)
 {
@@ -148,27 +169,11 @@ static int run_run(int argc, char **argv)
             return CLI_USAGE;
         if (parsed > 0)
             continue;
-        bool taken = false;
-        for (int t = 0; t < 6 && !taken; t++) {
-            const char *value = NULL;
-            bool missing = false;
-            if (cli_option(argc, argv, &i, tensor_options[t], &value, &missing)) {
-                if (missing)
-                    return cli_usage("run", "%s takes a .npy file", tensor_options[t]);
-                files.path[t] = value;
-                taken = true;
-            }
-        }
-        for (int t = 0; t < 2 && !taken; t++) {
-            const char *value = NULL;
-            bool missing = false;
-            if (cli_option(argc, argv, &i, scales_options[t], &value, &missing)) {
-                if (missing)
-                    return cli_usage("run", "%s takes a .npy file", scales_options[t]);
-                scales_path[t] = value;
-                taken = true;
-            }
-        }
+        int taken = file_option(argc, argv, &i, tensor_options, 6, files.path);
+        if (taken == 0)
+            taken = file_option(argc, argv, &i, scales_options, 2, scales_path);
+        if (taken < 0)
+            return CLI_USAGE;
         if (taken)
             continue;
         const char *value = NULL;
