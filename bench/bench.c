@@ -8,6 +8,7 @@
  * machine's FMA peak measured here.
  */
 #define _GNU_SOURCE
+#include <cpuinfo.h>
 #include <dlfcn.h>
 #include <immintrin.h>
 #include <stdio.h>
@@ -416,9 +417,21 @@ static void describe_columns(const options *o, char *cpu, size_t capacity)
 {
     sepconv_kernel_options k = sepconv_kernel_defaults();
     sepconv_environment e;
-    if (sepconv_environment_get(&k, &e, NULL) == SEPCONV_OK)
-        snprintf(cpu, capacity, "%s (%s)", e.cpu, e.features[0] ? e.features : "no AVX");
-    else
+    if (sepconv_environment_get(&k, &e, NULL) == SEPCONV_OK) {
+        /* x86 family and model tell apart what one model name covers ("AMD
+         * EPYC": Zen 1 is family 23, Zen 4 25, Zen 5 26) */
+        char family[48] = "";
+#if defined(__x86_64__) || defined(__i386__)
+        if (cpuinfo_initialize() && cpuinfo_get_cores_count() > 0) {
+            uint32_t id = cpuinfo_get_core(0)->cpuid, base = (id >> 8) & 0xf;
+            uint32_t fam = base == 0xf ? base + ((id >> 20) & 0xff) : base;
+            uint32_t model = ((id >> 4) & 0xf) | (base >= 6 ? (id >> 12) & 0xf0 : 0);
+            snprintf(family, sizeof family, ", family %u model %u", fam, model);
+        }
+#endif
+        snprintf(cpu, capacity, "%s (%s%s)", e.cpu, e.features[0] ? e.features : "no AVX",
+                 family);
+    } else
         snprintf(cpu, capacity, "unknown");
     column_isa[0] = sepconv_target_name(SEPCONV_TARGET_PORTABLE);
     column_isa[1] = sepconv_target_name(best_target());
