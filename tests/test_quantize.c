@@ -610,7 +610,14 @@ static const char *const int8_dw_specs[] = {
     "op=conv df=7 m=3 n=8 dk=3 stride=2 bias=1 act=relu dtype=int8 in_scale=0.05 "
     "in_zero=-10 out_scale=0.2 out_zero=-50",
     "op=conv h=6 w=5 m=4 n=5 dk=5 pad=valid layout=nchw dtype=int8 in_scale=0.01 "
-    "out_scale=0.3 out_zero=9"};
+    "out_scale=0.3 out_zero=9",
+    /* channel blocks of 64: a short last block, and whole blocks */
+    "op=dw df=5 m=72 dk=3 stride=2 bias=1 act=relu6 dtype=int8 in_scale=0.04 in_zero=-3 "
+    "out_scale=0.06 out_zero=-9",
+    "op=pw df=3 m=9 n=130 bias=1 dtype=int8 in_scale=0.07 in_zero=100 out_scale=0.2 "
+    "out_zero=4",
+    "op=conv df=5 m=2 n=128 dk=3 act=relu dtype=int8 in_scale=0.3 in_zero=-1 "
+    "out_scale=0.9 out_zero=-2"};
 #define INT8_DW_SPECS (sizeof int8_dw_specs / sizeof int8_dw_specs[0])
 
 START_TEST(generated_int8_kernels_are_bit_exact)
@@ -639,10 +646,10 @@ START_TEST(int8_verification_catches_wrong_kernels)
      * sums that the first bug rounds wrongly) */
     sepconv_layer l = parse_layer(int8_dw_specs[0]);
     const struct { const char *was, *bug, *pass; } bugs[] = {
-        {"1LL << 30 : 1 - (1LL << 30)", "1LL << 30 : (1LL << 30)", "random"},
+        {"+ (1LL << 30)) >> 31", "+ (1LL << 30)) / (1LL << 31)", "random"},
         {"(mask >> 1) + (x < 0)", "(mask >> 1)", "random"},
         {"+ 7) *", "+ 6) *", "random"},
-        {"output[n * ", "output[1 + n * ", "wrote outside"}};
+        {"out[c0 + c] =", "out[c0 + c + 1] =", "wrote outside"}};
     for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
         sepconv_qkernel_fn run;
         sepconv_code *code = int8_kernel(&l, SEPCONV_TARGET_PORTABLE, false, bugs[i].was,
