@@ -21,16 +21,16 @@ sepconv_status sepconv_fail(sepconv_error *error, sepconv_status status,
                             const char *format, ...) SEPCONV_PRINTF(3, 4);
 
 /* OK for a float32 layer; UNSUPPORTED, naming `what`, for an int8 one:
- * only the int8 reference exists yet, and float code must never run on
- * int8 tensors. */
+ * float code must never run on int8 tensors. */
 static inline sepconv_status sepconv_float_only(const sepconv_layer *layer, const char *what,
                                                 sepconv_error *error)
 {
     if (layer->dtype == SEPCONV_DTYPE_FLOAT32)
         return SEPCONV_OK;
     return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                        "%s takes float32 layers only, and this one is dtype=int8: int8 "
-                        "kernels are not generated yet (the int8 reference computes it)",
+                        "%s takes float32 layers only, and this one is dtype=int8 "
+                        "(int8 tensors go through sepconv_reference_run_int8 and "
+                        "sepconv_kernel_run_int8)",
                         what);
 }
 

@@ -486,6 +486,11 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (!layer || !options || !result)
         return sepconv_fail(error, SEPCONV_INVALID, "tune: missing arguments");
     memset(result, 0, sizeof *result);
+    if (layer->dtype == SEPCONV_DTYPE_INT8)
+        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
+                            "int8 layers have no schedule knobs yet: their kernels "
+                            "take one form, which `sepconv jit` times; tune takes float32 "
+                            "layers");
     /* the budget bounds the whole call, the default schedule included */
     deadline until = {options->budget_seconds > 0,
                       sepconv_seconds() + options->budget_seconds};
