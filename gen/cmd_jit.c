@@ -14,12 +14,16 @@ typedef struct jit_result {
     const sepconv_kernel_info *info;
 } jit_result;
 
-/* Seeded int8 tensors of an int8 conv, dw or pw layer (input, weights, bias
- * in +-2048, weight scales 0.002-0.014) in one block; NULL when out of memory. */
+/* Seeded int8 tensors of an int8 layer (input, weights, bias in +-2048,
+ * weight scales 0.002-0.014; a sep's pointwise ones too) in one block;
+ * NULL when out of memory. */
 static void *int8_tensors(const sepconv_layer *l, sepconv_qtensors *t, int8_t **output)
 {
+    const bool sep = l->op == SEPCONV_OP_SEP;
+    const int64_t first = sep ? l->mid_c : l->out_c, second = sep ? l->out_c : 0;
     size_t bytes = (size_t)l->input_elements + (size_t)l->weight_elements +
-                   (size_t)l->output_elements, ints = (size_t)l->out_c + 1;
+                   (size_t)l->pw_weight_elements + (size_t)l->output_elements;
+    size_t ints = (size_t)(first + second) + 1;
     /* (the int32 and float parts first: aligned) */
     char *block = malloc(ints * (sizeof(int32_t) + sizeof(float)) + bytes);
     if (!block)
@@ -27,16 +31,18 @@ static void *int8_tensors(const sepconv_layer *l, sepconv_qtensors *t, int8_t **
     int32_t *bias = (int32_t *)block;
     float *scales = (float *)(block + ints * sizeof(int32_t));
     int8_t *x = (int8_t *)(block + ints * (sizeof(int32_t) + sizeof(float)));
-    int8_t *w = x + l->input_elements;
-    *output = w + l->weight_elements;
+    int8_t *w = x + l->input_elements, *pw = w + l->weight_elements;
+    *output = pw + l->pw_weight_elements;
     uint32_t state = 1; /* (a linear congruential stream: any fixed data will do) */
-    for (int64_t i = 0; i < l->input_elements + l->weight_elements; i++)
+    for (int64_t i = 0; i < l->input_elements + l->weight_elements + l->pw_weight_elements; i++)
         x[i] = (int8_t)(int)(((state = state * 1103515245u + 12345u) >> 24) - 128);
-    for (int64_t c = 0; c < l->out_c; c++) {
+    for (int64_t c = 0; c < first + second; c++) {
         bias[c] = (int32_t)((state = state * 1103515245u + 12345u) % 4097) - 2048;
         scales[c] = 0.002f * (float)(1 + c % 7);
     }
-    *t = (sepconv_qtensors){x, w, NULL, l->bias ? bias : NULL, NULL, scales, NULL};
+    *t = (sepconv_qtensors){x, w, sep ? pw : NULL, l->bias ? bias : NULL,
+                            sep && l->bias ? bias + first : NULL, scales,
+                            sep ? scales + first : NULL};
     return block;
 }
 

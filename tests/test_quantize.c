@@ -489,12 +489,6 @@ START_TEST(float_code_refuses_int8_layers)
 {
     sepconv_layer l = parse_layer("op=dw df=6 m=16 dk=3 dtype=int8 in_scale=0.5 out_scale=1");
     sepconv_error error;
-    sepconv_kernel *kernel = NULL;
-    sepconv_layer qsep = parse_layer("op=sep df=6 m=16 n=8 dk=3 dtype=int8 in_scale=0.5 "
-                                     "mid_scale=0.25 out_scale=1");
-    ck_assert_int_eq(sepconv_kernel_create(&qsep, NULL, &kernel, &error), SEPCONV_UNSUPPORTED);
-    ck_assert_ptr_null(kernel);
-    ck_assert_ptr_nonnull(strstr(error.message, "dtype=int8"));
     sepconv_buffers buffers;
     ck_assert_int_eq(sepconv_buffers_alloc(&l, &buffers, &error), SEPCONV_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(error.message, "sepconv_kernel_run_int8"));
@@ -511,7 +505,8 @@ START_TEST(float_code_refuses_int8_layers)
     sepconv_schedule schedule;
     ck_assert_int_eq(sepconv_schedule_default(&l, SEPCONV_TARGET_PORTABLE, &schedule, NULL),
                      SEPCONV_OK);
-    /* generation: int8 conv, dw and pw have their template (below); sep not yet */
+    /* generation: int8 conv, dw and pw have their template (below); a sep is
+     * two of them (sepconv_kernel_create composes them) */
     sepconv_source source;
     sepconv_layer qpw = parse_layer("op=sep df=6 m=16 n=8 dk=3 dtype=int8 in_scale=0.5 "
                                     "mid_scale=0.25 out_scale=1");
@@ -698,24 +693,42 @@ START_TEST(int8_kernels_through_the_api)
     /* create (generate, compile, verify bit for bit), set int8 weights,
      * run on every backend and thread count: the bits are the oracle's; a
      * float call on an int8 kernel and the reverse are refused by name */
-    const char *specs[] = {int8_dw_specs[1], int8_dw_specs[3], int8_dw_specs[6],
-                           int8_dw_specs[8]};
-    for (int s = 0; s < 4; s++) {
+    /* (the sep layers: a kernel for each stage and the int8 intermediate,
+     * the same bits as the oracle's two stages) */
+    const char *specs[] = {
+        int8_dw_specs[1], int8_dw_specs[3], int8_dw_specs[6], int8_dw_specs[8],
+        "op=sep df=7 m=8 n=12 dk=3 stride=2 bias=1 act=relu6 dtype=int8 in_scale=0.05 "
+        "in_zero=-3 mid_scale=0.08 mid_zero=5 out_scale=0.1 out_zero=-7",
+        "op=sep h=5 w=6 m=3 n=4 dk=3 layout=nchw dtype=int8 in_scale=0.3 mid_scale=0.2 "
+        "mid_zero=-1 out_scale=0.5"};
+    for (int s = 0; s < 6; s++) {
         sepconv_layer l = parse_layer(specs[s]);
+        const bool sep = l.op == SEPCONV_OP_SEP;
+        const int64_t channels = sep ? l.mid_c : l.out_c; /* of the (first) stage */
         int8_t *x = malloc((size_t)l.input_elements), *w = malloc((size_t)l.weight_elements);
+        int8_t *pw = malloc((size_t)l.pw_weight_elements + 1);
         int8_t *y = malloc((size_t)l.output_elements), *expected = malloc((size_t)l.output_elements);
-        int32_t *b = malloc((size_t)(l.out_c + 1) * sizeof *b);
-        float *scales = malloc((size_t)l.out_c * sizeof *scales);
+        int32_t *b = malloc((size_t)(channels + 1) * sizeof *b);
+        int32_t *pb = malloc((size_t)(l.out_c + 1) * sizeof *pb);
+        float *scales = malloc((size_t)channels * sizeof *scales);
+        float *pw_scales = malloc((size_t)l.out_c * sizeof *pw_scales);
         uint32_t state = 99u + (uint32_t)s;
         for (int64_t i = 0; i < l.input_elements; i++)
             x[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
         for (int64_t i = 0; i < l.weight_elements; i++)
             w[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
-        for (int64_t c = 0; c < l.out_c; c++) {
+        for (int64_t i = 0; i < l.pw_weight_elements; i++)
+            pw[i] = (int8_t)((state = state * 1103515245u + 12345u) >> 24);
+        for (int64_t c = 0; c < channels; c++) {
             b[c] = (int32_t)((state = state * 1103515245u + 12345u) >> 20) - 2048;
             scales[c] = 0.002f * (float)(1 + c % 7);
         }
-        sepconv_qtensors t = {x, w, NULL, l.bias ? b : NULL, NULL, scales, NULL};
+        for (int64_t c = 0; c < l.out_c; c++) {
+            pb[c] = (int32_t)((state = state * 1103515245u + 12345u) >> 21) - 1024;
+            pw_scales[c] = 0.003f * (float)(1 + c % 5);
+        }
+        sepconv_qtensors t = {x, w, sep ? pw : NULL, l.bias ? b : NULL,
+                              sep && l.bias ? pb : NULL, scales, sep ? pw_scales : NULL};
         sepconv_error error;
         ck_assert_msg(sepconv_reference_run_int8(&l, &t, expected, &error) == SEPCONV_OK, "%s",
                       error.message);
@@ -730,6 +743,14 @@ START_TEST(int8_kernels_through_the_api)
             ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
             ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_INVALID);
             ck_assert_ptr_nonnull(strstr(error.message, "set the weights first"));
+            if (sep) { /* the stage whose parameters are missing is named */
+                sepconv_qtensors half = t;
+                half.pw_weights = NULL;
+                ck_assert_int_eq(sepconv_kernel_set_qweights(kernel, &half, &error),
+                                 SEPCONV_INVALID);
+                ck_assert_ptr_nonnull(strstr(error.message, "the pointwise stage"));
+                ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_INVALID);
+            }
             ck_assert_int_eq(sepconv_kernel_set_qweights(kernel, &t, &error), SEPCONV_OK);
             memset(y, 0x5a, (size_t)l.output_elements);
             ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_OK);
@@ -745,10 +766,13 @@ START_TEST(int8_kernels_through_the_api)
         }
         free(x);
         free(w);
+        free(pw);
         free(y);
         free(expected);
         free(b);
+        free(pb);
         free(scales);
+        free(pw_scales);
     }
     /* weights that some input could take past int32 are refused at set-up:
      * 65536 weights of -128 on one output channel reach 255 x 2^23 =

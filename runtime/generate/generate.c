@@ -585,8 +585,9 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
     bool int8 = layer->dtype == SEPCONV_DTYPE_INT8;
     if (int8 && layer->op == SEPCONV_OP_SEP)
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "generate: dtype=int8 kernels exist for op=conv, dw and pw so "
-                            "far, not op=sep (run its two stages, op=dw and op=pw)");
+                            "generate: dtype=int8 templates exist for op=conv, dw and pw, "
+                            "not op=sep: an int8 sep is its two stages, op=dw and op=pw "
+                            "(sepconv_kernel_create composes their kernels)");
     if (schedule->op != layer->op)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "the schedule is for op=%s but the layer is op=%s",

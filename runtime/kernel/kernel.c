@@ -29,6 +29,10 @@ struct sepconv_kernel {
     sepconv_qkernel_fn qrun;
     int8_t *qweights;
     int32_t *qbias, *requant;
+    /* dtype=int8 sep: its depthwise and pointwise stages' kernels, and the
+     * int8 intermediate between them */
+    sepconv_kernel *stages[2];
+    int8_t *mid;
     int weights_set;
     pthreadpool_t pool; /* NULL for one thread */
     size_t threads;
@@ -190,6 +194,55 @@ static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
     return SEPCONV_OK;
 }
 
+/* An int8 sep kernel: a kernel for each of its stages (each generated,
+ * compiled and verified bit for bit like any int8 kernel) and the int8
+ * intermediate between them, so that its bits are the two stages' (the
+ * reference's).  int8 kernels have no schedule knobs yet: the stages take
+ * the default schedule, whatever options->schedule says. */
+static sepconv_status create_int8_sep(const sepconv_layer *layer,
+                                      const sepconv_kernel_options *options,
+                                      sepconv_kernel **kernel, sepconv_error *error)
+{
+    sepconv_layer stages[2];
+    sepconv_status status = sepconv_layer_split(layer, &stages[0], &stages[1], error);
+    if (status != SEPCONV_OK)
+        return status;
+    sepconv_kernel *k = calloc(1, sizeof *k);
+    if (!k)
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: out of memory");
+    atomic_init(&k->running, 0);
+    k->layer = *layer;
+    sepconv_kernel_options each = *options;
+    each.schedule = NULL;
+    static const char *const names[2] = {"depthwise", "pointwise"};
+    for (int i = 0; i < 2 && status == SEPCONV_OK; i++) {
+        status = sepconv_kernel_create(&stages[i], &each, &k->stages[i], error);
+        if (status != SEPCONV_OK)
+            sepconv_error_prefix(error, "the int8 sep's %s stage", names[i]);
+    }
+    if (status == SEPCONV_OK && !(k->mid = malloc((size_t)stages[0].output_elements)))
+        status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for the int8 sep's "
+                              "intermediate (%lld bytes)",
+                              (long long)stages[0].output_elements);
+    if (status != SEPCONV_OK) {
+        sepconv_kernel_free(k);
+        return status;
+    }
+    /* what making it took: both stages' */
+    const sepconv_kernel_info *a = &k->stages[0]->info, *b = &k->stages[1]->info;
+    k->info = *a;
+    snprintf(k->info.symbol, sizeof k->info.symbol, "%.*s+%.*s",
+             (int)(sizeof k->info.symbol / 2 - 1), a->symbol,
+             (int)(sizeof k->info.symbol / 2 - 1), b->symbol);
+    k->info.generate_seconds += b->generate_seconds;
+    k->info.compile_seconds += b->compile_seconds;
+    k->info.verify_seconds += b->verify_seconds;
+    k->info.source_bytes += b->source_bytes;
+    k->info.verified = a->verified && b->verified;
+    *kernel = k;
+    return SEPCONV_OK;
+}
+
 /* Makes a layer's kernel: schedule, generate, compile, verify. */
 sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
                                      const sepconv_kernel_options *options,
@@ -198,13 +251,11 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
     if (!layer || !kernel)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no layer or no result");
     *kernel = NULL;
-    if (layer->dtype == SEPCONV_DTYPE_INT8 && layer->op == SEPCONV_OP_SEP)
-        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "kernel: dtype=int8 kernels exist for op=conv, dw and pw so far, "
-                            "not op=sep (make one kernel for each of its two stages)");
     sepconv_kernel_options defaults = sepconv_kernel_defaults();
     if (!options)
         options = &defaults;
+    if (layer->dtype == SEPCONV_DTYPE_INT8 && layer->op == SEPCONV_OP_SEP)
+        return create_int8_sep(layer, options, kernel, error);
     /* the target as an instruction set this CPU has: AUTO resolved, an ISA
      * it lacks refused here (never an illegal instruction later) */
     sepconv_kernel_options resolved = *options;
@@ -314,7 +365,7 @@ sepconv_status sepconv_kernel_set_weights(sepconv_kernel *kernel,
     if (!kernel || !tensors)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
     const sepconv_layer *l = &kernel->layer;
-    if (kernel->qrun)
+    if (l->dtype == SEPCONV_DTYPE_INT8)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: the layer is dtype=int8: its "
                             "weights are int8 (sepconv_kernel_set_qweights)");
     kernel->weights_set = 0;
@@ -377,10 +428,26 @@ sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv
     if (!kernel || !t)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: no kernel or no tensors");
     const sepconv_layer *l = &kernel->layer;
-    if (!kernel->qrun)
+    if (l->dtype != SEPCONV_DTYPE_INT8)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel: the layer is float32: its "
                             "weights are floats (sepconv_kernel_set_weights)");
     kernel->weights_set = 0;
+    if (kernel->stages[0]) {
+        /* a sep: the depthwise stage's parameters, then the pointwise's */
+        sepconv_qtensors dw = {.weights = t->weights, .bias = t->bias,
+                               .weight_scales = t->weight_scales};
+        sepconv_qtensors pw = {.weights = t->pw_weights, .bias = t->pw_bias,
+                               .weight_scales = t->pw_weight_scales};
+        sepconv_status status = sepconv_kernel_set_qweights(kernel->stages[0], &dw, error);
+        if (status != SEPCONV_OK)
+            sepconv_error_prefix(error, "the depthwise stage");
+        if (status == SEPCONV_OK &&
+            (status = sepconv_kernel_set_qweights(kernel->stages[1], &pw, error)) != SEPCONV_OK)
+            sepconv_error_prefix(error, "the pointwise stage (pw_weights, pw_bias, "
+                                        "pw_weight_scales)");
+        kernel->weights_set = status == SEPCONV_OK;
+        return status;
+    }
     sepconv_status status = copy_tensor((void **)&kernel->qweights, t->weights,
                                         l->weight_elements, 1, "weights", "int8 values", error);
     if (status == SEPCONV_OK)
@@ -460,11 +527,11 @@ static sepconv_status check_run(const sepconv_kernel *kernel, bool int8, const v
 {
     if (!kernel || !input || !output)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: missing arguments");
-    if (int8 != (kernel->qrun != NULL))
+    const bool layer_int8 = kernel->layer.dtype == SEPCONV_DTYPE_INT8;
+    if (int8 != layer_int8)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: the layer is %s, so run it "
-                            "with %s", kernel->qrun ? "dtype=int8" : "float32",
-                            kernel->qrun ? "sepconv_kernel_run_int8"
-                                         : "sepconv_kernel_run");
+                            "with %s", layer_int8 ? "dtype=int8" : "float32",
+                            layer_int8 ? "sepconv_kernel_run_int8" : "sepconv_kernel_run");
     if (!kernel->weights_set)
         return sepconv_fail(error, SEPCONV_INVALID,
                             "kernel run: set the weights first (sepconv_kernel_set_weights)");
@@ -563,7 +630,20 @@ sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_
                                        int8_t *output, sepconv_error *error)
 {
     sepconv_status status = check_run(kernel, true, input, output, error);
-    return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
+    if (status != SEPCONV_OK || !kernel->stages[0])
+        return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
+    /* a sep: the depthwise stage into the intermediate, which serves one
+     * run at a time, then the pointwise stage out of it */
+    atomic_int *running = &((sepconv_kernel *)kernel)->running;
+    if (atomic_exchange(running, 1) != 0)
+        return sepconv_fail(error, SEPCONV_INVALID, "kernel run: the kernel is already "
+                            "running in another thread (an int8 sep kernel serves one run "
+                            "at a time)");
+    status = sepconv_kernel_run_int8(kernel->stages[0], input, kernel->mid, error);
+    if (status == SEPCONV_OK)
+        status = sepconv_kernel_run_int8(kernel->stages[1], kernel->mid, output, error);
+    atomic_store(running, 0);
+    return status;
 }
 
 /* The layer a kernel computes. */
@@ -596,5 +676,8 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
     free(kernel->requant);
     free(kernel->scratch);
     free(kernel->bounds);
+    sepconv_kernel_free(kernel->stages[0]);
+    sepconv_kernel_free(kernel->stages[1]);
+    free(kernel->mid);
     free(kernel);
 }
