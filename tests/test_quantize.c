@@ -774,6 +774,15 @@ START_TEST(int8_kernels_through_the_api)
         free(scales);
         free(pw_scales);
     }
+    /* an int8 sep takes the default schedule, but a wrong one is still an error */
+    sepconv_layer qsep = parse_layer(specs[4]);
+    sepconv_kernel_options wrong = sepconv_kernel_defaults();
+    wrong.schedule = "fuse=9";
+    sepconv_kernel *none = NULL;
+    sepconv_error why;
+    ck_assert_int_eq(sepconv_kernel_create(&qsep, &wrong, &none, &why), SEPCONV_INVALID);
+    ck_assert_ptr_null(none);
+    ck_assert_ptr_nonnull(strstr(why.message, "fuse=9"));
     /* weights that some input could take past int32 are refused at set-up:
      * 65536 weights of -128 on one output channel reach 255 x 2^23 =
      * 2139095040, and a bias of 2^23 takes that one past INT32_MAX */

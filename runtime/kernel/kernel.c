@@ -204,7 +204,13 @@ static sepconv_status create_int8_sep(const sepconv_layer *layer,
                                       sepconv_kernel **kernel, sepconv_error *error)
 {
     sepconv_layer stages[2];
-    sepconv_status status = sepconv_layer_split(layer, &stages[0], &stages[1], error);
+    sepconv_schedule asked; /* (still checked: a wrong knob is an error) */
+    sepconv_status status = options->schedule && strcmp(options->schedule, "auto") != 0
+                                ? sepconv_schedule_parse(options->schedule, layer,
+                                                         SEPCONV_TARGET_PORTABLE, &asked, error)
+                                : SEPCONV_OK;
+    if (status == SEPCONV_OK)
+        status = sepconv_layer_split(layer, &stages[0], &stages[1], error);
     if (status != SEPCONV_OK)
         return status;
     sepconv_kernel *k = calloc(1, sizeof *k);
