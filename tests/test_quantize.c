@@ -580,8 +580,7 @@ static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, 
         status = sepconv_cc_compile(code, length, &o, &compiled, &error);
     } else {
         const char *names[] = {source.symbol};
-        status = sepconv_tcc_compile(code, length, SEPCONV_TARGET_PORTABLE, names, 1,
-                                     &compiled, &error);
+        status = sepconv_tcc_compile(code, length, target, names, 1, &compiled, &error);
     }
     ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
     *run = (sepconv_qkernel_fn)sepconv_code_symbol(compiled, source.symbol);
@@ -624,19 +623,26 @@ static const char *const int8_dw_specs[] = {
 
 START_TEST(generated_int8_kernels_are_bit_exact)
 {
-    /* each spec with tcc and with cc: the bits are the int8 reference's */
+    /* each spec through tcc (plain C, and the int8 micro-kernels of every
+     * ISA this CPU runs) and cc: the bits are the int8 reference's */
     sepconv_layer l = parse_layer(int8_dw_specs[_i / 2]);
     bool cc = _i % 2;
-    sepconv_qkernel_fn run;
-    sepconv_code *code = int8_kernel(&l, SEPCONV_TARGET_PORTABLE, cc, NULL, NULL, &run);
-    sepconv_verify_report report;
-    sepconv_error error;
-    ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 7 + (uint64_t)_i, &report, &error) ==
-                      SEPCONV_OK, "%s (%s): %s", int8_dw_specs[_i / 2], cc ? "cc" : "tcc",
-                  error.message);
-    ck_assert_int_eq(report.comparison.checked, l.output_elements);
-    ck_assert_int_eq(report.guard_damage, 0);
-    sepconv_code_free(code);
+    const sepconv_target targets[] = {SEPCONV_TARGET_PORTABLE, SEPCONV_TARGET_AVX2,
+                                      SEPCONV_TARGET_AVX512, SEPCONV_TARGET_NEON};
+    for (int t = 0; t < (cc ? 1 : 4); t++) {
+        if (t > 0 && !test_target_runs(targets[t], "quantize: int8 tcc micro-kernel code"))
+            continue;
+        sepconv_qkernel_fn run;
+        sepconv_code *code = int8_kernel(&l, targets[t], cc, NULL, NULL, &run);
+        sepconv_verify_report report;
+        sepconv_error error;
+        ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 7 + (uint64_t)_i, &report, &error) ==
+                          SEPCONV_OK, "%s (%s, %s): %s", int8_dw_specs[_i / 2],
+                      cc ? "cc" : "tcc", sepconv_target_name(targets[t]), error.message);
+        ck_assert_int_eq(report.comparison.checked, l.output_elements);
+        ck_assert_int_eq(report.guard_damage, 0);
+        sepconv_code_free(code);
+    }
 }
 END_TEST
 

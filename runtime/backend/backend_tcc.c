@@ -101,6 +101,8 @@ static sepconv_status compile_locked(const char *source, size_t length,
      * under the names generated code declares */
     tcc_add_symbol(state, "sepconv_uk_pointwise", (const void *)kernels->pointwise);
     tcc_add_symbol(state, "sepconv_uk_depthwise_row", (const void *)kernels->depthwise_row);
+    tcc_add_symbol(state, "sepconv_uk_qdwrow", (const void *)kernels->qdwrow);
+    tcc_add_symbol(state, "sepconv_uk_qpointwise", (const void *)kernels->qpointwise);
     sepconv_status status = SEPCONV_OK;
     if (tcc_compile_string(state, source) != 0) {
         char saved[4200];

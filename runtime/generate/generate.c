@@ -597,15 +597,17 @@ sepconv_status sepconv_generate(const sepconv_layer *layer,
                             "generate needs an instruction set, not target %s: resolve "
                             "it first (sepconv_target_resolve)",
                             sepconv_target_name(schedule->target));
-    /* int8 code is plain C on every target so far */
+    /* int8 code is plain C for cc on every target (gcc vectorizes it), and
+     * for tcc calls the target's int8 micro-kernels */
+    const bool microkernels = !(options && (options->for_cc || options->intrinsics)) &&
+                              schedule->target != SEPCONV_TARGET_PORTABLE;
     sepconv_schedule plain = *schedule;
-    if (int8)
+    if (int8 && !microkernels)
         plain.target = SEPCONV_TARGET_PORTABLE;
     schedule = &plain;
     generation g = {.layer = layer, .schedule = schedule,
                     .template_name = template_for(layer, schedule),
-                    .microkernels = !(options && (options->for_cc || options->intrinsics)) &&
-                                    schedule->target != SEPCONV_TARGET_PORTABLE};
+                    .microkernels = microkernels};
     sepconv_status status = sepconv_layer_format(layer, g.spec, sizeof g.spec, error);
     if (status == SEPCONV_OK)
         status = sepconv_schedule_format(schedule, g.schedule_text,

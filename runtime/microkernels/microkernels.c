@@ -15,16 +15,20 @@
 
 static const sepconv_microkernels sets[] = {
     {"portable", sepconv_uk_pointwise__scalar, sepconv_uk_dwrow__scalar,
-     "sepconv_uk_pointwise__scalar", "sepconv_uk_dwrow__scalar"},
+     "sepconv_uk_pointwise__scalar", "sepconv_uk_dwrow__scalar", sepconv_uk_qdwrow__scalar,
+     sepconv_uk_qpointwise__scalar},
 #if defined(__x86_64__)
     {"avx2", sepconv_uk_pointwise_6x16__avx2, sepconv_uk_dwrow__avx2,
-     "sepconv_uk_pointwise_6x16__avx2", "sepconv_uk_dwrow__avx2"},
+     "sepconv_uk_pointwise_6x16__avx2", "sepconv_uk_dwrow__avx2", sepconv_uk_qdwrow__avx2,
+     sepconv_uk_qpointwise__avx2},
     {"avx512", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
-     "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512"},
+     "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512",
+     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512},
 #endif
 #if defined(__aarch64__)
     {"neon", sepconv_uk_pointwise_6x16__neon, sepconv_uk_dwrow__neon,
-     "sepconv_uk_pointwise_6x16__neon", "sepconv_uk_dwrow__neon"},
+     "sepconv_uk_pointwise_6x16__neon", "sepconv_uk_dwrow__neon", sepconv_uk_qdwrow__neon,
+     sepconv_uk_qpointwise__neon},
 #endif
 };
 
@@ -78,4 +82,21 @@ void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const
 {
     sepconv_microkernels_best()->depthwise_row(rows, in_w, c, w, k, stride, dilation,
                                                pad_left, bias, act, out, ox0, ox1);
+}
+
+void sepconv_uk_qdwrow(const int8_t *const *rows, long in_w, long c, const int8_t *w, long k,
+                       long stride, long dilation, long pad_left, const int32_t *bias,
+                       const int32_t *requant, const int *quant, int8_t *out, long ox0,
+                       long ox1)
+{
+    sepconv_microkernels_best()->qdwrow(rows, in_w, c, w, k, stride, dilation, pad_left, bias,
+                                        requant, quant, out, ox0, ox1);
+}
+
+void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
+                           const int8_t *w, long n, const int32_t *bias,
+                           const int32_t *requant, const int *quant, int8_t *out)
+{
+    sepconv_microkernels_best()->qpointwise(in, in_step, pixels, m, w, n, bias, requant, quant,
+                                            out);
 }

@@ -14,6 +14,8 @@
 #ifndef SEPCONV_MICROKERNELS_H
 #define SEPCONV_MICROKERNELS_H
 
+#include <stdint.h>
+
 /* `pixels` outputs (NHWC, steps in floats) of a pointwise stage from packed
  * weights [ceil(n/block)][m][block] (the last block padded to `block`). */
 typedef void (*sepconv_uk_pointwise_fn)(const float *in, long in_step, float *out,
@@ -29,6 +31,22 @@ typedef void (*sepconv_uk_depthwise_row_fn)(const float *const *rows, long in_w,
                                             long dilation, long pad_left, const float *bias,
                                             int act, float *out, long ox0, long ox1);
 
+/* int8 (microkernels/int8.h; their bits are the int8 reference's): the
+ * output columns [ox0, ox1) of one depthwise row (NHWC, multiplier 1) as
+ * above, requant holding c Q31 significands then c shifts, quant {in_zero,
+ * out_zero, act_min, act_max}; and `pixels` pointwise outputs, pixel p
+ * reading m channels at in + p * in_step, writing n at out + p * n, w
+ * [m][n]. */
+typedef void (*sepconv_uk_qdwrow_fn)(const int8_t *const *rows, long in_w, long c,
+                                     const int8_t *w, long k, long stride, long dilation,
+                                     long pad_left, const int32_t *bias,
+                                     const int32_t *requant, const int *quant, int8_t *out,
+                                     long ox0, long ox1);
+typedef void (*sepconv_uk_qpointwise_fn)(const int8_t *in, long in_step, long pixels, long m,
+                                         const int8_t *w, long n, const int32_t *bias,
+                                         const int32_t *requant, const int *quant,
+                                         int8_t *out);
+
 /* The micro-kernels of one instruction set, and the names they are linked
  * under (what generated code declares and tcc_add_symbol is given). */
 typedef struct sepconv_microkernels {
@@ -36,6 +54,8 @@ typedef struct sepconv_microkernels {
     sepconv_uk_pointwise_fn pointwise;
     sepconv_uk_depthwise_row_fn depthwise_row;
     const char *pointwise_name, *depthwise_name;
+    sepconv_uk_qdwrow_fn qdwrow;
+    sepconv_uk_qpointwise_fn qpointwise;
 } sepconv_microkernels;
 
 /* The micro-kernels of a target ("portable", "avx2", "avx512", "neon");
@@ -56,7 +76,26 @@ void sepconv_uk_depthwise_row(const float *const *rows, long in_w, long c, const
                               long k, long stride, long dilation, long pad_left,
                               const float *bias, int act, float *out, long ox0, long ox1);
 
+void sepconv_uk_qdwrow(const int8_t *const *rows, long in_w, long c, const int8_t *w, long k,
+                       long stride, long dilation, long pad_left, const int32_t *bias,
+                       const int32_t *requant, const int *quant, int8_t *out, long ox0,
+                       long ox1);
+void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
+                           const int8_t *w, long n, const int32_t *bias,
+                           const int32_t *requant, const int *quant, int8_t *out);
+
 /* The kernels themselves, named by what they compute and their ISA. */
+#define SEPCONV_UK_INT8_DECLARE(ISA)                                                        \
+    void sepconv_uk_qdwrow__##ISA(const int8_t *const *rows, long in_w, long c,            \
+                                  const int8_t *w, long k, long stride, long dilation,     \
+                                  long pad_left, const int32_t *bias,                      \
+                                  const int32_t *requant, const int *quant, int8_t *out,   \
+                                  long ox0, long ox1);                                     \
+    void sepconv_uk_qpointwise__##ISA(const int8_t *in, long in_step, long pixels, long m, \
+                                      const int8_t *w, long n, const int32_t *bias,        \
+                                      const int32_t *requant, const int *quant,            \
+                                      int8_t *out);
+SEPCONV_UK_INT8_DECLARE(scalar)
 void sepconv_uk_pointwise__scalar(const float *in, long in_step, float *out, long out_step,
                                   long pixels, const float *packed, long m, long n,
                                   long block, const float *bias, int act);
@@ -64,6 +103,8 @@ void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const
                               long k, long stride, long dilation, long pad_left,
                               const float *bias, int act, float *out, long ox0, long ox1);
 #if defined(__x86_64__)
+SEPCONV_UK_INT8_DECLARE(avx2)
+SEPCONV_UK_INT8_DECLARE(avx512)
 void sepconv_uk_pointwise_6x16__avx2(const float *in, long in_step, float *out,
                                      long out_step, long pixels, const float *packed, long m,
                                      long n, long block, const float *bias, int act);
@@ -79,6 +120,7 @@ void sepconv_uk_dwrow__avx512(const float *const *rows, long in_w, long c, const
                               const float *bias, int act, float *out, long ox0, long ox1);
 #endif
 #if defined(__aarch64__)
+SEPCONV_UK_INT8_DECLARE(neon)
 void sepconv_uk_pointwise_6x16__neon(const float *in, long in_step, float *out,
                                      long out_step, long pixels, const float *packed, long m,
                                      long n, long block, const float *bias, int act);

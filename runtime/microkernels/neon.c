@@ -35,6 +35,7 @@
 #include <stddef.h>
 
 #include "microkernels/common.h"
+#include "microkernels/int8.h"
 #include "microkernels/microkernels.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -286,3 +287,6 @@ static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long
 
 /* One output row of a depthwise stage with multiplier 1. */
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__neon, 4, 0, dw_general, dw_3x3)
+
+/* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
+SEPCONV_UK_INT8(neon)

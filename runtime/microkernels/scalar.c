@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "microkernels/common.h"
+#include "microkernels/int8.h"
 #include "microkernels/microkernels.h"
 
 /* `pixels` outputs of n channels from packed [ceil(n/block)][m][block]. */
@@ -42,3 +43,6 @@ void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const
         }
     }
 }
+
+/* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
+SEPCONV_UK_INT8(scalar)

@@ -1,0 +1,134 @@
+/*
+ * microkernels/int8.h -- the int8 micro-kernels (TensorFlow Lite's integer
+ * depthwise and pointwise convolution, per-channel requantization) as
+ * plain C over blocks of channels, channels innermost: every ISA file
+ * instantiates them (SEPCONV_UK_INT8) and the compiler vectorizes them with
+ * that file's flags.  Their bits are the int8 reference's: int32 sums of
+ * (q_in - in_zero) * q_w, rescaled as TFLite's MultiplyByQuantizedMultiplier.
+ * Not installed.
+ */
+#ifndef SEPCONV_MICROKERNELS_INT8_H
+#define SEPCONV_MICROKERNELS_INT8_H
+
+#include <stdint.h>
+
+#include "microkernels/common.h"
+
+/* Channels summed at a time: 16 int32 sums stay in registers on every ISA. */
+#define SEPCONV_UK_QBLOCK 16
+
+/* round(a * b / 2^31), ties toward +infinity; a = b = INT32_MIN saturates
+ * (SaturatingRoundingDoublingHighMul: its nudged division toward zero is
+ * this floor, and only that case reaches 2^31). */
+static inline int32_t sepconv_uk_qhigh_mul(int32_t a, int32_t b)
+{
+    const int64_t floor = ((int64_t)a * b + (INT64_C(1) << 30)) >> 31;
+    return floor > INT32_MAX ? INT32_MAX : (int32_t)floor;
+}
+
+/* sum times significand * 2^(shift - 31): a saturating left shift, the
+ * high multiply, then a division by 2^-shift to nearest, ties away from
+ * zero (RoundingDivideByPOT). */
+static inline int32_t sepconv_uk_qrescale(int32_t sum, int32_t significand, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t most = INT32_MAX >> left; /* the largest sum 2^left keeps in int32 */
+    const int32_t x = sum > most ? INT32_MAX : sum < -most - 1 ? INT32_MIN : sum * (1 << left);
+    const int32_t y = sepconv_uk_qhigh_mul(x, significand);
+    const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
+    const int32_t remainder = y & mask, threshold = (mask >> 1) + (y < 0);
+    const int32_t floor = y < 0 ? ~(~y >> right) : y >> right;
+    return floor + (remainder > threshold);
+}
+
+/* Stores count requantized sums: + out_zero, clamped to the activation's
+ * [quant[2], quant[3]]. */
+static inline void sepconv_uk_qstore(const int32_t *sum, long count, const int32_t *significand,
+                                     const int32_t *shift, const int *quant, int8_t *out)
+{
+    for (long i = 0; i < count; i++) {
+        int32_t q = sepconv_uk_qrescale(sum[i], significand[i], shift[i]) + quant[1];
+        q = q < quant[2] ? quant[2] : q > quant[3] ? quant[3] : q;
+        out[i] = (int8_t)q;
+    }
+}
+
+/* Output columns [ox0, ox1) of one int8 depthwise row (NHWC, multiplier 1),
+ * column ox0 at out; rows[ky] is the input row under tap row ky, NULL in
+ * the padding; w is [k][k][c]; requant is c significands then c shifts;
+ * quant is {in_zero, out_zero, act_min, act_max}. */
+static inline void sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c,
+                                          const int8_t *w, long k, long stride,
+                                          long dilation, long pad_left, const int32_t *bias,
+                                          const int32_t *requant, const int *quant,
+                                          int8_t *out, long ox0, long ox1)
+{
+    const int32_t in_zero = quant[0];
+    for (long ox = ox0; ox < ox1; ox++) {
+        long lo, hi;
+        sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
+        for (long c0 = 0; c0 < c; c0 += SEPCONV_UK_QBLOCK) {
+            const long count = c - c0 < SEPCONV_UK_QBLOCK ? c - c0 : SEPCONV_UK_QBLOCK;
+            int32_t sum[SEPCONV_UK_QBLOCK];
+            for (long i = 0; i < count; i++)
+                sum[i] = bias ? bias[c0 + i] : 0;
+            for (long ky = 0; ky < k; ky++)
+                for (long kx = lo; rows[ky] && kx < hi; kx++) {
+                    const int8_t *x = rows[ky] + (ox * stride - pad_left + kx * dilation) * c + c0;
+                    const int8_t *tap = w + (ky * k + kx) * c + c0;
+                    for (long i = 0; i < count; i++)
+                        sum[i] += (x[i] - in_zero) * tap[i];
+                }
+            sepconv_uk_qstore(sum, count, requant + c0, requant + c + c0, quant,
+                              out + (ox - ox0) * c + c0);
+        }
+    }
+}
+
+/* `pixels` outputs of an int8 pointwise stage: pixel p reads m channels at
+ * in + p * in_step and writes n at out + p * n; w is [m][n]. */
+static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, long pixels,
+                                              long m, const int8_t *w, long n,
+                                              const int32_t *bias, const int32_t *requant,
+                                              const int *quant, int8_t *out)
+{
+    const int32_t in_zero = quant[0];
+    for (long p = 0; p < pixels; p++)
+        for (long c0 = 0; c0 < n; c0 += SEPCONV_UK_QBLOCK) {
+            const long count = n - c0 < SEPCONV_UK_QBLOCK ? n - c0 : SEPCONV_UK_QBLOCK;
+            int32_t sum[SEPCONV_UK_QBLOCK];
+            for (long i = 0; i < count; i++)
+                sum[i] = bias ? bias[c0 + i] : 0;
+            for (long ic = 0; ic < m; ic++) {
+                const int32_t v = in[p * in_step + ic] - in_zero;
+                const int8_t *row = w + ic * n + c0;
+                for (long i = 0; i < count; i++)
+                    sum[i] += v * row[i];
+            }
+            sepconv_uk_qstore(sum, count, requant + c0, requant + n + c0, quant,
+                              out + p * n + c0);
+        }
+}
+
+/* Defines an ISA's int8 micro-kernels, sepconv_uk_qdwrow__ISA and
+ * sepconv_uk_qpointwise__ISA, built with that ISA file's flags. */
+#define SEPCONV_UK_INT8(ISA)                                                                \
+    void sepconv_uk_qdwrow__##ISA(const int8_t *const *rows, long in_w, long c,            \
+                                  const int8_t *w, long k, long stride, long dilation,     \
+                                  long pad_left, const int32_t *bias,                      \
+                                  const int32_t *requant, const int *quant, int8_t *out,   \
+                                  long ox0, long ox1)                                      \
+    {                                                                                      \
+        sepconv_uk_qdwrow_body(rows, in_w, c, w, k, stride, dilation, pad_left, bias,      \
+                               requant, quant, out, ox0, ox1);                             \
+    }                                                                                      \
+    void sepconv_uk_qpointwise__##ISA(const int8_t *in, long in_step, long pixels, long m, \
+                                      const int8_t *w, long n, const int32_t *bias,        \
+                                      const int32_t *requant, const int *quant,            \
+                                      int8_t *out)                                         \
+    {                                                                                      \
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant,     \
+                                   out);                                                   \
+    }
+
+#endif /* SEPCONV_MICROKERNELS_INT8_H */
