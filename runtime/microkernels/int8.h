@@ -42,13 +42,17 @@ static inline int32_t sepconv_uk_qrescale(int32_t sum, int32_t significand, int3
 }
 
 /* Stores count requantized sums: + out_zero, clamped to the activation's
- * [quant[2], quant[3]]. */
-static inline void sepconv_uk_qstore(const int32_t *sum, long count, const int32_t *significand,
-                                     const int32_t *shift, const int *quant, int8_t *out)
+ * [quant[2], quant[3]] (restrict and the bounds in locals: an int8 store
+ * may alias anything, and gcc would not vectorize the loop otherwise). */
+static inline __attribute__((always_inline)) void
+sepconv_uk_qstore(const int32_t *restrict sum, long count, const int32_t *restrict significand,
+                  const int32_t *restrict shift, const int *restrict quant,
+                  int8_t *restrict out)
 {
+    const int32_t out_zero = quant[1], low = quant[2], high = quant[3];
     for (long i = 0; i < count; i++) {
-        int32_t q = sepconv_uk_qrescale(sum[i], significand[i], shift[i]) + quant[1];
-        q = q < quant[2] ? quant[2] : q > quant[3] ? quant[3] : q;
+        int32_t q = sepconv_uk_qrescale(sum[i], significand[i], shift[i]) + out_zero;
+        q = q < low ? low : q > high ? high : q;
         out[i] = (int8_t)q;
     }
 }
