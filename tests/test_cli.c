@@ -926,8 +926,8 @@ START_TEST(model_from_stdin)
     ck_assert_msg(r->code == 0, "%s", r->err);
     ck_assert_ptr_nonnull(strstr(r->out, "\"name\":\"first\""));
     r = run_cli_io("cost -", "/dev/null", NULL);
-    ck_assert_int_eq(r->code, 1);
-    ck_assert_ptr_nonnull(strstr(r->err, "standard input: no layers"));
+    ck_assert_msg(r->code == 1 && strstr(r->err, "standard input: no layers"),
+                  "cost of an empty standard input: exit %d, '%s'", r->code, r->err);
     unlink("/tmp/sepconv-cli-stdin.layers");
 }
 END_TEST
