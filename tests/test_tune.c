@@ -1390,7 +1390,13 @@ START_TEST(a_budget_bounds_the_whole_command)
     cli_run *r = run_sepconv(dir, NULL, args);
     double took = sepconv_seconds() - start;
     ck_assert_msg(r->code == 0, "%s", r->err);
-    ck_assert_msg(took <= budget * 1.05 + 0.3, "--budget %g took %.2f s", budget, took);
+    /* the budget bounds the sweep; the 0.3 s beside it are the process's own
+     * start and exit, which emulation slows by Check's timeout multiplier
+     * (tests/arm64_check.sh: 4; a Zen 1 under qemu took 4.51 s) */
+    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
+    const double outside = 0.3 * (scale && atoi(scale) > 1 ? atoi(scale) : 1);
+    ck_assert_msg(took <= budget * 1.05 + outside, "--budget %g took %.2f s (at most %.2f)",
+                  budget, took, budget * 1.05 + outside);
     /* it measured, logged and printed the best so far */
     ck_assert_msg(strstr(r->out, "total: best"), "%s", r->out);
     ck_assert_msg(strstr(r->out, "not tried: the budget was spent"), "%s", r->out);
