@@ -603,6 +603,14 @@ START_TEST(tune_keeps_the_status_without_an_error_buffer)
 }
 END_TEST
 
+/* How many times slower than native these tests run: Check's timeout
+ * multiplier (tests/arm64_check.sh sets 4 under qemu), else 1. */
+static int emulation_factor(void)
+{
+    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
+    return scale && atoi(scale) > 1 ? atoi(scale) : 1;
+}
+
 START_TEST(a_budget_leaves_candidates_not_tried)
 {
     /* 60 candidates (dw, portable), each compiled, verified and timed for
@@ -612,8 +620,9 @@ START_TEST(a_budget_leaves_candidates_not_tried)
     options.kernel.target = SEPCONV_TARGET_PORTABLE;
     options.no_log = 1;
     /* the budget counts the reference and the default's build and timing
-     * too, which valgrind slows some fiftyfold: there, more seconds */
-    options.budget_seconds = under_valgrind() ? 30.0 : 1.0;
+     * too, which valgrind slows some fiftyfold and qemu severalfold (on a
+     * Zen 1 they took the whole second): there, more seconds */
+    options.budget_seconds = under_valgrind() ? 30.0 : 1.0 * emulation_factor();
     sepconv_tune_result result;
     sepconv_error error;
     double start = sepconv_seconds();
@@ -1393,8 +1402,7 @@ START_TEST(a_budget_bounds_the_whole_command)
     /* the budget bounds the sweep; the 0.3 s beside it are the process's own
      * start and exit, which emulation slows by Check's timeout multiplier
      * (tests/arm64_check.sh: 4; a Zen 1 under qemu took 4.51 s) */
-    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
-    const double outside = 0.3 * (scale && atoi(scale) > 1 ? atoi(scale) : 1);
+    const double outside = 0.3 * emulation_factor();
     ck_assert_msg(took <= budget * 1.05 + outside, "--budget %g took %.2f s (at most %.2f)",
                   budget, took, budget * 1.05 + outside);
     /* it measured, logged and printed the best so far */
