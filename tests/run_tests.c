@@ -56,6 +56,13 @@ bool under_valgrind(void)
     return flag && flag[0] == '1';
 }
 
+/* Check's timeout multiplier when it is above 1, else 1. */
+int emulation_factor(void)
+{
+    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
+    return scale && atoi(scale) > 1 ? atoi(scale) : 1;
+}
+
 /* Appends one line to the file the runner reads at exit ($SEPCONV_TEST_TARGETS):
  * a test's process may be a fork, so memory would not do. */
 static void record_target(const char *line)

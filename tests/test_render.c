@@ -333,8 +333,7 @@ START_TEST(time_limit_stops_long_instructions)
      * a second: the limit scales with Check's timeout multiplier; under
      * valgrind too, where a loaded machine took line 1 past 1 s once (CI
      * of stop 23) */
-    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
-    int factor = scale && atoi(scale) > 1 ? atoi(scale) : 1;
+    int factor = emulation_factor();
     if (under_valgrind() && factor < 4)
         factor = 4;
     limits.milliseconds = 1000 * factor;

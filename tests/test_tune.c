@@ -603,14 +603,6 @@ START_TEST(tune_keeps_the_status_without_an_error_buffer)
 }
 END_TEST
 
-/* How many times slower than native these tests run: Check's timeout
- * multiplier (tests/arm64_check.sh sets 4 under qemu), else 1. */
-static int emulation_factor(void)
-{
-    const char *scale = getenv("CK_TIMEOUT_MULTIPLIER");
-    return scale && atoi(scale) > 1 ? atoi(scale) : 1;
-}
-
 START_TEST(a_budget_leaves_candidates_not_tried)
 {
     /* 60 candidates (dw, portable), each compiled, verified and timed for

@@ -33,6 +33,10 @@ Suite *quantize_suite(void);
  * SEPCONV_TEST_VALGRIND): valgrind cannot execute AVX-512. */
 bool under_valgrind(void);
 
+/* How many times slower than native the tests run: Check's timeout
+ * multiplier (tests/arm64_check.sh sets 4 under qemu), else 1. */
+int emulation_factor(void);
+
 /* Whether this machine runs code of a target (an ISA), for a test that
  * exercises it as `what`: true is recorded as exercised; false is said on
  * stderr ("SKIPPED: ... (CPU lacks avx512f ...)") and recorded, and the
