@@ -463,6 +463,7 @@ int main(int argc, char **argv)
     return failed;
 }
 #else
+#include "reference/quantize.h"
 #include "tests.h"
 
 /* One set: random cases and the activation rules, or a SKIP line. */
@@ -527,6 +528,71 @@ START_TEST(sets_are_found_by_target_name)
 }
 END_TEST
 
+/* One batch of int8 rescaling cases through a set's two int8 kernels, as
+ * sums their 1x1 weights of zero leave as the bias: each output against the
+ * oracle's rescaling (sepconv_q_rescale, tested against hand-worked cases in
+ * test_quantize.c), + out_zero, clamped. */
+enum { QCASES = 40 };
+static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
+                           const int32_t *requant, int out_zero, long *checked)
+{
+    const int quant[4] = {0, out_zero, -128, 127};
+    int8_t zeros[QCASES] = {0}, out[2][QCASES];
+    const int8_t *rows[1] = {zeros};
+    set->qpointwise(zeros, 1, 1, 1, zeros, QCASES, sum, requant, quant, out[0]);
+    set->qdwrow(rows, 1, QCASES, zeros, 1, 1, 1, 0, sum, requant, quant, out[1], 0, 1);
+    for (int c = 0; c < QCASES; c++) {
+        sepconv_qmultiplier m = {requant[c], requant[QCASES + c]};
+        int64_t q = (int64_t)sepconv_q_rescale(sum[c], m) + out_zero;
+        int8_t want = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(out[k][c] == want,
+                          "%s %s: sum %d, significand %d, shift %d, out_zero %d: %d, not %d",
+                          set->isa, k ? "qdwrow" : "qpointwise", sum[c], requant[c],
+                          requant[QCASES + c], out_zero, out[k][c], want);
+        ++*checked;
+    }
+}
+
+START_TEST(int8_rescaling_matches_the_oracle_at_its_corners)
+{
+    const sepconv_microkernels *set = sepconv_microkernels_find(isas[_i]);
+    const char *lacks = set ? cpu_lacks(isas[_i]) : "not in this build (another architecture)";
+    if (lacks) {
+        printf("SKIP    int8 rescaling %s: %s\n", isas[_i], lacks);
+        return;
+    }
+    /* (INT32_MIN is no Q31 significand a scale makes, but the kernels take
+     * any int32, and INT32_MIN squared is the high multiply's saturation) */
+    const int32_t significands[] = {1 << 30, (1 << 30) + 1, 0x5a827999, INT32_MAX, INT32_MIN};
+    const int shifts[] = {-31, -24, -9, -1, 0, 1, 4, 12, 30};
+    uint64_t state = 0x9e3779b97f4a7c15u;
+    int32_t sum[QCASES], requant[2 * QCASES];
+    long filled = 0, checked = 0;
+    for (size_t i = 0; i < sizeof significands / sizeof significands[0]; i++)
+        for (size_t j = 0; j < sizeof shifts / sizeof shifts[0]; j++)
+            for (int r = 0; r < 24; r++) {
+                /* sums whose results land near every output from -140 to 140,
+                 * a few off the exact multiple to reach the ties, and the
+                 * int32 extremes that saturate the left shift */
+                state = state * 6364136223846793005u + 1442695040888963407u;
+                const long target = (long)(state >> 33) % 281 - 140;
+                const int delta = (int)((state >> 20) % 7) - 3;
+                double exact = (double)target * ldexp(1.0, 31 - shifts[j]) / significands[i];
+                double value = r == 0 ? INT32_MAX : r == 1 ? INT32_MIN : exact + delta;
+                value = value > INT32_MAX ? INT32_MAX : value < INT32_MIN ? INT32_MIN : value;
+                sum[filled] = (int32_t)value;
+                requant[filled] = significands[i];
+                requant[QCASES + filled] = shifts[j];
+                if (++filled == QCASES) {
+                    qrescale_batch(set, sum, requant, (int)(r % 5) * 20 - 40, &checked);
+                    filled = 0;
+                }
+            }
+    ck_assert_int_gt(checked, 800);
+}
+END_TEST
+
 Suite *microkernels_suite(void)
 {
     Suite *suite = suite_create("microkernels");
@@ -534,6 +600,7 @@ Suite *microkernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sets_are_found_by_target_name);
     tcase_add_loop_test(tc, every_set_matches_the_definition, 0, 4);
+    tcase_add_loop_test(tc, int8_rescaling_matches_the_oracle_at_its_corners, 0, 4);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -618,7 +618,14 @@ static const char *const int8_dw_specs[] = {
     "op=pw df=3 m=9 n=130 bias=1 dtype=int8 in_scale=0.07 in_zero=100 out_scale=0.2 "
     "out_zero=4",
     "op=conv df=5 m=2 n=128 dk=3 act=relu dtype=int8 in_scale=0.3 in_zero=-1 "
-    "out_scale=0.9 out_zero=-2"};
+    "out_scale=0.9 out_zero=-2",
+    /* the AVX2 pointwise: rows of 14 pixels in tiles of 5, 5 and 4, even m,
+     * whole blocks of 16; and an m past its stack buffer (2048), odd, with a
+     * short last block */
+    "op=pw df=14 m=40 n=48 bias=1 act=relu dtype=int8 in_scale=0.03 in_zero=-20 "
+    "out_scale=0.08 out_zero=-6",
+    "op=pw h=2 w=7 m=2051 n=17 bias=1 dtype=int8 in_scale=0.01 in_zero=9 out_scale=0.5 "
+    "out_zero=2"};
 #define INT8_DW_SPECS (sizeof int8_dw_specs / sizeof int8_dw_specs[0])
 
 START_TEST(generated_int8_kernels_are_bit_exact)

@@ -339,4 +339,172 @@ static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)
 
 /* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
-SEPCONV_UK_INT8(avx2)
+/* ------------------------------------------------------------------ int8 */
+
+/* 8 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped to
+ * [low, high] (the activation's bounds less out_zero), + out_zero.  The high multiply takes even and odd lanes'
+ * 64-bit products apart (AVX2 has no 64-bit arithmetic shift; the low 32
+ * bits of a logical one are the same), and the one product that leaves
+ * int32, INT32_MIN squared, saturates by a compare. */
+static ALWAYS_INLINE __m256i qrescale8(__m256i sum, __m256i significand, __m256i shift,
+                                       __m256i out_zero, __m256i low, __m256i high)
+{
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i max = _mm256_set1_epi32(INT32_MAX), min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    /* the saturating left shift */
+    const __m256i most = _mm256_srlv_epi32(max, left);
+    const __m256i least = _mm256_sub_epi32(_mm256_sub_epi32(zero, most), one);
+    __m256i x = _mm256_sllv_epi32(sum, left);
+    x = _mm256_blendv_epi8(x, max, _mm256_cmpgt_epi32(sum, most));
+    x = _mm256_blendv_epi8(x, min, _mm256_cmpgt_epi32(least, sum));
+    /* round(x * significand / 2^31), ties up */
+    const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, significand), half);
+    const __m256i odd = _mm256_add_epi64(
+        _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(significand, 32)), half);
+    __m256i y = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
+    const __m256i both_min =
+        _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(significand, min));
+    y = _mm256_blendv_epi8(y, max, both_min);
+    /* divided by 2^right to nearest, ties away from zero */
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i remainder = _mm256_and_si256(y, mask);
+    const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, y));
+    __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(y, right), _mm256_cmpgt_epi32(remainder, threshold));
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
+}
+
+/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C). */
+static void qstore__avx2(const int32_t *restrict sum, long count,
+                         const int32_t *restrict significand, const int32_t *restrict shift,
+                         const int *restrict quant, int8_t *restrict out)
+{
+    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
+    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
+    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const __m256i q = qrescale8(_mm256_loadu_si256((const __m256i *)(sum + i)),
+                                    _mm256_loadu_si256((const __m256i *)(significand + i)),
+                                    _mm256_loadu_si256((const __m256i *)(shift + i)), out_zero,
+                                    low, high);
+        /* in [-128, 127] already: the saturating packs keep every value */
+        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q),
+                                              _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(out + i), _mm_packs_epi16(words, words));
+    }
+    if (i < count)
+        sepconv_uk_qstore(sum + i, count - i, significand + i, shift + i, quant, out + i);
+}
+
+/* int8 pointwise: two input channels a step.  A pixel's (x - in_zero) pairs
+ * are packed once per call as int16 pairs in an int32; each step broadcasts
+ * a pair against the two weight rows interleaved as int16 pairs, and
+ * vpmaddwd sums both products in int32 lanes.  Exact: |x - in_zero| <= 255
+ * and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 6
+ * pixels x 16 channels (12 accumulators, 2 weight vectors, 1 broadcast). */
+enum { QPW_PIXELS = 6, QPW_MOST_M = 2048 };
+
+/* One step of a tile: weight rows a (channel ic) and b (ic + 1, or zeros
+ * past the last channel) against pair j of each of the P pixels. */
+static ALWAYS_INLINE void qpw_step(const int P, __m256i acc[][2], __m128i a, __m128i b,
+                                   const int32_t (*pair)[QPW_MOST_M / 2], long j)
+{
+    const __m256i lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
+    const __m256i hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b));
+    for (int p = 0; p < P; p++) {
+        const __m256i x = _mm256_set1_epi32(pair[p][j]);
+        acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(lo, x));
+        acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(hi, x));
+    }
+}
+
+/* Channels [c0, c0 + 16) of P pixels: sums over the m input channels, then
+ * requantized and stored. */
+static ALWAYS_INLINE void qpw_tile(const int P, const int32_t (*pair)[QPW_MOST_M / 2], long m,
+                                   const int8_t *w, long n, long c0, const int32_t *bias,
+                                   const int32_t *requant, const int *quant, int8_t *out)
+{
+    __m256i acc[QPW_PIXELS][2];
+    const __m256i b0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
+                            : _mm256_setzero_si256();
+    const __m256i b1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
+                            : _mm256_setzero_si256();
+    for (int p = 0; p < P; p++) {
+        acc[p][0] = b0;
+        acc[p][1] = b1;
+    }
+    const int8_t *row = w + c0;
+    long j = 0;
+    for (; 2 * j + 1 < m; j++, row += 2 * n)
+        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row),
+                 _mm_loadu_si128((const __m128i *)(row + n)), pair, j);
+    if (m % 2)
+        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair, j);
+    for (int p = 0; p < P; p++) {
+        int32_t sum[16];
+        _mm256_storeu_si256((__m256i *)sum, acc[p][0]);
+        _mm256_storeu_si256((__m256i *)(sum + 8), acc[p][1]);
+        qstore__avx2(sum, 16, requant + c0, requant + n + c0, quant, out + p * n + c0);
+    }
+}
+
+/* The last n % 16 channels of `pixels` pixels, one at a time. */
+static void qpw_tail(const int8_t *in, long in_step, long pixels, long m, const int8_t *w,
+                     long n, long c0, const int32_t *bias, const int32_t *requant,
+                     const int *quant, int8_t *out)
+{
+    for (long p = 0; p < pixels; p++) {
+        int32_t sum[16];
+        for (long c = c0; c < n; c++) {
+            int32_t s = bias ? bias[c] : 0;
+            for (long ic = 0; ic < m; ic++)
+                s += (in[p * in_step + ic] - quant[0]) * w[ic * n + c];
+            sum[c - c0] = s;
+        }
+        qstore__avx2(sum, n - c0, requant + c0, requant + n + c0, quant, out + p * n + c0);
+    }
+}
+
+/* `pixels` outputs in balanced tiles of up to 6 pixels (14 = 5 + 5 + 4). */
+void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, long m,
+                                 const int8_t *w, long n, const int32_t *bias,
+                                 const int32_t *requant, const int *quant, int8_t *out)
+{
+    if (m > QPW_MOST_M) { /* the pairs would not fit the stack buffer */
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant, out);
+        return;
+    }
+    int32_t pair[QPW_PIXELS][QPW_MOST_M / 2];
+    const long count = (pixels + QPW_PIXELS - 1) / QPW_PIXELS;
+    for (long t = 0, p0 = 0; t < count; t++) {
+        const long size = pixels / count + (t < pixels % count);
+        const int8_t *x = in + p0 * in_step;
+        int8_t *y = out + p0 * n;
+        for (long p = 0; p < size; p++)
+            for (long j = 0; 2 * j < m; j++) {
+                const int32_t x0 = x[p * in_step + 2 * j] - quant[0];
+                const int32_t x1 = 2 * j + 1 < m ? x[p * in_step + 2 * j + 1] - quant[0] : 0;
+                pair[p][j] = x1 * 65536 + (x0 & 0xffff); /* x0 low, x1 high */
+            }
+        long c0 = 0;
+        for (; c0 + 16 <= n; c0 += 16)
+            switch (size) {
+            case 1: qpw_tile(1, pair, m, w, n, c0, bias, requant, quant, y); break;
+            case 2: qpw_tile(2, pair, m, w, n, c0, bias, requant, quant, y); break;
+            case 3: qpw_tile(3, pair, m, w, n, c0, bias, requant, quant, y); break;
+            case 4: qpw_tile(4, pair, m, w, n, c0, bias, requant, quant, y); break;
+            case 5: qpw_tile(5, pair, m, w, n, c0, bias, requant, quant, y); break;
+            default: qpw_tile(6, pair, m, w, n, c0, bias, requant, quant, y); break;
+            }
+        if (c0 < n)
+            qpw_tail(x, in_step, size, m, w, n, c0, bias, requant, quant, y);
+        p0 += size;
+    }
+}
+
+/* the int8 depthwise row kernel (microkernels/int8.h), vectorized with this
+ * file's flags, storing 8 lanes at a time */
+SEPCONV_UK_INT8_DWROW(avx2, qstore__avx2)

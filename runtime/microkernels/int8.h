@@ -42,30 +42,37 @@ static inline int32_t sepconv_uk_qrescale(int32_t sum, int32_t significand, int3
 }
 
 /* Stores count requantized sums: + out_zero, clamped to the activation's
- * [quant[2], quant[3]] (restrict and the bounds in locals: an int8 store
+ * [quant[2], quant[3]], the clamp done first so that a sum near an int32
+ * bound cannot overflow (restrict and the bounds in locals: an int8 store
  * may alias anything, and gcc would not vectorize the loop otherwise). */
 static inline __attribute__((always_inline)) void
 sepconv_uk_qstore(const int32_t *restrict sum, long count, const int32_t *restrict significand,
                   const int32_t *restrict shift, const int *restrict quant,
                   int8_t *restrict out)
 {
-    const int32_t out_zero = quant[1], low = quant[2], high = quant[3];
+    const int32_t out_zero = quant[1], low = quant[2] - out_zero, high = quant[3] - out_zero;
     for (long i = 0; i < count; i++) {
-        int32_t q = sepconv_uk_qrescale(sum[i], significand[i], shift[i]) + out_zero;
+        int32_t q = sepconv_uk_qrescale(sum[i], significand[i], shift[i]);
         q = q < low ? low : q > high ? high : q;
-        out[i] = (int8_t)q;
+        out[i] = (int8_t)(q + out_zero);
     }
 }
+
+/* How an ISA stores requantized sums (sepconv_uk_qstore's contract). */
+typedef void (*sepconv_uk_qstore_fn)(const int32_t *restrict sum, long count,
+                                     const int32_t *restrict significand,
+                                     const int32_t *restrict shift, const int *restrict quant,
+                                     int8_t *restrict out);
 
 /* Output columns [ox0, ox1) of one int8 depthwise row (NHWC, multiplier 1),
  * column ox0 at out; rows[ky] is the input row under tap row ky, NULL in
  * the padding; w is [k][k][c]; requant is c significands then c shifts;
  * quant is {in_zero, out_zero, act_min, act_max}. */
-static inline void sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c,
-                                          const int8_t *w, long k, long stride,
-                                          long dilation, long pad_left, const int32_t *bias,
-                                          const int32_t *requant, const int *quant,
-                                          int8_t *out, long ox0, long ox1)
+static inline __attribute__((always_inline)) void
+sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_t *w, long k,
+                       long stride, long dilation, long pad_left, const int32_t *bias,
+                       const int32_t *requant, const int *quant, int8_t *out, long ox0,
+                       long ox1, sepconv_uk_qstore_fn store)
 {
     const int32_t in_zero = quant[0];
     for (long ox = ox0; ox < ox1; ox++) {
@@ -83,8 +90,7 @@ static inline void sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, 
                     for (long i = 0; i < count; i++)
                         sum[i] += (x[i] - in_zero) * tap[i];
                 }
-            sepconv_uk_qstore(sum, count, requant + c0, requant + c + c0, quant,
-                              out + (ox - ox0) * c + c0);
+            store(sum, count, requant + c0, requant + c + c0, quant, out + (ox - ox0) * c + c0);
         }
     }
 }
@@ -114,9 +120,9 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
         }
 }
 
-/* Defines an ISA's int8 micro-kernels, sepconv_uk_qdwrow__ISA and
- * sepconv_uk_qpointwise__ISA, built with that ISA file's flags. */
-#define SEPCONV_UK_INT8(ISA)                                                                \
+/* Defines an ISA's int8 depthwise row kernel, sepconv_uk_qdwrow__ISA, built
+ * with that ISA file's flags, storing through STORE. */
+#define SEPCONV_UK_INT8_DWROW(ISA, STORE)                                                   \
     void sepconv_uk_qdwrow__##ISA(const int8_t *const *rows, long in_w, long c,            \
                                   const int8_t *w, long k, long stride, long dilation,     \
                                   long pad_left, const int32_t *bias,                      \
@@ -124,8 +130,12 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
                                   long ox0, long ox1)                                      \
     {                                                                                      \
         sepconv_uk_qdwrow_body(rows, in_w, c, w, k, stride, dilation, pad_left, bias,      \
-                               requant, quant, out, ox0, ox1);                             \
-    }                                                                                      \
+                               requant, quant, out, ox0, ox1, STORE);                      \
+    }
+
+/* Defines an ISA's int8 pointwise kernel, sepconv_uk_qpointwise__ISA, the
+ * plain C one vectorized with that ISA file's flags. */
+#define SEPCONV_UK_INT8_POINTWISE(ISA)                                                      \
     void sepconv_uk_qpointwise__##ISA(const int8_t *in, long in_step, long pixels, long m, \
                                       const int8_t *w, long n, const int32_t *bias,        \
                                       const int32_t *requant, const int *quant,            \
@@ -134,5 +144,10 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
         sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant,     \
                                    out);                                                   \
     }
+
+/* Both int8 kernels of an ISA from the plain C above. */
+#define SEPCONV_UK_INT8(ISA)                                                                \
+    SEPCONV_UK_INT8_DWROW(ISA, sepconv_uk_qstore)                                           \
+    SEPCONV_UK_INT8_POINTWISE(ISA)
 
 #endif /* SEPCONV_MICROKERNELS_INT8_H */

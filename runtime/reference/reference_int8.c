@@ -57,9 +57,12 @@ static sepconv_status run_qstage(const qstage *s, const int8_t *input, int8_t *o
                                     "(%lld, %lld, %lld, channel %lld)",
                                     (long long)sum, (long long)n, (long long)oy,
                                     (long long)ox, (long long)oc);
-            int32_t q = sepconv_q_rescale((int32_t)sum, m) + s->out_zero;
-            q = q < act_min ? act_min : q > act_max ? act_max : q;
-            output[n * out.n + oy * out.h + ox * out.w + oc * out.c] = (int8_t)q;
+            /* clamped before out_zero is added: a rescaled sum near an int32
+             * bound cannot overflow (clamp(q + z) = clamp(q, lo - z, hi - z) + z) */
+            int32_t q = sepconv_q_rescale((int32_t)sum, m);
+            q = q < act_min - s->out_zero ? act_min - s->out_zero
+                : q > act_max - s->out_zero ? act_max - s->out_zero : q;
+            output[n * out.n + oy * out.h + ox * out.w + oc * out.c] = (int8_t)(q + s->out_zero);
         }
     }
     return SEPCONV_OK;
