@@ -625,7 +625,10 @@ static const char *const int8_dw_specs[] = {
     "op=pw df=14 m=40 n=48 bias=1 act=relu dtype=int8 in_scale=0.03 in_zero=-20 "
     "out_scale=0.08 out_zero=-6",
     "op=pw h=2 w=7 m=2051 n=17 bias=1 dtype=int8 in_scale=0.01 in_zero=9 out_scale=0.5 "
-    "out_zero=2"};
+    "out_zero=2",
+    /* the AVX2 depthwise row's unrolled 3x3 interior, two whole blocks of 16 */
+    "op=dw df=9 m=32 dk=3 bias=1 act=relu6 dtype=int8 in_scale=0.02 in_zero=11 "
+    "out_scale=0.03 out_zero=-30"};
 #define INT8_DW_SPECS (sizeof int8_dw_specs / sizeof int8_dw_specs[0])
 
 START_TEST(generated_int8_kernels_are_bit_exact)

@@ -347,27 +347,32 @@ SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)
  * bits of a logical one are the same), and the one product that leaves
  * int32, INT32_MIN squared, saturates by a compare. */
 static ALWAYS_INLINE __m256i qrescale8(__m256i sum, __m256i significand, __m256i shift,
-                                       __m256i out_zero, __m256i low, __m256i high)
+                                       __m256i out_zero, __m256i low, __m256i high,
+                                       const int general)
 {
     const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
     const __m256i max = _mm256_set1_epi32(INT32_MAX), min = _mm256_set1_epi32(INT32_MIN);
-    const __m256i left = _mm256_max_epi32(shift, zero);
     const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    /* the saturating left shift */
-    const __m256i most = _mm256_srlv_epi32(max, left);
-    const __m256i least = _mm256_sub_epi32(_mm256_sub_epi32(zero, most), one);
-    __m256i x = _mm256_sllv_epi32(sum, left);
-    x = _mm256_blendv_epi8(x, max, _mm256_cmpgt_epi32(sum, most));
-    x = _mm256_blendv_epi8(x, min, _mm256_cmpgt_epi32(least, sum));
+    __m256i x = sum;
+    if (general) { /* a left shift, saturating */
+        const __m256i left = _mm256_max_epi32(shift, zero);
+        const __m256i most = _mm256_srlv_epi32(max, left);
+        const __m256i least = _mm256_sub_epi32(_mm256_sub_epi32(zero, most), one);
+        x = _mm256_sllv_epi32(sum, left);
+        x = _mm256_blendv_epi8(x, max, _mm256_cmpgt_epi32(sum, most));
+        x = _mm256_blendv_epi8(x, min, _mm256_cmpgt_epi32(least, sum));
+    }
     /* round(x * significand / 2^31), ties up */
     const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
     const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, significand), half);
     const __m256i odd = _mm256_add_epi64(
         _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(significand, 32)), half);
     __m256i y = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
-    const __m256i both_min =
-        _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(significand, min));
-    y = _mm256_blendv_epi8(y, max, both_min);
+    if (general) { /* INT32_MIN squared */
+        const __m256i both_min =
+            _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(significand, min));
+        y = _mm256_blendv_epi8(y, max, both_min);
+    }
     /* divided by 2^right to nearest, ties away from zero */
     const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
     const __m256i remainder = _mm256_and_si256(y, mask);
@@ -376,7 +381,9 @@ static ALWAYS_INLINE __m256i qrescale8(__m256i sum, __m256i significand, __m256i
     return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
 }
 
-/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C). */
+/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C); lanes
+ * of no left shift and no INT32_MIN significand (what scales below 1 give)
+ * skip those cases' work. */
 static void qstore__avx2(const int32_t *restrict sum, long count,
                          const int32_t *restrict significand, const int32_t *restrict shift,
                          const int *restrict quant, int8_t *restrict out)
@@ -384,12 +391,16 @@ static void qstore__avx2(const int32_t *restrict sum, long count,
     const __m256i out_zero = _mm256_set1_epi32(quant[1]);
     const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
     const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    const __m256i zero = _mm256_setzero_si256(), min = _mm256_set1_epi32(INT32_MIN);
     long i = 0;
     for (; i + 8 <= count; i += 8) {
-        const __m256i q = qrescale8(_mm256_loadu_si256((const __m256i *)(sum + i)),
-                                    _mm256_loadu_si256((const __m256i *)(significand + i)),
-                                    _mm256_loadu_si256((const __m256i *)(shift + i)), out_zero,
-                                    low, high);
+        const __m256i s = _mm256_loadu_si256((const __m256i *)(sum + i));
+        const __m256i m = _mm256_loadu_si256((const __m256i *)(significand + i));
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(shift + i));
+        const int general = _mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpgt_epi32(e, zero), _mm256_cmpeq_epi32(m, min)));
+        const __m256i q = general ? qrescale8(s, m, e, out_zero, low, high, 1)
+                                  : qrescale8(s, m, e, out_zero, low, high, 0);
         /* in [-128, 127] already: the saturating packs keep every value */
         const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q),
                                               _mm256_extracti128_si256(q, 1));
@@ -505,6 +516,68 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
     }
 }
 
-/* the int8 depthwise row kernel (microkernels/int8.h), vectorized with this
- * file's flags, storing 8 lanes at a time */
-SEPCONV_UK_INT8_DWROW(avx2, qstore__avx2)
+/* acc += (x - in_zero) * tap over 16 channels: int16 products (exact: at
+ * most 255 * 128 = 32640) widened into two vectors of int32 sums. */
+static ALWAYS_INLINE void qdw_tap(__m256i *acc0, __m256i *acc1, const int8_t *x,
+                                  const int8_t *tap, __m256i in_zero)
+{
+    const __m256i v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x)),
+                                       in_zero);
+    const __m256i t = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)tap));
+    const __m256i product = _mm256_mullo_epi16(v, t);
+    *acc0 = _mm256_add_epi32(*acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(product)));
+    *acc1 = _mm256_add_epi32(*acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(product, 1)));
+}
+
+/* int8 depthwise row: 16 channels a step (qdw_tap); a column whose 3x3
+ * window lies inside the input (dilation 1) takes its 9 taps unrolled. */
+void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const int8_t *w,
+                             long k, long stride, long dilation, long pad_left,
+                             const int32_t *bias, const int32_t *requant, const int *quant,
+                             int8_t *out, long ox0, long ox1)
+{
+    const __m256i in_zero = _mm256_set1_epi16((short)quant[0]);
+    for (long ox = ox0; ox < ox1; ox++) {
+        long lo, hi;
+        sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
+        const long x0 = ox * stride - pad_left;
+        const int inside = k == 3 && dilation == 1 && lo == 0 && hi == 3 && rows[0] &&
+                           rows[1] && rows[2];
+        int8_t *y = out + (ox - ox0) * c;
+        long c0 = 0;
+        for (; c0 + 16 <= c; c0 += 16) {
+            __m256i acc0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
+                                : _mm256_setzero_si256();
+            __m256i acc1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
+                                : _mm256_setzero_si256();
+            if (inside)
+                for (int ky = 0; ky < 3; ky++) {
+                    const int8_t *x = rows[ky] + x0 * c + c0, *tap = w + ky * 3 * c + c0;
+                    qdw_tap(&acc0, &acc1, x, tap, in_zero);
+                    qdw_tap(&acc0, &acc1, x + c, tap + c, in_zero);
+                    qdw_tap(&acc0, &acc1, x + 2 * c, tap + 2 * c, in_zero);
+                }
+            else
+                for (long ky = 0; ky < k; ky++)
+                    for (long kx = lo; rows[ky] && kx < hi; kx++)
+                        qdw_tap(&acc0, &acc1, rows[ky] + (x0 + kx * dilation) * c + c0,
+                                w + (ky * k + kx) * c + c0, in_zero);
+            int32_t sum[16];
+            _mm256_storeu_si256((__m256i *)sum, acc0);
+            _mm256_storeu_si256((__m256i *)(sum + 8), acc1);
+            qstore__avx2(sum, 16, requant + c0, requant + c + c0, quant, y + c0);
+        }
+        if (c0 < c) { /* the last c % 16 channels, one at a time */
+            int32_t sum[16];
+            for (long i = c0; i < c; i++) {
+                int32_t s = bias ? bias[i] : 0;
+                for (long ky = 0; ky < k; ky++)
+                    for (long kx = lo; rows[ky] && kx < hi; kx++)
+                        s += (rows[ky][(x0 + kx * dilation) * c + i] - quant[0]) *
+                             w[(ky * k + kx) * c + i];
+                sum[i - c0] = s;
+            }
+            qstore__avx2(sum, c - c0, requant + c0, requant + c + c0, quant, y + c0);
+        }
+    }
+}
