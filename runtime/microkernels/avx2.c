@@ -44,6 +44,13 @@
  * with the inputs loaded once each), measured 20-40% slower on Zen 4 than
  * these 4 x 16 blocks: 4-6 accumulator chains do not cover the FMA latency
  * (8 are needed), and each step is half as long.
+ *
+ * int8 (TFLite's integer semantics, the int8 reference's bits): pointwise
+ * in tiles of up to 6 pixels x 16 channels, two input channels a step with
+ * vpmaddwd; the depthwise row 16 channels a step with int16 products; both
+ * requantize 8 lanes at a time.  Zen 1, tcc + auto: pw 14 x 14 x 512 13.8
+ * -> 3.7 ms, dw 56 x 56 x 128 3.9 -> 1.46 ms against the plain C of
+ * microkernels/int8.h vectorized by gcc.
  */
 #include <immintrin.h>
 #include <stddef.h>
