@@ -7,6 +7,7 @@
 #   make check-valgrind  the tests under valgrind (no fork, leak check)
 #   make check-install   install into a scratch root, use it from elsewhere
 #   make bench        sepconv beside XNNPACK and oneDNN (make bench-tune first)
+#   make bench-int8   the int8 stages beside XNNPACK's int8 (QC8) convolution
 #   make fuzz         libFuzzer on every input surface, FUZZ_SECONDS each
 #   make check-faults every allocation on the main paths made to fail in turn
 #   make check-threads ThreadSanitizer on eight threads for STRESS_SECONDS
@@ -130,7 +131,7 @@ CLI        := $(BUILD)/sepconv
 TEST_RUNNER := $(BUILD)/tests/run_tests
 
 .PHONY: all deps test test-run check-layers check-asan check-valgrind check-install demo \
-        demo-run bench bench-run bench-tune fuzz fuzz-run check-faults fault-run check-threads \
+        demo-run bench bench-run bench-tune bench-int8 fuzz fuzz-run check-faults fault-run check-threads \
         install uninstall clean check-arm64 arm64-run
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
@@ -376,6 +377,20 @@ $(BENCH): $(wildcard bench/*.c bench/*.h) $(STATIC_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(WARNINGS) -O2 -g $(BENCH_FLAGS) -Iruntime -Ibench $(BENCH_SOURCES) \
 	  $(STATIC_LIB) $(PROGRAM_LIBS) $(BENCH_LIBS) -o $@
+
+# int8 stages beside XNNPACK's QC8 convolution (bench/int8.c; needs XNNPACK)
+BENCH_INT8     := $(BENCH_DIR)/bench-int8
+
+bench-int8: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="libxnnpack-dev libpthreadpool-dev"
+	@$(MAKE) --no-print-directory $(BENCH_INT8)
+	$(BENCH_INT8) $(BENCH_ARGS)
+
+$(BENCH_INT8): bench/int8.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(WARNINGS) -O2 -g -Iruntime bench/int8.c $(STATIC_LIB) $(PROGRAM_LIBS) \
+	  -lXNNPACK -o $@
 
 # ---------------------------------------------------------------- demo
 demo: deps
