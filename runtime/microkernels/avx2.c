@@ -345,7 +345,6 @@ static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long
 /* One output row of a depthwise stage with multiplier 1. */
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)
 
-/* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
 /* ------------------------------------------------------------------ int8 */
 
 /* 8 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped to
@@ -417,6 +416,60 @@ static void qstore__avx2(const int32_t *restrict sum, long count,
         sepconv_uk_qstore(sum + i, count - i, significand + i, shift + i, quant, out + i);
 }
 
+/* 8 channels' requantization, prepared once for the outputs that share it. */
+typedef struct qrequant8 {
+    __m256i significand, odd_significand, shift, right, mask, half_mask;
+    int general; /* a lane shifts left or has an INT32_MIN significand */
+} qrequant8;
+
+/* The requantization of channels [c, c + 8) (requant: n significands, then
+ * n shifts). */
+static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *requant, long n, long c)
+{
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    qrequant8 r;
+    r.significand = _mm256_loadu_si256((const __m256i *)(requant + c));
+    r.shift = _mm256_loadu_si256((const __m256i *)(requant + n + c));
+    r.odd_significand = _mm256_srli_epi64(r.significand, 32);
+    r.right = _mm256_max_epi32(_mm256_sub_epi32(zero, r.shift), zero);
+    r.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, r.right), one);
+    r.half_mask = _mm256_srai_epi32(r.mask, 1);
+    r.general = _mm256_movemask_epi8(
+        _mm256_or_si256(_mm256_cmpgt_epi32(r.shift, zero),
+                        _mm256_cmpeq_epi32(r.significand, _mm256_set1_epi32(INT32_MIN))));
+    return r;
+}
+
+/* qrescale8 with the channels' part prepared: clamped to [low, high], +
+ * out_zero. */
+static ALWAYS_INLINE __m256i qapply8(__m256i sum, const qrequant8 *r, __m256i out_zero,
+                                     __m256i low, __m256i high)
+{
+    if (r->general)
+        return qrescale8(sum, r->significand, r->shift, out_zero, low, high, 1);
+    const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(sum, r->significand), half);
+    const __m256i odd =
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(sum, 32), r->odd_significand), half);
+    const __m256i y =
+        _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
+    const __m256i remainder = _mm256_and_si256(y, r->mask);
+    const __m256i threshold =
+        _mm256_sub_epi32(r->half_mask, _mm256_cmpgt_epi32(_mm256_setzero_si256(), y));
+    const __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(y, r->right),
+                                       _mm256_cmpgt_epi32(remainder, threshold));
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
+}
+
+/* Stores 16 requantized lanes (in [-128, 127] already: the saturating packs
+ * keep every value) as 16 int8 in order. */
+static ALWAYS_INLINE void qstore16(int8_t *out, __m256i q0, __m256i q1)
+{
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+    _mm_storeu_si128((__m128i *)out, _mm_packs_epi16(_mm256_castsi256_si128(words),
+                                                     _mm256_extracti128_si256(words, 1)));
+}
+
 /* int8 pointwise: two input channels a step.  A pixel's (x - in_zero) pairs
  * are packed once per call as int16 pairs in an int32; each step broadcasts
  * a pair against the two weight rows interleaved as int16 pairs, and
@@ -461,12 +514,13 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t (*pair)[QPW_MOST_M
                  _mm_loadu_si128((const __m128i *)(row + n)), pair, j);
     if (m % 2)
         qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair, j);
-    for (int p = 0; p < P; p++) {
-        int32_t sum[16];
-        _mm256_storeu_si256((__m256i *)sum, acc[p][0]);
-        _mm256_storeu_si256((__m256i *)(sum + 8), acc[p][1]);
-        qstore__avx2(sum, 16, requant + c0, requant + n + c0, quant, out + p * n + c0);
-    }
+    const qrequant8 r0 = qprepare8(requant, n, c0), r1 = qprepare8(requant, n, c0 + 8);
+    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
+    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
+    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    for (int p = 0; p < P; p++)
+        qstore16(out + p * n + c0, qapply8(acc[p][0], &r0, out_zero, low, high),
+                 qapply8(acc[p][1], &r1, out_zero, low, high));
 }
 
 /* The last n % 16 channels of `pixels` pixels, one at a time. */
@@ -523,58 +577,75 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
     }
 }
 
-/* acc += (x - in_zero) * tap over 16 channels: int16 products (exact: at
- * most 255 * 128 = 32640) widened into two vectors of int32 sums. */
-static ALWAYS_INLINE void qdw_tap(__m256i *acc0, __m256i *acc1, const int8_t *x,
-                                  const int8_t *tap, __m256i in_zero)
+/* acc += (x - in_zero) * tap over 16 channels, tap as int16: int16 products
+ * (exact: at most 255 * 128 = 32640) widened into two vectors of int32
+ * sums. */
+static ALWAYS_INLINE void qdw_tap(__m256i *acc0, __m256i *acc1, const int8_t *x, __m256i tap,
+                                  __m256i in_zero)
 {
     const __m256i v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x)),
                                        in_zero);
-    const __m256i t = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)tap));
-    const __m256i product = _mm256_mullo_epi16(v, t);
+    const __m256i product = _mm256_mullo_epi16(v, tap);
     *acc0 = _mm256_add_epi32(*acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(product)));
     *acc1 = _mm256_add_epi32(*acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(product, 1)));
 }
 
-/* int8 depthwise row: 16 channels a step (qdw_tap); a column whose 3x3
- * window lies inside the input (dilation 1) takes its 9 taps unrolled. */
+/* 16 int8 weights at w as int16. */
+static ALWAYS_INLINE __m256i qdw_weights(const int8_t *w)
+{
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+}
+
+/* int8 depthwise row: blocks of 16 channels outer, the row's columns inner,
+ * so a block's requantization is prepared once a row and, for 3x3 with
+ * dilation 1, its 9 weight vectors stay in registers across the row (a
+ * column whose window lies inside the input takes them unrolled). */
 void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const int8_t *w,
                              long k, long stride, long dilation, long pad_left,
                              const int32_t *bias, const int32_t *requant, const int *quant,
                              int8_t *out, long ox0, long ox1)
 {
     const __m256i in_zero = _mm256_set1_epi16((short)quant[0]);
-    for (long ox = ox0; ox < ox1; ox++) {
-        long lo, hi;
-        sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
-        const long x0 = ox * stride - pad_left;
-        const int inside = k == 3 && dilation == 1 && lo == 0 && hi == 3 && rows[0] &&
-                           rows[1] && rows[2];
-        int8_t *y = out + (ox - ox0) * c;
-        long c0 = 0;
-        for (; c0 + 16 <= c; c0 += 16) {
-            __m256i acc0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
+    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
+    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
+    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    const int all_rows = k == 3 && dilation == 1 && rows[0] && rows[1] && rows[2];
+    long c0 = 0;
+    for (; c0 + 16 <= c; c0 += 16) {
+        const qrequant8 r0 = qprepare8(requant, c, c0), r1 = qprepare8(requant, c, c0 + 8);
+        const __m256i b0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
                                 : _mm256_setzero_si256();
-            __m256i acc1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
+        const __m256i b1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
                                 : _mm256_setzero_si256();
-            if (inside)
+        __m256i t[9];
+        for (int i = 0; i < 9; i++)
+            t[i] = all_rows ? qdw_weights(w + i * c + c0) : _mm256_setzero_si256();
+        for (long ox = ox0; ox < ox1; ox++) {
+            long lo, hi;
+            sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
+            const long x0 = ox * stride - pad_left;
+            __m256i acc0 = b0, acc1 = b1;
+            if (all_rows && lo == 0 && hi == 3)
                 for (int ky = 0; ky < 3; ky++) {
-                    const int8_t *x = rows[ky] + x0 * c + c0, *tap = w + ky * 3 * c + c0;
-                    qdw_tap(&acc0, &acc1, x, tap, in_zero);
-                    qdw_tap(&acc0, &acc1, x + c, tap + c, in_zero);
-                    qdw_tap(&acc0, &acc1, x + 2 * c, tap + 2 * c, in_zero);
+                    const int8_t *x = rows[ky] + x0 * c + c0;
+                    qdw_tap(&acc0, &acc1, x, t[3 * ky], in_zero);
+                    qdw_tap(&acc0, &acc1, x + c, t[3 * ky + 1], in_zero);
+                    qdw_tap(&acc0, &acc1, x + 2 * c, t[3 * ky + 2], in_zero);
                 }
             else
                 for (long ky = 0; ky < k; ky++)
                     for (long kx = lo; rows[ky] && kx < hi; kx++)
                         qdw_tap(&acc0, &acc1, rows[ky] + (x0 + kx * dilation) * c + c0,
-                                w + (ky * k + kx) * c + c0, in_zero);
-            int32_t sum[16];
-            _mm256_storeu_si256((__m256i *)sum, acc0);
-            _mm256_storeu_si256((__m256i *)(sum + 8), acc1);
-            qstore__avx2(sum, 16, requant + c0, requant + c + c0, quant, y + c0);
+                                qdw_weights(w + (ky * k + kx) * c + c0), in_zero);
+            qstore16(out + (ox - ox0) * c + c0, qapply8(acc0, &r0, out_zero, low, high),
+                     qapply8(acc1, &r1, out_zero, low, high));
         }
-        if (c0 < c) { /* the last c % 16 channels, one at a time */
+    }
+    if (c0 < c) /* the last c % 16 channels, one at a time */
+        for (long ox = ox0; ox < ox1; ox++) {
+            long lo, hi;
+            sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
+            const long x0 = ox * stride - pad_left;
             int32_t sum[16];
             for (long i = c0; i < c; i++) {
                 int32_t s = bias ? bias[i] : 0;
@@ -584,7 +655,7 @@ void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const
                              w[(ky * k + kx) * c + i];
                 sum[i - c0] = s;
             }
-            qstore__avx2(sum, c - c0, requant + c0, requant + c + c0, quant, y + c0);
+            qstore__avx2(sum, c - c0, requant + c0, requant + c + c0, quant,
+                         out + (ox - ox0) * c + c0);
         }
-    }
 }
