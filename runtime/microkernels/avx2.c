@@ -470,23 +470,26 @@ static ALWAYS_INLINE void qstore16(int8_t *out, __m256i q0, __m256i q1)
                                                      _mm256_extracti128_si256(words, 1)));
 }
 
-/* int8 pointwise: two input channels a step.  A pixel's (x - in_zero) pairs
- * are packed once per call as int16 pairs in an int32; each step broadcasts
- * a pair against the two weight rows interleaved as int16 pairs, and
- * vpmaddwd sums both products in int32 lanes.  Exact: |x - in_zero| <= 255
- * and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 6
- * pixels x 16 channels (12 accumulators, 2 weight vectors, 1 broadcast). */
-enum { QPW_PIXELS = 6, QPW_MOST_M = 2048 };
+/* int8 pointwise: two input channels a step.  The pixels' (x - in_zero)
+ * pairs are packed once per call as int16 pairs in an int32; each step
+ * broadcasts a pair against the two weight rows interleaved as int16 pairs,
+ * and vpmaddwd sums both products in int32 lanes.  Exact: |x - in_zero| <=
+ * 255 and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 6
+ * pixels x 16 channels (12 accumulators, 2 weight vectors, 1 broadcast);
+ * blocks of 16 channels outer, the call's tiles inner, so a block's weights
+ * (m x 16 bytes) are read from L1 by every tile of the row. */
+enum { QPW_PIXELS = 6, QPW_MOST_PAIRS = 16384 /* 64 KB of stack */ };
 
 /* One step of a tile: weight rows a (channel ic) and b (ic + 1, or zeros
- * past the last channel) against pair j of each of the P pixels. */
+ * past the last channel) against pair j of each of the P pixels (pixel p's
+ * pairs at pair + p * pairs). */
 static ALWAYS_INLINE void qpw_step(const int P, __m256i acc[][2], __m128i a, __m128i b,
-                                   const int32_t (*pair)[QPW_MOST_M / 2], long j)
+                                   const int32_t *pair, long pairs, long j)
 {
     const __m256i lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
     const __m256i hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b));
     for (int p = 0; p < P; p++) {
-        const __m256i x = _mm256_set1_epi32(pair[p][j]);
+        const __m256i x = _mm256_set1_epi32(pair[p * pairs + j]);
         acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(lo, x));
         acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(hi, x));
     }
@@ -494,7 +497,7 @@ static ALWAYS_INLINE void qpw_step(const int P, __m256i acc[][2], __m128i a, __m
 
 /* Channels [c0, c0 + 16) of P pixels: sums over the m input channels, then
  * requantized and stored. */
-static ALWAYS_INLINE void qpw_tile(const int P, const int32_t (*pair)[QPW_MOST_M / 2], long m,
+static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs, long m,
                                    const int8_t *w, long n, long c0, const int32_t *bias,
                                    const int32_t *requant, const int *quant, int8_t *out)
 {
@@ -511,9 +514,10 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t (*pair)[QPW_MOST_M
     long j = 0;
     for (; 2 * j + 1 < m; j++, row += 2 * n)
         qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row),
-                 _mm_loadu_si128((const __m128i *)(row + n)), pair, j);
+                 _mm_loadu_si128((const __m128i *)(row + n)), pair, pairs, j);
     if (m % 2)
-        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair, j);
+        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair,
+                 pairs, j);
     const qrequant8 r0 = qprepare8(requant, n, c0), r1 = qprepare8(requant, n, c0 + 8);
     const __m256i out_zero = _mm256_set1_epi32(quant[1]);
     const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
@@ -540,40 +544,48 @@ static void qpw_tail(const int8_t *in, long in_step, long pixels, long m, const 
     }
 }
 
-/* `pixels` outputs in balanced tiles of up to 6 pixels (14 = 5 + 5 + 4). */
+/* `pixels` outputs: as many pixels at a time as their pairs fit the stack
+ * buffer, in balanced tiles of up to 6 (14 = 5 + 5 + 4). */
 void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, long m,
                                  const int8_t *w, long n, const int32_t *bias,
                                  const int32_t *requant, const int *quant, int8_t *out)
 {
-    if (m > QPW_MOST_M) { /* the pairs would not fit the stack buffer */
+    const long pairs = (m + 1) / 2;
+    if (pairs * QPW_PIXELS > QPW_MOST_PAIRS) { /* not even one tile's pairs fit */
         sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant, out);
         return;
     }
-    int32_t pair[QPW_PIXELS][QPW_MOST_M / 2];
-    const long count = (pixels + QPW_PIXELS - 1) / QPW_PIXELS;
-    for (long t = 0, p0 = 0; t < count; t++) {
-        const long size = pixels / count + (t < pixels % count);
-        const int8_t *x = in + p0 * in_step;
-        int8_t *y = out + p0 * n;
-        for (long p = 0; p < size; p++)
-            for (long j = 0; 2 * j < m; j++) {
+    int32_t pair[QPW_MOST_PAIRS];
+    const long most = QPW_MOST_PAIRS / pairs; /* pixels a chunk, at least 6 */
+    for (long q0 = 0; q0 < pixels; q0 += most) {
+        const long chunk = pixels - q0 < most ? pixels - q0 : most;
+        const int8_t *x = in + q0 * in_step;
+        int8_t *y = out + q0 * n;
+        for (long p = 0; p < chunk; p++)
+            for (long j = 0; j < pairs; j++) {
                 const int32_t x0 = x[p * in_step + 2 * j] - quant[0];
                 const int32_t x1 = 2 * j + 1 < m ? x[p * in_step + 2 * j + 1] - quant[0] : 0;
-                pair[p][j] = x1 * 65536 + (x0 & 0xffff); /* x0 low, x1 high */
+                pair[p * pairs + j] = x1 * 65536 + (x0 & 0xffff); /* x0 low, x1 high */
             }
+        const long count = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
         long c0 = 0;
         for (; c0 + 16 <= n; c0 += 16)
-            switch (size) {
-            case 1: qpw_tile(1, pair, m, w, n, c0, bias, requant, quant, y); break;
-            case 2: qpw_tile(2, pair, m, w, n, c0, bias, requant, quant, y); break;
-            case 3: qpw_tile(3, pair, m, w, n, c0, bias, requant, quant, y); break;
-            case 4: qpw_tile(4, pair, m, w, n, c0, bias, requant, quant, y); break;
-            case 5: qpw_tile(5, pair, m, w, n, c0, bias, requant, quant, y); break;
-            default: qpw_tile(6, pair, m, w, n, c0, bias, requant, quant, y); break;
+            for (long t = 0, p0 = 0; t < count; t++) {
+                const long size = chunk / count + (t < chunk % count);
+                const int32_t *tp = pair + p0 * pairs;
+                int8_t *ty = y + p0 * n;
+                switch (size) {
+                case 1: qpw_tile(1, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                case 2: qpw_tile(2, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                case 3: qpw_tile(3, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                case 4: qpw_tile(4, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                case 5: qpw_tile(5, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                default: qpw_tile(6, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                }
+                p0 += size;
             }
         if (c0 < n)
-            qpw_tail(x, in_step, size, m, w, n, c0, bias, requant, quant, y);
-        p0 += size;
+            qpw_tail(x, in_step, chunk, m, w, n, c0, bias, requant, quant, y);
     }
 }
 
