@@ -216,6 +216,31 @@ START_TEST(an_accumulator_past_int32_is_an_error)
 }
 END_TEST
 
+START_TEST(a_sum_at_an_int32_bound_clamps_and_never_wraps)
+{
+    /* in_scale 0.069f x weight scale 14.492754f / out_scale 1 = 0.99999999974:
+     * significand 2^31 - 1, shift 0.  A bias of INT32_MIN (the input at its
+     * zero point adds nothing) rescales to -(2^31 - 1), far below int8's
+     * range: -128, where adding out_zero -100 first would overflow (and
+     * wrap to 127).  INT32_MAX rescales to 2^31 - 2: 127 with out_zero 100,
+     * not a wrapped -128. */
+    const int8_t input[1] = {0}, weights[1] = {5};
+    const float scales[1] = {14.492754f};
+    const int32_t low[1] = {INT32_MIN}, high[1] = {INT32_MAX};
+    sepconv_qtensors t = {.input = input, .weights = weights, .bias = low,
+                          .weight_scales = scales};
+    sepconv_quantization q = {.in_scale = 0.069f, .out_scale = 1, .out_zero = -100};
+    int8_t out[1];
+    sepconv_error error;
+    ck_assert_int_eq(run_int8("op=pw df=1 m=1 n=1 bias=1", &q, &t, out, &error), SEPCONV_OK);
+    ck_assert_int_eq(out[0], -128);
+    t.bias = high;
+    q.out_zero = 100;
+    ck_assert_int_eq(run_int8("op=pw df=1 m=1 n=1 bias=1", &q, &t, out, &error), SEPCONV_OK);
+    ck_assert_int_eq(out[0], 127);
+}
+END_TEST
+
 /* ------------------------------------------- the independent check */
 
 /* floor(a / b) for b > 0. */
@@ -706,6 +731,43 @@ START_TEST(int8_verification_catches_wrong_kernels)
 }
 END_TEST
 
+START_TEST(generated_kernels_clamp_a_sum_at_an_int32_bound)
+{
+    /* the bound case worked by hand above, through the generated code:
+     * tcc's plain C, its micro-kernel calls (auto) and cc (weights 0 and a
+     * bias of INT32_MIN + 1: set-up refuses sums that could leave int32;
+     * -(2^31 - 2) less 100 would overflow as well) */
+    const int8_t input[1] = {0}, weights[1] = {0};
+    const float scales[1] = {14.492754f};
+    int32_t bias[1];
+    sepconv_qtensors t = {.input = input, .weights = weights, .bias = bias,
+                          .weight_scales = scales};
+    for (int way = 0; way < 3; way++)
+        for (int side = 0; side < 2; side++) {
+            sepconv_layer l = parse_layer(side ? "op=pw df=1 m=1 n=1 bias=1 dtype=int8 "
+                                                 "in_scale=0.069 out_scale=1 out_zero=100"
+                                               : "op=pw df=1 m=1 n=1 bias=1 dtype=int8 "
+                                                 "in_scale=0.069 out_scale=1 out_zero=-100");
+            bias[0] = side ? INT32_MAX : INT32_MIN + 1;
+            sepconv_kernel_options options = sepconv_kernel_defaults();
+            options.backend = way < 2 ? SEPCONV_BACKEND_TCC : SEPCONV_BACKEND_CC;
+            options.target = way == 0 ? SEPCONV_TARGET_PORTABLE : SEPCONV_TARGET_AUTO;
+            options.cc.flags = native_flags("-O2");
+            sepconv_kernel *kernel = NULL;
+            sepconv_error error;
+            ck_assert_msg(sepconv_kernel_create(&l, &options, &kernel, &error) == SEPCONV_OK,
+                          "%s", error.message);
+            ck_assert_msg(sepconv_kernel_set_qweights(kernel, &t, &error) == SEPCONV_OK, "%s",
+                          error.message);
+            int8_t out[1] = {0};
+            ck_assert_int_eq(sepconv_kernel_run_int8(kernel, input, out, &error), SEPCONV_OK);
+            ck_assert_msg(out[0] == (side ? 127 : -128), "way %d, out_zero %d: %d", way,
+                          side ? 100 : -100, out[0]);
+            sepconv_kernel_free(kernel);
+        }
+}
+END_TEST
+
 START_TEST(int8_kernels_through_the_api)
 {
     /* create (generate, compile, verify bit for bit), set int8 weights,
@@ -856,6 +918,7 @@ Suite *quantize_suite(void)
     tcase_add_test(reference, a_depthwise_layer_worked_by_hand);
     tcase_add_test(reference, bad_quantization_is_refused_by_name);
     tcase_add_test(reference, an_accumulator_past_int32_is_an_error);
+    tcase_add_test(reference, a_sum_at_an_int32_bound_clamps_and_never_wraps);
     tcase_add_loop_test(reference, the_reference_agrees_with_the_specifications_formulas, 0,
                         2 * (int)INDEPENDENT_SPECS);
     suite_add_tcase(suite, reference);
@@ -864,6 +927,7 @@ Suite *quantize_suite(void)
     tcase_add_loop_test(kernels, generated_int8_kernels_are_bit_exact, 0,
                         2 * (int)INT8_DW_SPECS);
     tcase_add_test(kernels, int8_verification_catches_wrong_kernels);
+    tcase_add_test(kernels, generated_kernels_clamp_a_sum_at_an_int32_bound);
     tcase_add_test(kernels, int8_kernels_through_the_api);
     suite_add_tcase(suite, kernels);
     TCase *spec = tcase_create("spec");
