@@ -348,89 +348,19 @@ SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)
 
 /* ------------------------------------------------------------------ int8 */
 
-/* 8 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped to
- * [low, high] (the activation's bounds less out_zero), + out_zero.  The high multiply takes even and odd lanes'
- * 64-bit products apart (AVX2 has no 64-bit arithmetic shift; the low 32
- * bits of a logical one are the same), and the one product that leaves
- * int32, INT32_MIN squared, saturates by a compare. */
-static ALWAYS_INLINE __m256i qrescale8(__m256i sum, __m256i significand, __m256i shift,
-                                       __m256i out_zero, __m256i low, __m256i high,
-                                       const int general)
-{
-    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-    const __m256i max = _mm256_set1_epi32(INT32_MAX), min = _mm256_set1_epi32(INT32_MIN);
-    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    __m256i x = sum;
-    if (general) { /* a left shift, saturating */
-        const __m256i left = _mm256_max_epi32(shift, zero);
-        const __m256i most = _mm256_srlv_epi32(max, left);
-        const __m256i least = _mm256_sub_epi32(_mm256_sub_epi32(zero, most), one);
-        x = _mm256_sllv_epi32(sum, left);
-        x = _mm256_blendv_epi8(x, max, _mm256_cmpgt_epi32(sum, most));
-        x = _mm256_blendv_epi8(x, min, _mm256_cmpgt_epi32(least, sum));
-    }
-    /* round(x * significand / 2^31), ties up */
-    const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
-    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, significand), half);
-    const __m256i odd = _mm256_add_epi64(
-        _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(significand, 32)), half);
-    __m256i y = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
-    if (general) { /* INT32_MIN squared */
-        const __m256i both_min =
-            _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(significand, min));
-        y = _mm256_blendv_epi8(y, max, both_min);
-    }
-    /* divided by 2^right to nearest, ties away from zero */
-    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    const __m256i remainder = _mm256_and_si256(y, mask);
-    const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, y));
-    __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(y, right), _mm256_cmpgt_epi32(remainder, threshold));
-    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
-}
-
-/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C); lanes
- * of no left shift and no INT32_MIN significand (what scales below 1 give)
- * skip those cases' work. */
-static void qstore__avx2(const int32_t *restrict sum, long count,
-                         const int32_t *restrict significand, const int32_t *restrict shift,
-                         const int *restrict quant, int8_t *restrict out)
-{
-    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
-    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
-    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
-    const __m256i zero = _mm256_setzero_si256(), min = _mm256_set1_epi32(INT32_MIN);
-    long i = 0;
-    for (; i + 8 <= count; i += 8) {
-        const __m256i s = _mm256_loadu_si256((const __m256i *)(sum + i));
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(significand + i));
-        const __m256i e = _mm256_loadu_si256((const __m256i *)(shift + i));
-        const int general = _mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpgt_epi32(e, zero), _mm256_cmpeq_epi32(m, min)));
-        const __m256i q = general ? qrescale8(s, m, e, out_zero, low, high, 1)
-                                  : qrescale8(s, m, e, out_zero, low, high, 0);
-        /* in [-128, 127] already: the saturating packs keep every value */
-        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q),
-                                              _mm256_extracti128_si256(q, 1));
-        _mm_storel_epi64((__m128i *)(out + i), _mm_packs_epi16(words, words));
-    }
-    if (i < count)
-        sepconv_uk_qstore(sum + i, count - i, significand + i, shift + i, quant, out + i);
-}
-
 /* 8 channels' requantization, prepared once for the outputs that share it. */
 typedef struct qrequant8 {
     __m256i significand, odd_significand, shift, right, mask, half_mask;
     int general; /* a lane shifts left or has an INT32_MIN significand */
 } qrequant8;
 
-/* The requantization of channels [c, c + 8) (requant: n significands, then
- * n shifts). */
-static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *requant, long n, long c)
+/* The requantization of 8 channels from their significands and shifts. */
+static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *significand, const int32_t *shift)
 {
     const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
     qrequant8 r;
-    r.significand = _mm256_loadu_si256((const __m256i *)(requant + c));
-    r.shift = _mm256_loadu_si256((const __m256i *)(requant + n + c));
+    r.significand = _mm256_loadu_si256((const __m256i *)significand);
+    r.shift = _mm256_loadu_si256((const __m256i *)shift);
     r.odd_significand = _mm256_srli_epi64(r.significand, 32);
     r.right = _mm256_max_epi32(_mm256_sub_epi32(zero, r.shift), zero);
     r.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, r.right), one);
@@ -441,25 +371,67 @@ static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *requant, long n, long c)
     return r;
 }
 
-/* qrescale8 with the channels' part prepared: clamped to [low, high], +
- * out_zero. */
+/* 8 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped to
+ * [low, high] (the activation's bounds less out_zero), + out_zero.  The high
+ * multiply takes even and odd lanes' 64-bit products apart (AVX2 has no
+ * 64-bit arithmetic shift; the low 32 bits of a logical one are the same).
+ * Only lanes that shift left (a saturating shift) or have an INT32_MIN
+ * significand (INT32_MIN squared saturates) take the general path: scales
+ * below 1 give neither. */
 static ALWAYS_INLINE __m256i qapply8(__m256i sum, const qrequant8 *r, __m256i out_zero,
                                      __m256i low, __m256i high)
 {
-    if (r->general)
-        return qrescale8(sum, r->significand, r->shift, out_zero, low, high, 1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i max = _mm256_set1_epi32(INT32_MAX), min = _mm256_set1_epi32(INT32_MIN);
+    __m256i x = sum;
+    if (r->general) { /* a left shift, saturating */
+        const __m256i left = _mm256_max_epi32(r->shift, zero);
+        const __m256i most = _mm256_srlv_epi32(max, left);
+        const __m256i least = _mm256_sub_epi32(_mm256_sub_epi32(zero, most),
+                                               _mm256_set1_epi32(1));
+        x = _mm256_sllv_epi32(sum, left);
+        x = _mm256_blendv_epi8(x, max, _mm256_cmpgt_epi32(sum, most));
+        x = _mm256_blendv_epi8(x, min, _mm256_cmpgt_epi32(least, sum));
+    }
+    /* round(x * significand / 2^31), ties up */
     const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
-    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(sum, r->significand), half);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, r->significand), half);
     const __m256i odd =
-        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(sum, 32), r->odd_significand), half);
-    const __m256i y =
-        _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), r->odd_significand), half);
+    __m256i y = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
+    if (r->general) { /* INT32_MIN squared */
+        const __m256i both_min = _mm256_and_si256(_mm256_cmpeq_epi32(x, min),
+                                                  _mm256_cmpeq_epi32(r->significand, min));
+        y = _mm256_blendv_epi8(y, max, both_min);
+    }
+    /* divided by 2^right to nearest, ties away from zero */
     const __m256i remainder = _mm256_and_si256(y, r->mask);
-    const __m256i threshold =
-        _mm256_sub_epi32(r->half_mask, _mm256_cmpgt_epi32(_mm256_setzero_si256(), y));
+    const __m256i threshold = _mm256_sub_epi32(r->half_mask, _mm256_cmpgt_epi32(zero, y));
     const __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(y, r->right),
                                        _mm256_cmpgt_epi32(remainder, threshold));
     return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
+}
+
+/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C). */
+static void qstore__avx2(const int32_t *restrict sum, long count,
+                         const int32_t *restrict significand, const int32_t *restrict shift,
+                         const int *restrict quant, int8_t *restrict out)
+{
+    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
+    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
+    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const qrequant8 r = qprepare8(significand + i, shift + i);
+        const __m256i q =
+            qapply8(_mm256_loadu_si256((const __m256i *)(sum + i)), &r, out_zero, low, high);
+        /* in [-128, 127] already: the saturating packs keep every value */
+        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q),
+                                              _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(out + i), _mm_packs_epi16(words, words));
+    }
+    if (i < count)
+        sepconv_uk_qstore(sum + i, count - i, significand + i, shift + i, quant, out + i);
 }
 
 /* Stores 16 requantized lanes (in [-128, 127] already: the saturating packs
@@ -519,7 +491,8 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs,
     if (m % 2)
         qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair,
                  pairs, j);
-    const qrequant8 r0 = qprepare8(requant, n, c0), r1 = qprepare8(requant, n, c0 + 8);
+    const qrequant8 r0 = qprepare8(requant + c0, requant + n + c0),
+                    r1 = qprepare8(requant + c0 + 8, requant + n + c0 + 8);
     const __m256i out_zero = _mm256_set1_epi32(quant[1]);
     const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
     const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
@@ -625,7 +598,8 @@ void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const
     const int all_rows = k == 3 && dilation == 1 && rows[0] && rows[1] && rows[2];
     long c0 = 0;
     for (; c0 + 16 <= c; c0 += 16) {
-        const qrequant8 r0 = qprepare8(requant, c, c0), r1 = qprepare8(requant, c, c0 + 8);
+        const qrequant8 r0 = qprepare8(requant + c0, requant + c + c0),
+                        r1 = qprepare8(requant + c0 + 8, requant + c + c0 + 8);
         const __m256i b0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
                                 : _mm256_setzero_si256();
         const __m256i b1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
