@@ -351,14 +351,20 @@ SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx2, 8, 0, dw_general, dw_3x3)
 /* 8 channels' requantization, prepared once for the outputs that share it. */
 typedef struct qrequant8 {
     __m256i significand, odd_significand, shift, right, mask, half_mask;
+    __m256i out_zero, low, high; /* the clamp: the activation's bounds less out_zero */
     int general; /* a lane shifts left or has an INT32_MIN significand */
 } qrequant8;
 
-/* The requantization of 8 channels from their significands and shifts. */
-static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *significand, const int32_t *shift)
+/* The requantization of 8 channels from their significands and shifts and
+ * the stage's quant (in_zero, out_zero, activation low, high). */
+static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *significand, const int32_t *shift,
+                                         const int *quant)
 {
     const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
     qrequant8 r;
+    r.out_zero = _mm256_set1_epi32(quant[1]);
+    r.low = _mm256_set1_epi32(quant[2] - quant[1]);
+    r.high = _mm256_set1_epi32(quant[3] - quant[1]);
     r.significand = _mm256_loadu_si256((const __m256i *)significand);
     r.shift = _mm256_loadu_si256((const __m256i *)shift);
     r.odd_significand = _mm256_srli_epi64(r.significand, 32);
@@ -372,14 +378,12 @@ static ALWAYS_INLINE qrequant8 qprepare8(const int32_t *significand, const int32
 }
 
 /* 8 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped to
- * [low, high] (the activation's bounds less out_zero), + out_zero.  The high
- * multiply takes even and odd lanes' 64-bit products apart (AVX2 has no
- * 64-bit arithmetic shift; the low 32 bits of a logical one are the same).
- * Only lanes that shift left (a saturating shift) or have an INT32_MIN
- * significand (INT32_MIN squared saturates) take the general path: scales
- * below 1 give neither. */
-static ALWAYS_INLINE __m256i qapply8(__m256i sum, const qrequant8 *r, __m256i out_zero,
-                                     __m256i low, __m256i high)
+ * [r->low, r->high], + r->out_zero.  The high multiply takes even and odd
+ * lanes' 64-bit products apart (AVX2 has no 64-bit arithmetic shift; the
+ * low 32 bits of a logical one are the same).  Only lanes that shift left
+ * (a saturating shift) or have an INT32_MIN significand (INT32_MIN squared
+ * saturates) take the general path: scales below 1 give neither. */
+static ALWAYS_INLINE __m256i qapply8(__m256i sum, const qrequant8 *r)
 {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i max = _mm256_set1_epi32(INT32_MAX), min = _mm256_set1_epi32(INT32_MIN);
@@ -409,7 +413,8 @@ static ALWAYS_INLINE __m256i qapply8(__m256i sum, const qrequant8 *r, __m256i ou
     const __m256i threshold = _mm256_sub_epi32(r->half_mask, _mm256_cmpgt_epi32(zero, y));
     const __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(y, r->right),
                                        _mm256_cmpgt_epi32(remainder, threshold));
-    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, low), high), out_zero);
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, r->low), r->high),
+                            r->out_zero);
 }
 
 /* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C). */
@@ -417,14 +422,10 @@ static void qstore__avx2(const int32_t *restrict sum, long count,
                          const int32_t *restrict significand, const int32_t *restrict shift,
                          const int *restrict quant, int8_t *restrict out)
 {
-    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
-    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
-    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
     long i = 0;
     for (; i + 8 <= count; i += 8) {
-        const qrequant8 r = qprepare8(significand + i, shift + i);
-        const __m256i q =
-            qapply8(_mm256_loadu_si256((const __m256i *)(sum + i)), &r, out_zero, low, high);
+        const qrequant8 r = qprepare8(significand + i, shift + i, quant);
+        const __m256i q = qapply8(_mm256_loadu_si256((const __m256i *)(sum + i)), &r);
         /* in [-128, 127] already: the saturating packs keep every value */
         const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q),
                                               _mm256_extracti128_si256(q, 1));
@@ -491,31 +492,10 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs,
     if (m % 2)
         qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair,
                  pairs, j);
-    const qrequant8 r0 = qprepare8(requant + c0, requant + n + c0),
-                    r1 = qprepare8(requant + c0 + 8, requant + n + c0 + 8);
-    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
-    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
-    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
+    const qrequant8 r0 = qprepare8(requant + c0, requant + n + c0, quant),
+                    r1 = qprepare8(requant + c0 + 8, requant + n + c0 + 8, quant);
     for (int p = 0; p < P; p++)
-        qstore16(out + p * n + c0, qapply8(acc[p][0], &r0, out_zero, low, high),
-                 qapply8(acc[p][1], &r1, out_zero, low, high));
-}
-
-/* The last n % 16 channels of `pixels` pixels, one at a time. */
-static void qpw_tail(const int8_t *in, long in_step, long pixels, long m, const int8_t *w,
-                     long n, long c0, const int32_t *bias, const int32_t *requant,
-                     const int *quant, int8_t *out)
-{
-    for (long p = 0; p < pixels; p++) {
-        int32_t sum[16];
-        for (long c = c0; c < n; c++) {
-            int32_t s = bias ? bias[c] : 0;
-            for (long ic = 0; ic < m; ic++)
-                s += (in[p * in_step + ic] - quant[0]) * w[ic * n + c];
-            sum[c - c0] = s;
-        }
-        qstore__avx2(sum, n - c0, requant + c0, requant + n + c0, quant, out + p * n + c0);
-    }
+        qstore16(out + p * n + c0, qapply8(acc[p][0], &r0), qapply8(acc[p][1], &r1));
 }
 
 /* `pixels` outputs: as many pixels at a time as their pairs fit the stack
@@ -526,7 +506,8 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
 {
     const long pairs = (m + 1) / 2;
     if (pairs * QPW_PIXELS > QPW_MOST_PAIRS) { /* not even one tile's pairs fit */
-        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant, out);
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant, out, 0,
+                                   qstore__avx2);
         return;
     }
     int32_t pair[QPW_MOST_PAIRS];
@@ -558,8 +539,9 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
                 }
                 p0 += size;
             }
-        if (c0 < n)
-            qpw_tail(x, in_step, chunk, m, w, n, c0, bias, requant, quant, y);
+        if (c0 < n) /* the last n % 16 channels */
+            sepconv_uk_qpointwise_body(x, in_step, chunk, m, w, n, bias, requant, quant, y, c0,
+                                       qstore__avx2);
     }
 }
 
@@ -592,14 +574,11 @@ void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const
                              int8_t *out, long ox0, long ox1)
 {
     const __m256i in_zero = _mm256_set1_epi16((short)quant[0]);
-    const __m256i out_zero = _mm256_set1_epi32(quant[1]);
-    const __m256i low = _mm256_set1_epi32(quant[2] - quant[1]);
-    const __m256i high = _mm256_set1_epi32(quant[3] - quant[1]);
     const int all_rows = k == 3 && dilation == 1 && rows[0] && rows[1] && rows[2];
     long c0 = 0;
     for (; c0 + 16 <= c; c0 += 16) {
-        const qrequant8 r0 = qprepare8(requant + c0, requant + c + c0),
-                        r1 = qprepare8(requant + c0 + 8, requant + c + c0 + 8);
+        const qrequant8 r0 = qprepare8(requant + c0, requant + c + c0, quant),
+                        r1 = qprepare8(requant + c0 + 8, requant + c + c0 + 8, quant);
         const __m256i b0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
                                 : _mm256_setzero_si256();
         const __m256i b1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
@@ -624,25 +603,10 @@ void sepconv_uk_qdwrow__avx2(const int8_t *const *rows, long in_w, long c, const
                     for (long kx = lo; rows[ky] && kx < hi; kx++)
                         qdw_tap(&acc0, &acc1, rows[ky] + (x0 + kx * dilation) * c + c0,
                                 qdw_weights(w + (ky * k + kx) * c + c0), in_zero);
-            qstore16(out + (ox - ox0) * c + c0, qapply8(acc0, &r0, out_zero, low, high),
-                     qapply8(acc1, &r1, out_zero, low, high));
+            qstore16(out + (ox - ox0) * c + c0, qapply8(acc0, &r0), qapply8(acc1, &r1));
         }
     }
-    if (c0 < c) /* the last c % 16 channels, one at a time */
-        for (long ox = ox0; ox < ox1; ox++) {
-            long lo, hi;
-            sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
-            const long x0 = ox * stride - pad_left;
-            int32_t sum[16];
-            for (long i = c0; i < c; i++) {
-                int32_t s = bias ? bias[i] : 0;
-                for (long ky = 0; ky < k; ky++)
-                    for (long kx = lo; rows[ky] && kx < hi; kx++)
-                        s += (rows[ky][(x0 + kx * dilation) * c + i] - quant[0]) *
-                             w[(ky * k + kx) * c + i];
-                sum[i - c0] = s;
-            }
-            qstore__avx2(sum, c - c0, requant + c0, requant + c + c0, quant,
-                         out + (ox - ox0) * c + c0);
-        }
+    if (c0 < c) /* the last c % 16 channels */
+        sepconv_uk_qdwrow_body(rows, in_w, c, w, k, stride, dilation, pad_left, bias, requant,
+                               quant, out, ox0, ox1, c0, qstore__avx2);
 }

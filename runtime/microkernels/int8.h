@@ -65,20 +65,21 @@ typedef void (*sepconv_uk_qstore_fn)(const int32_t *restrict sum, long count,
                                      int8_t *restrict out);
 
 /* Output columns [ox0, ox1) of one int8 depthwise row (NHWC, multiplier 1),
- * column ox0 at out; rows[ky] is the input row under tap row ky, NULL in
+ * column ox0 at out, channels [first, c) (an ISA's kernel passes the tail
+ * its vectors leave); rows[ky] is the input row under tap row ky, NULL in
  * the padding; w is [k][k][c]; requant is c significands then c shifts;
  * quant is {in_zero, out_zero, act_min, act_max}. */
 static inline __attribute__((always_inline)) void
 sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_t *w, long k,
                        long stride, long dilation, long pad_left, const int32_t *bias,
                        const int32_t *requant, const int *quant, int8_t *out, long ox0,
-                       long ox1, sepconv_uk_qstore_fn store)
+                       long ox1, long first, sepconv_uk_qstore_fn store)
 {
     const int32_t in_zero = quant[0];
     for (long ox = ox0; ox < ox1; ox++) {
         long lo, hi;
         sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
-        for (long c0 = 0; c0 < c; c0 += SEPCONV_UK_QBLOCK) {
+        for (long c0 = first; c0 < c; c0 += SEPCONV_UK_QBLOCK) {
             const long count = c - c0 < SEPCONV_UK_QBLOCK ? c - c0 : SEPCONV_UK_QBLOCK;
             int32_t sum[SEPCONV_UK_QBLOCK];
             for (long i = 0; i < count; i++)
@@ -95,16 +96,17 @@ sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_
     }
 }
 
-/* `pixels` outputs of an int8 pointwise stage: pixel p reads m channels at
- * in + p * in_step and writes n at out + p * n; w is [m][n]. */
-static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, long pixels,
-                                              long m, const int8_t *w, long n,
-                                              const int32_t *bias, const int32_t *requant,
-                                              const int *quant, int8_t *out)
+/* `pixels` outputs of an int8 pointwise stage, output channels [first, n):
+ * pixel p reads m channels at in + p * in_step and writes at out + p * n;
+ * w is [m][n]. */
+static inline __attribute__((always_inline)) void
+sepconv_uk_qpointwise_body(const int8_t *in, long in_step, long pixels, long m,
+                           const int8_t *w, long n, const int32_t *bias, const int32_t *requant,
+                           const int *quant, int8_t *out, long first, sepconv_uk_qstore_fn store)
 {
     const int32_t in_zero = quant[0];
     for (long p = 0; p < pixels; p++)
-        for (long c0 = 0; c0 < n; c0 += SEPCONV_UK_QBLOCK) {
+        for (long c0 = first; c0 < n; c0 += SEPCONV_UK_QBLOCK) {
             const long count = n - c0 < SEPCONV_UK_QBLOCK ? n - c0 : SEPCONV_UK_QBLOCK;
             int32_t sum[SEPCONV_UK_QBLOCK];
             for (long i = 0; i < count; i++)
@@ -115,8 +117,7 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
                 for (long i = 0; i < count; i++)
                     sum[i] += v * row[i];
             }
-            sepconv_uk_qstore(sum, count, requant + c0, requant + n + c0, quant,
-                              out + p * n + c0);
+            store(sum, count, requant + c0, requant + n + c0, quant, out + p * n + c0);
         }
 }
 
@@ -130,7 +131,7 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
                                   long ox0, long ox1)                                      \
     {                                                                                      \
         sepconv_uk_qdwrow_body(rows, in_w, c, w, k, stride, dilation, pad_left, bias,      \
-                               requant, quant, out, ox0, ox1, STORE);                      \
+                               requant, quant, out, ox0, ox1, 0, STORE);                   \
     }
 
 /* Defines an ISA's int8 pointwise kernel, sepconv_uk_qpointwise__ISA, the
@@ -142,7 +143,7 @@ static inline void sepconv_uk_qpointwise_body(const int8_t *in, long in_step, lo
                                       int8_t *out)                                         \
     {                                                                                      \
         sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant,     \
-                                   out);                                                   \
+                                   out, 0, sepconv_uk_qstore);                             \
     }
 
 /* Both int8 kernels of an ISA from the plain C above. */
