@@ -378,19 +378,24 @@ $(BENCH): $(wildcard bench/*.c bench/*.h) $(STATIC_LIB)
 	$(Q)$(CC) $(WARNINGS) -O2 -g $(BENCH_FLAGS) -Iruntime -Ibench $(BENCH_SOURCES) \
 	  $(STATIC_LIB) $(PROGRAM_LIBS) $(BENCH_LIBS) -o $@
 
-# int8 stages beside XNNPACK's QC8 convolution (bench/int8.c; needs XNNPACK)
+# int8 stages beside XNNPACK's QC8 convolution and oneDNN's s8 one
+# (bench/int8.c, bench/int8_onednn.c; needs XNNPACK, oneDNN where installed);
+# exits 1 if a peer's output differs from sepconv's by more than 1
 BENCH_INT8     := $(BENCH_DIR)/bench-int8
+BENCH_INT8_SOURCES = bench/int8.c $(if $(HAVE_ONEDNN),bench/int8_onednn.c)
 
 bench-int8: deps
-	@$(MAKE) --no-print-directory deps DEB_PACKAGES="libxnnpack-dev libpthreadpool-dev"
+	@$(MAKE) --no-print-directory deps \
+	  DEB_PACKAGES="libxnnpack-dev libpthreadpool-dev libdnnl-dev"
 	@$(MAKE) --no-print-directory $(BENCH_INT8)
 	$(BENCH_INT8) $(BENCH_ARGS)
 
-$(BENCH_INT8): bench/int8.c $(STATIC_LIB)
+$(BENCH_INT8): bench/int8.c bench/int8_onednn.c bench/int8_onednn.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(WARNINGS) -O2 -g -Iruntime bench/int8.c $(STATIC_LIB) $(PROGRAM_LIBS) \
-	  -lXNNPACK -o $@
+	$(Q)$(CC) $(WARNINGS) -O2 -g $(if $(HAVE_ONEDNN),-DHAVE_ONEDNN) -Iruntime -Ibench \
+	  $(BENCH_INT8_SOURCES) $(STATIC_LIB) $(PROGRAM_LIBS) -lXNNPACK \
+	  $(if $(HAVE_ONEDNN),-ldnnl) -o $@
 
 # ---------------------------------------------------------------- demo
 demo: deps
