@@ -165,6 +165,145 @@ START_TEST(grid_run_matches_reference)
 }
 END_TEST
 
+/* The int8 runs: the embedded tcc backend for every ISA (plain C calling
+ * its int8 micro-kernels, or none for portable) and cc on a share; int8
+ * code has no schedule knobs yet, so cc's target is the host's. */
+static const grid_run int8_runs[] = {
+    {SEPCONV_TARGET_PORTABLE, NULL, NULL, 1}, {SEPCONV_TARGET_AVX2, NULL, NULL, 1},
+    {SEPCONV_TARGET_AVX512, NULL, NULL, 1},   {SEPCONV_TARGET_NEON, NULL, NULL, 1},
+    {SEPCONV_TARGET_AUTO, "cc", "-O2", 6},
+};
+#define INT8_RUN_COUNT (sizeof int8_runs / sizeof int8_runs[0])
+
+/* Grid case i as an int8 layer: a seeded quantization appended, scales
+ * from fine to coarse (outputs from spread to saturated) and zero points
+ * from bound to bound. */
+static sepconv_layer int8_case(size_t i, char *spec, size_t capacity)
+{
+    static const char *const scales[] = {"0.004", "0.03", "0.1", "0.5", "2"};
+    static const int zeros[] = {-128, -9, 0, 3, 64, 127};
+    uint64_t state = GRID_SEED ^ (0x9e3779b97f4a7c15u * (i + 1));
+    int picks[6];
+    for (int k = 0; k < 6; k++)
+        picks[k] = (int)(sepconv_random_next(&state) % 30);
+    sepconv_layer l;
+    sepconv_error error;
+    ck_assert_int_eq(sepconv_layer_parse(cases[i].spec, &l, NULL), SEPCONV_OK);
+    int used = snprintf(spec, capacity, "%s dtype=int8 in_scale=%s in_zero=%d out_scale=%s "
+                        "out_zero=%d", cases[i].spec, scales[picks[0] % 5], zeros[picks[1] % 6],
+                        scales[picks[2] % 5], zeros[picks[3] % 6]);
+    if (l.op == SEPCONV_OP_SEP) /* and the intermediate's */
+        snprintf(spec + used, capacity - (size_t)used, " mid_scale=%s mid_zero=%d",
+                 scales[picks[4] % 5], zeros[picks[5] % 6]);
+    ck_assert_msg(sepconv_layer_parse(spec, &l, &error) == SEPCONV_OK, "%s: %s", spec,
+                  error.message);
+    return l;
+}
+
+/* Seeded int8 values in [-128, 127]. */
+static void int8_fill(int8_t *x, int64_t count, uint64_t *state)
+{
+    for (int64_t i = 0; i < count; i++)
+        x[i] = (int8_t)(sepconv_random_next(state) >> 56);
+}
+
+/* One int8 grid case through the kernel API: created (verified bit for
+ * bit against the oracle when made), then run on seeded tensors, on 1 or 2
+ * threads: the bits are the oracle's. */
+static void check_int8_case(const grid_run *run, size_t i)
+{
+    char spec[512];
+    const sepconv_layer l = int8_case(i, spec, sizeof spec);
+    const bool sep = l.op == SEPCONV_OP_SEP;
+    const int64_t channels = sep ? l.mid_c : l.out_c; /* of the (first) stage */
+    uint64_t state = 77 + i;
+    int8_t *x = malloc((size_t)l.input_elements), *w = malloc((size_t)l.weight_elements);
+    int8_t *pw = malloc((size_t)l.pw_weight_elements + 1);
+    int8_t *y = malloc((size_t)l.output_elements), *expected = malloc((size_t)l.output_elements);
+    int32_t *b = malloc((size_t)channels * sizeof *b), *pb = malloc((size_t)l.out_c * sizeof *pb);
+    float *scales = malloc((size_t)channels * sizeof *scales);
+    float *pw_scales = malloc((size_t)l.out_c * sizeof *pw_scales);
+    ck_assert(x && w && pw && y && expected && b && pb && scales && pw_scales);
+    int8_fill(x, l.input_elements, &state);
+    int8_fill(w, l.weight_elements, &state);
+    int8_fill(pw, l.pw_weight_elements, &state);
+    for (int64_t c = 0; c < channels; c++) {
+        b[c] = (int32_t)(sepconv_random_next(&state) % 8001) - 4000;
+        scales[c] = 0.001f * (float)(1 + sepconv_random_next(&state) % 20);
+    }
+    for (int64_t c = 0; c < l.out_c; c++) {
+        pb[c] = (int32_t)(sepconv_random_next(&state) % 8001) - 4000;
+        pw_scales[c] = 0.001f * (float)(1 + sepconv_random_next(&state) % 20);
+    }
+    sepconv_qtensors t = {x, w, sep ? pw : NULL, l.bias ? b : NULL, sep && l.bias ? pb : NULL,
+                          scales, sep ? pw_scales : NULL};
+    sepconv_error error;
+    ck_assert_msg(sepconv_reference_run_int8(&l, &t, expected, &error) == SEPCONV_OK, "%s: %s",
+                  spec, error.message);
+    sepconv_kernel_options options = sepconv_kernel_defaults();
+    options.backend = run->compiler ? SEPCONV_BACKEND_CC : SEPCONV_BACKEND_TCC;
+    options.target = run->target;
+    options.cc.flags = run->compiler ? native_flags(run->flags) : NULL;
+    options.threads = 1 + (int)(i % 2);
+    options.verify_seed = 3000 + i;
+    sepconv_kernel *kernel = NULL;
+    ck_assert_msg(sepconv_kernel_create(&l, &options, &kernel, &error) == SEPCONV_OK,
+                  "case %zu %s (%s, %s): %s", i, spec, sepconv_target_name(run->target),
+                  run->compiler ? run->compiler : "libtcc", error.message);
+    ck_assert_int_eq(sepconv_kernel_get_info(kernel)->verified, 1);
+    ck_assert_int_eq(sepconv_kernel_set_qweights(kernel, &t, &error), SEPCONV_OK);
+    memset(y, 0x5a, (size_t)l.output_elements);
+    ck_assert_int_eq(sepconv_kernel_run_int8(kernel, x, y, &error), SEPCONV_OK);
+    for (int64_t k = 0; k < l.output_elements; k++)
+        ck_assert_msg(y[k] == expected[k], "case %zu %s (%s, %s, %d threads): output %lld is "
+                      "%d, the oracle's %d", i, spec, sepconv_target_name(run->target),
+                      run->compiler ? run->compiler : "libtcc", options.threads,
+                      (long long)k, y[k], expected[k]);
+    sepconv_kernel_free(kernel);
+    free(x), free(w), free(pw), free(y), free(expected), free(b), free(pb);
+    free(scales), free(pw_scales);
+}
+
+START_TEST(int8_grid_run_is_bit_exact)
+{
+    ensure_grid();
+    const grid_run *run = &int8_runs[_i];
+    char what[128];
+    snprintf(what, sizeof what, "generator int8 grid, %s", run->compiler ? "cc" : "libtcc");
+    if (run->target != SEPCONV_TARGET_AUTO && !test_target_runs(run->target, what))
+        return; /* this machine cannot run the target's code (said on stderr) */
+    /* under valgrind and qemu a third of them, the others in turn: every
+     * case runs natively (make test, ASan) */
+    const size_t every = run->every * (under_valgrind() || emulation_factor() > 1 ? 3 : 1);
+    for (size_t i = (size_t)_i % every; i < case_count; i += every)
+        check_int8_case(run, i);
+}
+END_TEST
+
+START_TEST(int8_grid_covers_every_op_and_quantization)
+{
+    /* the int8 grid is the float one's layers, so it has their options;
+     * its quantizations reach both zero-point bounds and every scale, and
+     * some cases saturate (an output at -128 or 127) */
+    ensure_grid();
+    unsigned ops = 0;
+    bool low_zero = false, high_zero = false, fine = false, coarse = false;
+    for (size_t i = 0; i < case_count; i++) {
+        char spec[512];
+        const sepconv_layer l = int8_case(i, spec, sizeof spec);
+        ck_assert_int_eq(l.dtype, SEPCONV_DTYPE_INT8);
+        ops |= 1u << l.op;
+        low_zero |= l.quant.in_zero == -128 || l.quant.out_zero == -128;
+        high_zero |= l.quant.in_zero == 127 || l.quant.out_zero == 127;
+        fine |= l.quant.out_scale < 0.005f;
+        coarse |= l.quant.out_scale > 1.0f;
+    }
+    ck_assert_uint_eq(ops, 1u << SEPCONV_OP_CONV | 1u << SEPCONV_OP_DW | 1u << SEPCONV_OP_PW |
+                               1u << SEPCONV_OP_SEP);
+    ck_assert(low_zero && high_zero && fine && coarse);
+}
+END_TEST
+
 START_TEST(grid_covers_every_option_and_knob_value)
 {
     ensure_grid();
@@ -575,6 +714,8 @@ Suite *generator_suite(void)
     tcase_set_timeout(grid, 1800);
     tcase_add_test(grid, grid_covers_every_option_and_knob_value);
     tcase_add_loop_test(grid, grid_run_matches_reference, 0, (int)RUN_COUNT);
+    tcase_add_test(grid, int8_grid_covers_every_op_and_quantization);
+    tcase_add_loop_test(grid, int8_grid_run_is_bit_exact, 0, (int)INT8_RUN_COUNT);
     suite_add_tcase(suite, grid);
     TCase *window = tcase_create("window");
     tcase_set_timeout(window, 300);

@@ -4,8 +4,11 @@
  * finding; for a spec it accepts, every outcome but a kernel (OK) or a named
  * budget (LIMIT) is a finding (abort): a kernel that disagrees with the
  * reference, writes outside its output, leaves an output unwritten, or
- * whose generated C fails to render or compile.
+ * whose generated C fails to render or compile.  From 16 bytes on, an odd
+ * 14th byte makes the layer int8 (its quantization from bytes 14-16), whose
+ * kernels are verified bit for bit.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +37,30 @@ static void describe(const unsigned char *d, char *spec, size_t capacity)
              acts[(d[11] >> 2) % 3]);
 }
 
+/* Appends the int8 quantization bytes 13-15 describe: scales from fine to
+ * coarse, zero points anywhere in [-128, 127]. */
+static void quantize(const unsigned char *d, bool sep, char *spec, size_t capacity)
+{
+    static const char *const scales[] = {"0.003", "0.02", "0.1", "0.6", "4"};
+    size_t used = strlen(spec);
+    used += (size_t)snprintf(spec + used, capacity - used,
+                             " dtype=int8 in_scale=%s in_zero=%d out_scale=%s out_zero=%d",
+                             scales[(d[13] >> 1) % 5], (int)d[14] - 128,
+                             scales[(d[13] >> 4) % 5], (int)d[15] - 128);
+    if (sep)
+        snprintf(spec + used, capacity - used, " mid_scale=%s mid_zero=%d",
+                 scales[(d[14] >> 5) % 5], (int)(d[15] ^ d[14]) - 128);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (size < 13)
         return 0;
-    char spec[256];
+    char spec[384];
     describe(data, spec, sizeof spec);
+    const bool int8 = size >= 16 && (data[13] & 1);
+    if (int8)
+        quantize(data, data[0] % 4 == 3, spec, sizeof spec);
     sepconv_layer layer;
     sepconv_error error;
     sepconv_status parsed = sepconv_layer_parse(spec, &layer, &error);
@@ -54,7 +75,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     char schedule[64];
     snprintf(schedule, sizeof schedule, "unroll=%s", unrolls[data[12] % 3]);
     sepconv_kernel_options options = sepconv_kernel_defaults(); /* tcc, verified */
-    options.schedule = schedule;
+    options.schedule = int8 ? NULL : schedule; /* int8 code has no knobs yet */
     options.verify_seed = data[12];
     sepconv_kernel *kernel = NULL;
     sepconv_status status = sepconv_kernel_create(&layer, &options, &kernel, &error);
@@ -63,7 +84,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
      * accepted is a defect: a schedule or template the generator cannot
      * render, C that tcc cannot compile, a kernel that fails verification */
     if (status != SEPCONV_OK && status != SEPCONV_LIMIT) {
-        fprintf(stderr, "finding: %s [%s]: %s: %s\n", spec, schedule,
+        fprintf(stderr, "finding: %s [%s]: %s: %s\n", spec,
+                options.schedule ? options.schedule : "the default schedule",
                 sepconv_status_name(status), error.message);
         abort();
     }
