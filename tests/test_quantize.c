@@ -644,15 +644,17 @@ static const char *const int8_dw_specs[] = {
     "out_zero=4",
     "op=conv df=5 m=2 n=128 dk=3 act=relu dtype=int8 in_scale=0.3 in_zero=-1 "
     "out_scale=0.9 out_zero=-2",
-    /* the AVX2 pointwise: rows of 14 pixels in tiles of 5, 5 and 4, even m,
-     * whole blocks of 16; rows of 17 whose pairs fill its stack buffer in
-     * chunks of 15 and 2 pixels, odd m, a short last block; and an m whose
-     * pairs of 6 pixels do not fit (the plain C path) */
+    /* the AVX2 pointwise: rows of 14 pixels in tiles of 4, 4, 3 and 3, even
+     * m, whole blocks of 16; rows of 17 whose pairs fill its stack buffer in
+     * chunks of 15 and 2 pixels, odd m, a short last block; an m whose pairs
+     * fit 5 pixels at a time; and one whose pairs of 4 pixels do not fit
+     * (the plain C path) */
     "op=pw df=14 m=40 n=48 bias=1 act=relu dtype=int8 in_scale=0.03 in_zero=-20 "
     "out_scale=0.08 out_zero=-6",
     "op=pw h=2 w=17 m=2051 n=17 bias=1 dtype=int8 in_scale=0.01 in_zero=9 out_scale=0.5 "
     "out_zero=2",
     "op=pw h=1 w=3 m=5463 n=16 dtype=int8 in_scale=0.01 in_zero=-9 out_scale=0.7",
+    "op=pw h=1 w=3 m=8195 n=16 dtype=int8 in_scale=0.01 in_zero=-9 out_scale=0.7",
     /* the AVX2 depthwise row's unrolled 3x3 interior, two whole blocks of 16 */
     "op=dw df=9 m=32 dk=3 bias=1 act=relu6 dtype=int8 in_scale=0.02 in_zero=11 "
     "out_scale=0.03 out_zero=-30"};

@@ -46,7 +46,7 @@
  * (8 are needed), and each step is half as long.
  *
  * int8 (TFLite's integer semantics, the int8 reference's bits): pointwise
- * in tiles of up to 6 pixels x 16 channels, two input channels a step with
+ * in tiles of up to 4 pixels x 16 channels, two input channels a step with
  * vpmaddwd; the depthwise row 16 channels a step with int16 products, a
  * 3x3 block's weights held across the row; both requantize 8 lanes at a
  * time.  Zen 1, tcc + auto: pw 14 x 14 x 512 13.8 -> 3.5 ms, dw 56 x 56 x
@@ -448,11 +448,13 @@ static ALWAYS_INLINE void qstore16(int8_t *out, __m256i q0, __m256i q1)
  * pairs are packed once per call as int16 pairs in an int32; each step
  * broadcasts a pair against the two weight rows interleaved as int16 pairs,
  * and vpmaddwd sums both products in int32 lanes.  Exact: |x - in_zero| <=
- * 255 and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 6
- * pixels x 16 channels (12 accumulators, 2 weight vectors, 1 broadcast);
+ * 255 and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 4
+ * pixels x 16 channels (8 accumulators, 2 weight vectors, 1 broadcast, the
+ * unpacking's temporaries: 6 pixels left gcc spilling 7 of 12 accumulators,
+ * and rows of 28 pixels and more ran 10-20% slower on a Zen 4 in AVX2);
  * blocks of 16 channels outer, the call's tiles inner, so a block's weights
  * (m x 16 bytes) are read from L1 by every tile of the row. */
-enum { QPW_PIXELS = 6, QPW_MOST_PAIRS = 16384 /* 64 KB of stack */ };
+enum { QPW_PIXELS = 4, QPW_MOST_PAIRS = 16384 /* 64 KB of stack */ };
 
 /* One step of a tile: weight rows a (channel ic) and b (ic + 1, or zeros
  * past the last channel) against pair j of each of the P pixels (pixel p's
@@ -499,7 +501,7 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs,
 }
 
 /* `pixels` outputs: as many pixels at a time as their pairs fit the stack
- * buffer, in balanced tiles of up to 6 (14 = 5 + 5 + 4). */
+ * buffer, in balanced tiles of up to 4 (14 = 4 + 4 + 3 + 3). */
 void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, long m,
                                  const int8_t *w, long n, const int32_t *bias,
                                  const int32_t *requant, const int *quant, int8_t *out)
@@ -511,7 +513,7 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
         return;
     }
     int32_t pair[QPW_MOST_PAIRS];
-    const long most = QPW_MOST_PAIRS / pairs; /* pixels a chunk, at least 6 */
+    const long most = QPW_MOST_PAIRS / pairs; /* pixels a chunk, at least 4 */
     for (long q0 = 0; q0 < pixels; q0 += most) {
         const long chunk = pixels - q0 < most ? pixels - q0 : most;
         const int8_t *x = in + q0 * in_step;
@@ -533,9 +535,7 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
                 case 1: qpw_tile(1, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
                 case 2: qpw_tile(2, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
                 case 3: qpw_tile(3, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                case 4: qpw_tile(4, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                case 5: qpw_tile(5, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                default: qpw_tile(6, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                default: qpw_tile(4, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
                 }
                 p0 += size;
             }
