@@ -321,10 +321,21 @@ sepconv_status sepconv_verify_kernel(const sepconv_layer *layer,
 
 /* A generated dtype=int8 kernel (conv, dw, pw so far): output rows [row_begin,
  * row_end); requant holds each output channel's Q31 significand, then its
- * shift (sepconv_int8_requant); bias NULL without bias. */
+ * shift (sepconv_int8_requant); bias NULL without bias; packed NULL unless
+ * the kernel packs (then pack filled it, and weights and bias go unread). */
 typedef void (*sepconv_qkernel_fn)(const int8_t *input, const int8_t *weights,
-                                   const int32_t *bias, const int32_t *requant,
-                                   int8_t *output, long row_begin, long row_end);
+                                   const int32_t *bias, const int32_t *packed,
+                                   const int32_t *requant, int8_t *output, long row_begin,
+                                   long row_end);
+/* Packs an int8 kernel's weights and bias (NULL without bias) into packed. */
+typedef void (*sepconv_qpack_fn)(const int8_t *weights, const int32_t *bias, int32_t *packed);
+/* A compiled int8 kernel as verify and the runtime call it: pack is NULL and
+ * packed_elements (int32) 0 for a kernel that packs nothing. */
+typedef struct sepconv_qkernel_code {
+    sepconv_qkernel_fn run;
+    sepconv_qpack_fn pack;
+    int64_t packed_elements;
+} sepconv_qkernel_code;
 /* An int8 conv, dw or pw layer's requantization table (2 x out_c ints) from
  * its weight scales: TFLite's QuantizeMultiplier of in_scale *
  * weight_scale[c] / out_scale, the significands then the shifts. */
@@ -334,9 +345,9 @@ sepconv_status sepconv_int8_requant(const sepconv_layer *layer, const float *wei
  * 0) on seeded full-range data, extreme values and an input of in_zero,
  * rows split in two calls, guard bytes around the output; MISMATCH names
  * the pass and the first output that differs. */
-sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qkernel_fn run,
-                                          uint64_t seed, sepconv_verify_report *report,
-                                          sepconv_error *error);
+sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer,
+                                          const sepconv_qkernel_code *kernel, uint64_t seed,
+                                          sepconv_verify_report *report, sepconv_error *error);
 
 /* ----------------------------------------------------------------- kernel */
 /* How to make a kernel; sepconv_kernel_defaults() fills the defaults. */

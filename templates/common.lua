@@ -499,6 +499,16 @@ function common.plan(layer, schedule, target, microkernels, microkernel_pixels)
       plan.scratch_bytes = rows * layer.out_w * layer.mid_c * 4
     end
   end
+  if layer.dtype == "int8" then
+    -- int8 pointwise rows handed to the micro-kernels (channel-last,
+    -- unpadded) read weights libsepconv packs (sepconv_uk_qpack): the
+    -- biases with in_zero folded in, then int16 weight pairs, in blocks of
+    -- 16 channels, int32 elements; no other int8 code packs
+    plan.qpacked = plan.microkernels and op == "pw" and layer.layout == "nhwc" and
+                   layer.pad_top == 0 and layer.pad_left == 0
+    local blocks = (layer.out_c + 15) // 16
+    plan.packed_elements = plan.qpacked and blocks * 16 * (1 + (layer.m + 1) // 2) or 0
+  end
   return plan
 end
 

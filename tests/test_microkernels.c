@@ -463,6 +463,7 @@ int main(int argc, char **argv)
     return failed;
 }
 #else
+#include "microkernels/int8.h"
 #include "reference/quantize.h"
 #include "tests.h"
 
@@ -539,7 +540,9 @@ static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
     const int quant[4] = {0, out_zero, -128, 127};
     int8_t zeros[QCASES] = {0}, out[2][QCASES];
     const int8_t *rows[1] = {zeros};
-    set->qpointwise(zeros, 1, 1, 1, zeros, QCASES, sum, requant, quant, out[0]);
+    int32_t packed[SEPCONV_UK_QPACKED_ELEMENTS(1, QCASES)];
+    sepconv_uk_qpack(zeros, 1, QCASES, sum, 0, packed);
+    set->qpointwise(zeros, 1, 1, 1, packed, QCASES, requant, quant, out[0]);
     set->qdwrow(rows, 1, QCASES, zeros, 1, 1, 1, 0, sum, requant, quant, out[1], 0, 1);
     for (int c = 0; c < QCASES; c++) {
         sepconv_qmultiplier m = {requant[c], requant[QCASES + c]};
@@ -593,6 +596,99 @@ START_TEST(int8_rescaling_matches_the_oracle_at_its_corners)
 }
 END_TEST
 
+START_TEST(int8_pointwise_packing_is_the_documented_layout)
+{
+    /* w [3][2] (input channel rows), bias {10, -10}, in_zero 2: the folded
+     * biases 10 - 2 x (1 + 3 + 5) = -8 and -10 - 2 x (2 + 4 + 6) = -34,
+     * then pair 0 (input channels 0, 1) and pair 1 (2 and a zero) of
+     * channels 0 and 1, 14 zero channels after each */
+    const int8_t w[6] = {1, 2, 3, 4, 5, 6};
+    const int32_t bias[2] = {10, -10};
+    int32_t packed[SEPCONV_UK_QPACKED_ELEMENTS(3, 2) + 1];
+    ck_assert_int_eq(SEPCONV_UK_QPACKED_ELEMENTS(3, 2), 16 + 16 * 2);
+    packed[48] = 77; /* a guard */
+    sepconv_uk_qpack(w, 3, 2, bias, 2, packed);
+    ck_assert_int_eq(packed[0], -8);
+    ck_assert_int_eq(packed[1], -34);
+    for (int c = 2; c < 16; c++)
+        ck_assert_int_eq(packed[c], 0);
+    const int16_t *pairs = sepconv_uk_qpacked_pairs(packed, 2);
+    const int16_t want[2][4] = {{1, 3, 2, 4}, {5, 0, 6, 0}};
+    for (int j = 0; j < 2; j++) {
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(pairs[j * 32 + i], want[j][i]);
+        for (int i = 4; i < 32; i++)
+            ck_assert_int_eq(pairs[j * 32 + i], 0);
+    }
+    ck_assert_int_eq(packed[48], 77);
+}
+END_TEST
+
+/* The int8 pointwise of every set against its definition computed here:
+ * acc = bias + the sum of (x - in_zero) x w in int64, rescaled by the
+ * oracle (sepconv_q_rescale), + out_zero, clamped; random m (odd and
+ * even), n around the blocks of 16, pixel counts around the tiles, an
+ * input step past m, any zero point, bias or none, full-range data. */
+START_TEST(int8_pointwise_matches_the_definition)
+{
+    const sepconv_microkernels *set = sepconv_microkernels_find(isas[_i]);
+    const char *lacks = set ? cpu_lacks(isas[_i]) : "not in this build (another architecture)";
+    if (lacks) {
+        printf("SKIP    int8 pointwise %s: %s\n", isas[_i], lacks);
+        return;
+    }
+    rng_state = 0x51ed2701u + (uint64_t)_i;
+    long checked = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        const long m = pick(1, 70), n = pick(1, 50), pixels = pick(1, 11);
+        const long step = m + pick(0, 3);
+        const int in_zero = (int)pick(-128, 127), out_zero = (int)pick(-20, 20);
+        const bool has_bias = pick(0, 1);
+        const int quant[4] = {in_zero, out_zero, (int)pick(-128, -100), (int)pick(100, 127)};
+        int8_t *in = malloc((size_t)(pixels * step)), *w = malloc((size_t)(m * n));
+        int8_t *out = malloc((size_t)(pixels * n + 16));
+        int32_t *bias = malloc((size_t)n * sizeof *bias), *requant = malloc(2 * (size_t)n * 4);
+        int32_t *packed = malloc((size_t)SEPCONV_UK_QPACKED_ELEMENTS(m, n) * sizeof *packed);
+        for (long i = 0; i < pixels * step; i++)
+            in[i] = (int8_t)(pick(0, 255) - 128);
+        for (long i = 0; i < m * n; i++)
+            w[i] = (int8_t)(pick(0, 255) - 128);
+        for (long c = 0; c < n; c++) {
+            bias[c] = (int32_t)pick(-30000, 30000);
+            sepconv_qmultiplier q = sepconv_quantize_multiplier(ldexp(1.0, -(int)pick(8, 16)) *
+                                                                (1 + uniform() / 2));
+            requant[c] = q.significand;
+            requant[n + c] = q.shift;
+        }
+        memset(out, 0x5a, (size_t)(pixels * n + 16));
+        sepconv_uk_qpack(w, m, n, has_bias ? bias : NULL, in_zero, packed);
+        set->qpointwise(in, step, pixels, m, packed, n, requant, quant, out);
+        for (long p = 0; p < pixels; p++)
+            for (long c = 0; c < n; c++) {
+                int64_t acc = has_bias ? bias[c] : 0;
+                for (long ic = 0; ic < m; ic++)
+                    acc += (int64_t)(in[p * step + ic] - in_zero) * w[ic * n + c];
+                sepconv_qmultiplier q = {requant[c], requant[n + c]};
+                int64_t v = (int64_t)sepconv_q_rescale((int32_t)acc, q) + out_zero;
+                v = v < quant[2] ? quant[2] : v > quant[3] ? quant[3] : v;
+                ck_assert_msg(out[p * n + c] == v, "%s int8 pointwise m=%ld n=%ld pixels=%ld "
+                              "in_zero=%d: pixel %ld channel %ld is %d, not %d", set->isa, m,
+                              n, pixels, in_zero, p, c, out[p * n + c], (int)v);
+                checked++;
+            }
+        for (long i = 0; i < 16; i++)
+            ck_assert_int_eq((unsigned char)out[pixels * n + i], 0x5a);
+        free(in);
+        free(w);
+        free(out);
+        free(bias);
+        free(requant);
+        free(packed);
+    }
+    ck_assert_int_gt(checked, 3000);
+}
+END_TEST
+
 Suite *microkernels_suite(void)
 {
     Suite *suite = suite_create("microkernels");
@@ -601,6 +697,8 @@ Suite *microkernels_suite(void)
     tcase_add_test(tc, sets_are_found_by_target_name);
     tcase_add_loop_test(tc, every_set_matches_the_definition, 0, 4);
     tcase_add_loop_test(tc, int8_rescaling_matches_the_oracle_at_its_corners, 0, 4);
+    tcase_add_test(tc, int8_pointwise_packing_is_the_documented_layout);
+    tcase_add_loop_test(tc, int8_pointwise_matches_the_definition, 0, 4);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -570,7 +570,7 @@ END_TEST
  * (cc false) or the system compiler; `bug`, when given, replaces the first
  * `was` in the source (a kernel that compiles but is wrong). */
 static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, bool cc,
-                                 const char *was, const char *bug, sepconv_qkernel_fn *run)
+                                 const char *was, const char *bug, sepconv_qkernel_code *run)
 {
     sepconv_schedule schedule;
     sepconv_error error;
@@ -604,12 +604,39 @@ static sepconv_code *int8_kernel(const sepconv_layer *l, sepconv_target target, 
         o.flags = "-O2";
         status = sepconv_cc_compile(code, length, &o, &compiled, &error);
     } else {
-        const char *names[] = {source.symbol};
-        status = sepconv_tcc_compile(code, length, target, names, 1, &compiled, &error);
+        char pack[sizeof source.symbol + 8];
+        snprintf(pack, sizeof pack, "%s_pack", source.symbol);
+        const char *names[] = {source.symbol, pack};
+        status = sepconv_tcc_compile(code, length, target, names,
+                                     source.packed_elements > 0 ? 2 : 1, &compiled, &error);
     }
     ck_assert_msg(status == SEPCONV_OK, "%s", error.message);
-    *run = (sepconv_qkernel_fn)sepconv_code_symbol(compiled, source.symbol);
-    ck_assert_ptr_nonnull(*run);
+    char pack[sizeof source.symbol + 8];
+    snprintf(pack, sizeof pack, "%s_pack", source.symbol);
+    run->run = (sepconv_qkernel_fn)sepconv_code_symbol(compiled, source.symbol);
+    run->packed_elements = source.packed_elements;
+    run->pack = source.packed_elements > 0 ? (sepconv_qpack_fn)sepconv_code_symbol(compiled, pack)
+                                           : NULL;
+    ck_assert_ptr_nonnull(run->run);
+    /* what packs: exactly the pointwise rows handed to the micro-kernels */
+    const bool packs = l->op == SEPCONV_OP_PW && l->layout == SEPCONV_LAYOUT_NHWC &&
+                       l->pad_top == 0 && l->pad_left == 0 && !cc &&
+                       target != SEPCONV_TARGET_PORTABLE;
+    ck_assert_msg((source.packed_elements > 0) == packs, "packed_elements %lld",
+                  (long long)source.packed_elements);
+    if (packs) {
+        ck_assert_ptr_nonnull(run->pack);
+        ck_assert_int_eq(source.packed_elements, (l->out_c + 15) / 16 * 16 * (1 + (l->m + 1) / 2));
+        /* an ahead-of-time caller finds the packing and its size in the header */
+        char line[sizeof source.symbol + 80];
+        snprintf(line, sizeof line, "void %s(const signed char *weights, const int *bias, "
+                 "int *packed);", pack);
+        ck_assert_msg(strstr(source.header, line) != NULL, "%s", source.header);
+        ck_assert_ptr_nonnull(strstr(source.header, "_PACKED_ELEMENTS"));
+    } else {
+        ck_assert_ptr_null(strstr(source.header, "_pack("));
+        ck_assert_ptr_nonnull(strstr(source.header, "_PACKED_ELEMENTS 0L"));
+    }
     free(edited);
     sepconv_source_free(&source);
     return compiled;
@@ -671,11 +698,11 @@ START_TEST(generated_int8_kernels_are_bit_exact)
     for (int t = 0; t < (cc ? 1 : 4); t++) {
         if (t > 0 && !test_target_runs(targets[t], "quantize: int8 tcc micro-kernel code"))
             continue;
-        sepconv_qkernel_fn run;
+        sepconv_qkernel_code run;
         sepconv_code *code = int8_kernel(&l, targets[t], cc, NULL, NULL, &run);
         sepconv_verify_report report;
         sepconv_error error;
-        ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 7 + (uint64_t)_i, &report, &error) ==
+        ck_assert_msg(sepconv_verify_int8_kernel(&l, &run, 7 + (uint64_t)_i, &report, &error) ==
                           SEPCONV_OK, "%s (%s, %s): %s", int8_dw_specs[_i / 2],
                       cc ? "cc" : "tcc", sepconv_target_name(targets[t]), error.message);
         ck_assert_int_eq(report.comparison.checked, l.output_elements);
@@ -698,16 +725,39 @@ START_TEST(int8_verification_catches_wrong_kernels)
         {"+ 7) *", "+ 6) *", "random"},
         {"out[c0 + c] =", "out[c0 + c + 1] =", "wrote outside"}};
     for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++) {
-        sepconv_qkernel_fn run;
+        sepconv_qkernel_code run;
         sepconv_code *code = int8_kernel(&l, SEPCONV_TARGET_PORTABLE, false, bugs[i].was,
                                          bugs[i].bug, &run);
         sepconv_verify_report report;
         sepconv_error error;
-        ck_assert_msg(sepconv_verify_int8_kernel(&l, run, 3, &report, &error) ==
+        ck_assert_msg(sepconv_verify_int8_kernel(&l, &run, 3, &report, &error) ==
                           SEPCONV_MISMATCH, "bug %zu (%s) passed verification", i, bugs[i].bug);
         ck_assert_msg(strstr(error.message, bugs[i].pass) != NULL, "bug %zu: %s", i,
                       error.message);
         sepconv_code_free(code);
+    }
+    /* a packed pointwise kernel (tcc calling the micro-kernels) whose
+     * packing folds the wrong zero point in, or that packs nothing */
+    sepconv_layer packs = parse_layer(int8_dw_specs[6]); /* in_zero=-5 */
+    const sepconv_target uk[] = {SEPCONV_TARGET_AVX2, SEPCONV_TARGET_NEON};
+    bool packed_checked = false;
+    for (int t = 0; t < 2 && !packed_checked; t++) {
+        if (!test_target_runs(uk[t], "quantize: a wrongly packed int8 pointwise kernel"))
+            continue;
+        sepconv_qkernel_code run;
+        sepconv_code *code = int8_kernel(&packs, uk[t], false, "/* in_zero */ -5",
+                                         "/* in_zero */ -4", &run);
+        sepconv_verify_report report;
+        sepconv_error error;
+        ck_assert_int_eq(sepconv_verify_int8_kernel(&packs, &run, 3, &report, &error),
+                         SEPCONV_MISMATCH);
+        ck_assert_ptr_nonnull(strstr(error.message, "random"));
+        sepconv_qkernel_code no_pack = {run.run, NULL, run.packed_elements};
+        ck_assert_int_eq(sepconv_verify_int8_kernel(&packs, &no_pack, 3, &report, &error),
+                         SEPCONV_INVALID);
+        ck_assert_ptr_nonnull(strstr(error.message, "no packing function"));
+        sepconv_code_free(code);
+        packed_checked = true;
     }
     /* the requantization table, and what it refuses */
     sepconv_layer dw = parse_layer("op=dw df=4 m=2 dk=3 dtype=int8 in_scale=0.5 out_scale=0.25");

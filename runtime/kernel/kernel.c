@@ -26,9 +26,9 @@ struct sepconv_kernel {
     sepconv_kernel_info info;
     float *weights, *bias, *pw_weights, *pw_bias, *packed; /* owned */
     /* dtype=int8 (conv, dw, pw): its entry point and owned parameters */
-    sepconv_qkernel_fn qrun;
+    sepconv_qkernel_code qentry; /* qentry.run NULL: a float kernel */
     int8_t *qweights;
-    int32_t *qbias, *requant;
+    int32_t *qbias, *requant, *qpacked; /* qpacked: NULL unless qentry packs */
     /* dtype=int8 sep: its depthwise and pointwise stages' kernels, and the
      * int8 intermediate between them */
     sepconv_kernel *stages[2];
@@ -67,7 +67,8 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
     char pack_name[SEPCONV_SYMBOL_MAX + 8];
     snprintf(pack_name, sizeof pack_name, "%s_pack", source->symbol);
     const char *names[] = {source->symbol, pack_name};
-    const bool int8 = k->layer.dtype == SEPCONV_DTYPE_INT8; /* (no packing function) */
+    const bool int8 = k->layer.dtype == SEPCONV_DTYPE_INT8;
+    const bool packs = !int8 || source->packed_elements > 0; /* float kernels always define one */
     double start = sepconv_seconds();
     sepconv_status status;
     if (options->backend == SEPCONV_BACKEND_CC)
@@ -75,16 +76,21 @@ static sepconv_status compile(sepconv_kernel *k, const sepconv_kernel_options *o
                                     &k->code, error);
     else
         status = sepconv_tcc_compile(source->code, source->code_length, options->target,
-                                     names, int8 ? 1 : 2, &k->code, error);
+                                     names, packs ? 2 : 1, &k->code, error);
     k->info.compile_seconds = sepconv_seconds() - start;
     k->info.from_cache = sepconv_code_from_cache(k->code);
     if (status != SEPCONV_OK)
         return status;
     if (int8) {
-        k->qrun = (sepconv_qkernel_fn)sepconv_code_symbol(k->code, source->symbol);
-        if (!k->qrun)
-            return sepconv_fail(error, SEPCONV_COMPILE, "the compiled int8 kernel lacks %s",
-                                source->symbol);
+        k->qentry.run = (sepconv_qkernel_fn)sepconv_code_symbol(k->code, source->symbol);
+        k->qentry.pack = packs ? (sepconv_qpack_fn)sepconv_code_symbol(k->code, pack_name)
+                               : NULL;
+        k->qentry.packed_elements = source->packed_elements;
+        if (!k->qentry.run || (packs && !k->qentry.pack))
+            return sepconv_fail(error, SEPCONV_COMPILE, "the compiled int8 kernel lacks %s%s%s "
+                                "(a template that does not define %s?)", source->symbol,
+                                packs ? " or " : "", packs ? pack_name : "",
+                                packs ? "them" : "it");
         return SEPCONV_OK;
     }
     k->entry.run = (sepconv_kernel_fn)sepconv_code_symbol(k->code, source->symbol);
@@ -325,8 +331,9 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
         status = alloc_scratch(k, error);
     if (status == SEPCONV_OK && options->verify) {
         double start = sepconv_seconds();
-        status = k->qrun ? sepconv_verify_int8_kernel(layer, k->qrun, options->verify_seed,
-                                                      &k->info.report, error)
+        status = k->qentry.run ? sepconv_verify_int8_kernel(layer, &k->qentry,
+                                                            options->verify_seed,
+                                                            &k->info.report, error)
                          : sepconv_verify_kernel(layer, &k->entry, options->verify_seed,
                                                  &k->info.report, error);
         k->info.verify_seconds = sepconv_seconds() - start;
@@ -467,6 +474,20 @@ sepconv_status sepconv_kernel_set_qweights(sepconv_kernel *kernel, const sepconv
         status = sepconv_int8_requant(l, t->weight_scales, kernel->requant, error);
     if (status == SEPCONV_OK)
         status = check_sum_bound(l, kernel->qweights, kernel->qbias, error);
+    if (status == SEPCONV_OK && kernel->qentry.packed_elements > 0) {
+        /* (the sum bound keeps each folded bias inside int32) */
+        if ((uint64_t)kernel->qentry.packed_elements > SIZE_MAX / sizeof(int32_t))
+            status = sepconv_fail(error, SEPCONV_OVERFLOW, "the packed int8 weights (%lld "
+                                  "ints) do not fit in memory",
+                                  (long long)kernel->qentry.packed_elements);
+        else if (!kernel->qpacked &&
+                 !(kernel->qpacked = malloc((size_t)kernel->qentry.packed_elements *
+                                            sizeof(int32_t))))
+            status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for the packed int8 "
+                                                        "weights");
+        else
+            kernel->qentry.pack(kernel->qweights, kernel->qbias, kernel->qpacked);
+    }
     kernel->weights_set = status == SEPCONV_OK;
     return status;
 }
@@ -499,9 +520,9 @@ typedef struct run_split {
 static void run_chunk(const run_split *split, size_t chunk, void *scratch)
 {
     const sepconv_kernel *k = split->kernel;
-    if (k->qrun)
-        k->qrun(split->input, k->qweights, k->qbias, k->requant, split->output,
-                k->bounds[chunk], k->bounds[chunk + 1]);
+    if (k->qentry.run)
+        k->qentry.run(split->input, k->qweights, k->qbias, k->qpacked, k->requant,
+                      split->output, k->bounds[chunk], k->bounds[chunk + 1]);
     else
         k->entry.run(split->input, k->weights, k->bias, k->pw_weights, k->pw_bias, k->packed,
                      split->output, scratch, k->bounds[chunk], k->bounds[chunk + 1]);
@@ -680,6 +701,7 @@ void sepconv_kernel_free(sepconv_kernel *kernel)
     free(kernel->qweights);
     free(kernel->qbias);
     free(kernel->requant);
+    free(kernel->qpacked);
     free(kernel->scratch);
     free(kernel->bounds);
     sepconv_kernel_free(kernel->stages[0]);

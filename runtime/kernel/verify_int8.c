@@ -53,10 +53,10 @@ static void fill_pass(const sepconv_layer *l, qpass pass, uint64_t seed, int8_t 
 }
 
 /* Runs one pass and compares; the first differing output is named. */
-static sepconv_status run_qpass(const sepconv_layer *l, sepconv_qkernel_fn run, qpass pass,
-                                uint64_t seed, int8_t *buffers[4], int32_t *bias,
-                                int32_t *table, float *scales, sepconv_verify_report *report,
-                                sepconv_error *error)
+static sepconv_status run_qpass(const sepconv_layer *l, const sepconv_qkernel_code *kernel,
+                                qpass pass, uint64_t seed, int8_t *buffers[4], int32_t *bias,
+                                int32_t *table, int32_t *packed, float *scales,
+                                sepconv_verify_report *report, sepconv_error *error)
 {
     int8_t *input = buffers[0], *weights = buffers[1], *expected = buffers[2];
     int8_t *output = buffers[3];
@@ -73,8 +73,11 @@ static sepconv_status run_qpass(const sepconv_layer *l, sepconv_qkernel_fn run, 
     memset(output, ~GUARD_BYTE & 0xff, (size_t)count);
     long rows = (long)(l->batch * l->out_h);
     long split = rows > 1 ? 1 + (long)(seed % (uint64_t)(rows - 1)) : rows;
-    run(input, weights, l->bias ? bias : NULL, table, output, 0, split);
-    run(input, weights, l->bias ? bias : NULL, table, output, split, rows);
+    const int32_t *b = l->bias ? bias : NULL;
+    if (packed) /* the pass's own weights, packed as the runtime packs them */
+        kernel->pack(weights, b, packed);
+    kernel->run(input, weights, b, packed, table, output, 0, split);
+    kernel->run(input, weights, b, packed, table, output, split, rows);
     report->guard_damage = 0;
     for (int i = 0; i < GUARD_BYTES; i++)
         report->guard_damage += ((unsigned char)output[-1 - i] != GUARD_BYTE) +
@@ -96,12 +99,16 @@ static sepconv_status run_qpass(const sepconv_layer *l, sepconv_qkernel_fn run, 
 }
 
 /* Verifies an int8 kernel against the int8 reference on every pass. */
-sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qkernel_fn run,
-                                          uint64_t seed, sepconv_verify_report *report,
-                                          sepconv_error *error)
+sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer,
+                                          const sepconv_qkernel_code *kernel, uint64_t seed,
+                                          sepconv_verify_report *report, sepconv_error *error)
 {
-    if (!layer || !run || !report)
+    if (!layer || !kernel || !kernel->run || !report)
         return sepconv_fail(error, SEPCONV_INVALID, "no layer, kernel or report given");
+    if (kernel->packed_elements < 0 || (kernel->packed_elements > 0 && !kernel->pack))
+        return sepconv_fail(error, SEPCONV_INVALID, "the int8 kernel packs %lld elements "
+                            "but has no packing function (expected both or neither)",
+                            (long long)kernel->packed_elements);
     memset(report, 0, sizeof *report);
     if (layer->dtype != SEPCONV_DTYPE_INT8 || layer->op == SEPCONV_OP_SEP)
         return sepconv_fail(error, SEPCONV_UNSUPPORTED,
@@ -109,7 +116,7 @@ sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qk
     const int64_t counts[4] = {layer->input_elements, layer->weight_elements,
                                layer->output_elements, layer->output_elements};
     int8_t *blocks[4] = {NULL}, *buffers[4];
-    int32_t *bias = NULL, *table = NULL;
+    int32_t *bias = NULL, *table = NULL, *packed = NULL;
     float *scales = NULL;
     sepconv_status status = SEPCONV_OK;
     for (int i = 0; i < 4 && status == SEPCONV_OK; i++) {
@@ -127,17 +134,21 @@ sepconv_status sepconv_verify_int8_kernel(const sepconv_layer *layer, sepconv_qk
         bias = malloc(channels * sizeof *bias);
         table = malloc(2 * channels * sizeof *table);
         scales = malloc(channels * sizeof *scales);
-        if (!bias || !table || !scales)
+        if (kernel->packed_elements > 0 &&
+            (uint64_t)kernel->packed_elements <= SIZE_MAX / sizeof *packed)
+            packed = malloc((size_t)kernel->packed_elements * sizeof *packed);
+        if (!bias || !table || !scales || (kernel->packed_elements > 0 && !packed))
             status = sepconv_fail(error, SEPCONV_NOMEM, "out of memory for int8 "
                                                         "verification");
     }
     for (int pass = 0; status == SEPCONV_OK && pass < QPASS_COUNT; pass++)
-        status = run_qpass(layer, run, (qpass)pass, seed + (uint64_t)pass, buffers, bias,
-                           table, scales, report, error);
+        status = run_qpass(layer, kernel, (qpass)pass, seed + (uint64_t)pass, buffers, bias,
+                           table, packed, scales, report, error);
     for (int i = 0; i < 4; i++)
         free(blocks[i]);
     free(bias);
     free(table);
+    free(packed);
     free(scales);
     return status;
 }

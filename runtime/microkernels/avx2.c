@@ -47,7 +47,7 @@
  *
  * int8 (TFLite's integer semantics, the int8 reference's bits): pointwise
  * in tiles of up to 4 pixels x 16 channels, two input channels a step with
- * vpmaddwd; the depthwise row 16 channels a step with int16 products, a
+ * vpmaddwd, from weights packed as int16 pairs (sepconv_uk_qpack); the depthwise row 16 channels a step with int16 products, a
  * 3x3 block's weights held across the row; both requantize 8 lanes at a
  * time.  Zen 1, tcc + auto: pw 14 x 14 x 512 13.8 -> 3.5 ms, dw 56 x 56 x
  * 128 3.9 -> 1.09 ms against the plain C of microkernels/int8.h vectorized
@@ -444,56 +444,67 @@ static ALWAYS_INLINE void qstore16(int8_t *out, __m256i q0, __m256i q1)
                                                      _mm256_extracti128_si256(words, 1)));
 }
 
-/* int8 pointwise: two input channels a step.  The pixels' (x - in_zero)
- * pairs are packed once per call as int16 pairs in an int32; each step
- * broadcasts a pair against the two weight rows interleaved as int16 pairs,
- * and vpmaddwd sums both products in int32 lanes.  Exact: |x - in_zero| <=
- * 255 and |w| <= 128, so a pair's sum is at most 65280.  Tiles of up to 4
- * pixels x 16 channels (8 accumulators, 2 weight vectors, 1 broadcast, the
- * unpacking's temporaries: 6 pixels left gcc spilling 7 of 12 accumulators,
- * and rows of 28 pixels and more ran 10-20% slower on a Zen 4 in AVX2);
- * blocks of 16 channels outer, the call's tiles inner, so a block's weights
- * (m x 16 bytes) are read from L1 by every tile of the row. */
+/* int8 pointwise, from weights packed as int16 pairs with in_zero folded
+ * into the bias (sepconv_uk_qpack): two input channels a step.  The
+ * pixels' input pairs are widened once per call to int16 pairs in an
+ * int32; each step broadcasts a pair against a block's 16 channels of
+ * weight pairs (two loads, nothing to unpack) and vpmaddwd sums both
+ * products in int32 lanes (exact: |x| and |w| <= 128).  vpaddd wraps, as
+ * the plain C body's uint32 sums do.  Tiles of up to 4 pixels x 16
+ * channels (8 accumulators; 6 pixels left gcc spilling); blocks of 16
+ * channels outer, the call's tiles inner, so a block's weights (m x 32
+ * bytes) are read from L1 by every tile of the row.  On a Zen 4 with
+ * AVX-512 hidden (a harness over whole layers, -O3): 14 x 14 x 512 ->
+ * 512 1.03 -> 0.83 ms against the unpacked int8 weights, 7 x 7 x 1024 ->
+ * 1024 1.41 -> 0.81. */
 enum { QPW_PIXELS = 4, QPW_MOST_PAIRS = 16384 /* 64 KB of stack */ };
 
-/* One step of a tile: weight rows a (channel ic) and b (ic + 1, or zeros
- * past the last channel) against pair j of each of the P pixels (pixel p's
- * pairs at pair + p * pairs). */
-static ALWAYS_INLINE void qpw_step(const int P, __m256i acc[][2], __m128i a, __m128i b,
-                                   const int32_t *pair, long pairs, long j)
-{
-    const __m256i lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
-    const __m256i hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b));
-    for (int p = 0; p < P; p++) {
-        const __m256i x = _mm256_set1_epi32(pair[p * pairs + j]);
-        acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(lo, x));
-        acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(hi, x));
-    }
-}
+/* What the tiles of one block of 16 output channels share. */
+typedef struct qpw_block {
+    const int32_t *packed; /* the folded biases (and the weights after them) */
+    const int16_t *pairs;  /* the block's weight pairs */
+    const int32_t *requant;
+    const int *quant;
+    long n, c0, count; /* count: the block's channels, 16 but in the last */
+} qpw_block;
 
-/* Channels [c0, c0 + 16) of P pixels: sums over the m input channels, then
- * requantized and stored. */
-static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs, long m,
-                                   const int8_t *w, long n, long c0, const int32_t *bias,
-                                   const int32_t *requant, const int *quant, int8_t *out)
+/* The block's channels of P pixels (pixel p's input pairs at pair + p *
+ * pairs): sums over the m input channels, requantized and stored.  `whole`
+ * (a constant): the block has 16 channels.  The tail's code is apart: in
+ * one tile for both, gcc kept the accumulators in memory (14 x 14 x 512
+ * -> 512 1.33 ms, against 0.82). */
+static ALWAYS_INLINE void qpw_tile(const int P, const int whole, const qpw_block *k,
+                                   const int32_t *pair, long pairs, int8_t *out)
 {
+    const int32_t *packed = k->packed, *requant = k->requant;
+    const int16_t *block = k->pairs;
+    const long n = k->n, c0 = k->c0, count = k->count;
+    const int *quant = k->quant;
     __m256i acc[QPW_PIXELS][2];
-    const __m256i b0 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0))
-                            : _mm256_setzero_si256();
-    const __m256i b1 = bias ? _mm256_loadu_si256((const __m256i *)(bias + c0 + 8))
-                            : _mm256_setzero_si256();
+    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(packed + c0));
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(packed + c0 + 8));
     for (int p = 0; p < P; p++) {
         acc[p][0] = b0;
         acc[p][1] = b1;
     }
-    const int8_t *row = w + c0;
-    long j = 0;
-    for (; 2 * j + 1 < m; j++, row += 2 * n)
-        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row),
-                 _mm_loadu_si128((const __m128i *)(row + n)), pair, pairs, j);
-    if (m % 2)
-        qpw_step(P, acc, _mm_loadu_si128((const __m128i *)row), _mm_setzero_si128(), pair,
-                 pairs, j);
+    for (long j = 0; j < pairs; j++, block += 32) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)block);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(block + 16));
+        for (int p = 0; p < P; p++) {
+            const __m256i x = _mm256_set1_epi32(pair[p * pairs + j]);
+            acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(w0, x));
+            acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(w1, x));
+        }
+    }
+    if (!whole) { /* the last block: requant has only n entries */
+        for (int p = 0; p < P; p++) {
+            int32_t sum[16];
+            _mm256_storeu_si256((__m256i *)sum, acc[p][0]);
+            _mm256_storeu_si256((__m256i *)(sum + 8), acc[p][1]);
+            qstore__avx2(sum, count, requant + c0, requant + n + c0, quant, out + p * n + c0);
+        }
+        return;
+    }
     const qrequant8 r0 = qprepare8(requant + c0, requant + n + c0, quant),
                     r1 = qprepare8(requant + c0 + 8, requant + n + c0 + 8, quant);
     for (int p = 0; p < P; p++)
@@ -503,15 +514,16 @@ static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *pair, long pairs,
 /* `pixels` outputs: as many pixels at a time as their pairs fit the stack
  * buffer, in balanced tiles of up to 4 (14 = 4 + 4 + 3 + 3). */
 void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, long m,
-                                 const int8_t *w, long n, const int32_t *bias,
-                                 const int32_t *requant, const int *quant, int8_t *out)
+                                 const int32_t *packed, long n, const int32_t *requant,
+                                 const int *quant, int8_t *out)
 {
     const long pairs = (m + 1) / 2;
     if (pairs * QPW_PIXELS > QPW_MOST_PAIRS) { /* not even one tile's pairs fit */
-        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant, out, 0,
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, packed, n, requant, quant, out, 0,
                                    qstore__avx2);
         return;
     }
+    const int16_t *weights = sepconv_uk_qpacked_pairs(packed, n);
     int32_t pair[QPW_MOST_PAIRS];
     const long most = QPW_MOST_PAIRS / pairs; /* pixels a chunk, at least 4 */
     for (long q0 = 0; q0 < pixels; q0 += most) {
@@ -520,28 +532,31 @@ void sepconv_uk_qpointwise__avx2(const int8_t *in, long in_step, long pixels, lo
         int8_t *y = out + q0 * n;
         for (long p = 0; p < chunk; p++)
             for (long j = 0; j < pairs; j++) {
-                const int32_t x0 = x[p * in_step + 2 * j] - quant[0];
-                const int32_t x1 = 2 * j + 1 < m ? x[p * in_step + 2 * j + 1] - quant[0] : 0;
-                pair[p * pairs + j] = x1 * 65536 + (x0 & 0xffff); /* x0 low, x1 high */
+                const int32_t x0 = x[p * in_step + 2 * j];
+                const int32_t x1 = 2 * j + 1 < m ? x[p * in_step + 2 * j + 1] : 0;
+                pair[p * pairs + j] = (int32_t)((uint32_t)x1 << 16 | ((uint32_t)x0 & 0xffff));
             }
-        const long count = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
-        long c0 = 0;
-        for (; c0 + 16 <= n; c0 += 16)
-            for (long t = 0, p0 = 0; t < count; t++) {
-                const long size = chunk / count + (t < chunk % count);
+        const long tiles = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
+        for (long c0 = 0; c0 < n; c0 += 16) {
+            const qpw_block k = {packed, weights + c0 * pairs * 2, requant, quant, n, c0,
+                                 n - c0 < 16 ? n - c0 : 16};
+            for (long t = 0, p0 = 0; t < tiles; t++) {
+                const long size = chunk / tiles + (t < chunk % tiles);
                 const int32_t *tp = pair + p0 * pairs;
                 int8_t *ty = y + p0 * n;
-                switch (size) {
-                case 1: qpw_tile(1, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                case 2: qpw_tile(2, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                case 3: qpw_tile(3, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
-                default: qpw_tile(4, tp, pairs, m, w, n, c0, bias, requant, quant, ty); break;
+                switch (k.count < 16 ? size : 4 + size) {
+                case 1: qpw_tile(1, 0, &k, tp, pairs, ty); break;
+                case 2: qpw_tile(2, 0, &k, tp, pairs, ty); break;
+                case 3: qpw_tile(3, 0, &k, tp, pairs, ty); break;
+                case 4: qpw_tile(4, 0, &k, tp, pairs, ty); break;
+                case 5: qpw_tile(1, 1, &k, tp, pairs, ty); break;
+                case 6: qpw_tile(2, 1, &k, tp, pairs, ty); break;
+                case 7: qpw_tile(3, 1, &k, tp, pairs, ty); break;
+                default: qpw_tile(4, 1, &k, tp, pairs, ty); break;
                 }
                 p0 += size;
             }
-        if (c0 < n) /* the last n % 16 channels */
-            sepconv_uk_qpointwise_body(x, in_step, chunk, m, w, n, bias, requant, quant, y, c0,
-                                       qstore__avx2);
+        }
     }
 }
 

@@ -96,27 +96,56 @@ sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_
     }
 }
 
-/* `pixels` outputs of an int8 pointwise stage, output channels [first, n):
- * pixel p reads m channels at in + p * in_step and writes at out + p * n;
- * w is [m][n]. */
+/* The int8 pointwise weights every ISA's kernel reads, packed once when
+ * they are set (sepconv_uk_qpack): int32 `packed`, first the output
+ * channels' biases with the input zero point folded in, bias[c] - in_zero
+ * x (the sum of channel c's weights), for ceil(n / 16) x 16 channels (0
+ * past n); then, as int16, blocks of 16 output channels, each
+ * ceil(m / 2) pairs of input channels, each pair 16 channels x the two
+ * weights (2j, 2j + 1) (0 past m or n).  A sum is then the folded bias
+ * plus the raw inputs' products, and a pair of inputs against a pair of
+ * weights is one int16 multiply-add (vpmaddwd). */
+#define SEPCONV_UK_QPACKED_BLOCK 16
+/* The int32 elements of that packing for m inputs and n outputs. */
+#define SEPCONV_UK_QPACKED_ELEMENTS(m, n) \
+    (((n) + 15) / 16 * 16 * (1 + ((m) + 1) / 2))
+
+/* The int16 weight pairs of a packing (after its ceil(n / 16) x 16 biases). */
+static inline const int16_t *sepconv_uk_qpacked_pairs(const int32_t *packed, long n)
+{
+    return (const int16_t *)(const void *)(packed + (n + 15) / 16 * 16);
+}
+
+/* `pixels` outputs of an int8 pointwise stage, output channels [first, n)
+ * (first a multiple of 16): pixel p reads m channels at in + p * in_step
+ * and writes at out + p * n; packed is sepconv_uk_qpack's.  Sums wrap as
+ * uint32: with the zero point folded into the bias a partial sum can pass
+ * int32 where the whole one (within int32: the weights' bound check) does
+ * not, and the wrapped whole is exact. */
 static inline __attribute__((always_inline)) void
 sepconv_uk_qpointwise_body(const int8_t *in, long in_step, long pixels, long m,
-                           const int8_t *w, long n, const int32_t *bias, const int32_t *requant,
+                           const int32_t *packed, long n, const int32_t *requant,
                            const int *quant, int8_t *out, long first, sepconv_uk_qstore_fn store)
 {
-    const int32_t in_zero = quant[0];
+    const long pairs = (m + 1) / 2;
+    const int16_t *weights = sepconv_uk_qpacked_pairs(packed, n);
     for (long p = 0; p < pixels; p++)
         for (long c0 = first; c0 < n; c0 += SEPCONV_UK_QBLOCK) {
             const long count = n - c0 < SEPCONV_UK_QBLOCK ? n - c0 : SEPCONV_UK_QBLOCK;
-            int32_t sum[SEPCONV_UK_QBLOCK];
-            for (long i = 0; i < count; i++)
-                sum[i] = bias ? bias[c0 + i] : 0;
-            for (long ic = 0; ic < m; ic++) {
-                const int32_t v = in[p * in_step + ic] - in_zero;
-                const int8_t *row = w + ic * n + c0;
-                for (long i = 0; i < count; i++)
-                    sum[i] += v * row[i];
+            const int8_t *x = in + p * in_step;
+            const int16_t *block = weights + c0 * pairs * 2;
+            uint32_t wrapped[SEPCONV_UK_QBLOCK];
+            for (long i = 0; i < SEPCONV_UK_QBLOCK; i++)
+                wrapped[i] = (uint32_t)packed[c0 + i];
+            for (long j = 0; j < pairs; j++) {
+                const int32_t x0 = x[2 * j], x1 = 2 * j + 1 < m ? x[2 * j + 1] : 0;
+                const int16_t *pair = block + j * 2 * SEPCONV_UK_QBLOCK;
+                for (long i = 0; i < SEPCONV_UK_QBLOCK; i++)
+                    wrapped[i] += (uint32_t)(x0 * pair[2 * i] + x1 * pair[2 * i + 1]);
             }
+            int32_t sum[SEPCONV_UK_QBLOCK];
+            for (long i = 0; i < SEPCONV_UK_QBLOCK; i++)
+                sum[i] = (int32_t)wrapped[i]; /* (modulo 2^32, as gcc, clang and tcc do) */
             store(sum, count, requant + c0, requant + n + c0, quant, out + p * n + c0);
         }
 }
@@ -138,12 +167,12 @@ sepconv_uk_qpointwise_body(const int8_t *in, long in_step, long pixels, long m,
  * plain C one vectorized with that ISA file's flags. */
 #define SEPCONV_UK_INT8_POINTWISE(ISA)                                                      \
     void sepconv_uk_qpointwise__##ISA(const int8_t *in, long in_step, long pixels, long m, \
-                                      const int8_t *w, long n, const int32_t *bias,        \
+                                      const int32_t *packed, long n,                       \
                                       const int32_t *requant, const int *quant,            \
                                       int8_t *out)                                         \
     {                                                                                      \
-        sepconv_uk_qpointwise_body(in, in_step, pixels, m, w, n, bias, requant, quant,     \
-                                   out, 0, sepconv_uk_qstore);                             \
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, packed, n, requant, quant, out, \
+                                   0, sepconv_uk_qstore);                                  \
     }
 
 /* Both int8 kernels of an ISA from the plain C above. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "microkernels/int8.h"
 #include "microkernels/microkernels.h"
 
 static const sepconv_microkernels sets[] = {
@@ -94,9 +95,30 @@ void sepconv_uk_qdwrow(const int8_t *const *rows, long in_w, long c, const int8_
 }
 
 void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
-                           const int8_t *w, long n, const int32_t *bias,
-                           const int32_t *requant, const int *quant, int8_t *out)
+                           const int32_t *packed, long n, const int32_t *requant,
+                           const int *quant, int8_t *out)
 {
-    sepconv_microkernels_best()->qpointwise(in, in_step, pixels, m, w, n, bias, requant, quant,
+    sepconv_microkernels_best()->qpointwise(in, in_step, pixels, m, packed, n, requant, quant,
                                             out);
+}
+
+/* The int8 pointwise packing all sets share (microkernels/int8.h). */
+void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
+                      int32_t *packed)
+{
+    const long n16 = (n + 15) / 16 * 16, pairs = (m + 1) / 2;
+    int16_t *weights = (int16_t *)(void *)(packed + n16);
+    for (long c = 0; c < n16; c++) {
+        int64_t sum = 0;
+        for (long ic = 0; c < n && ic < m; ic++)
+            sum += w[ic * n + c];
+        packed[c] = c < n ? (int32_t)((bias ? bias[c] : 0) - (int64_t)in_zero * sum) : 0;
+    }
+    for (long c0 = 0; c0 < n16; c0 += SEPCONV_UK_QPACKED_BLOCK)
+        for (long j = 0; j < pairs; j++)
+            for (long i = 0; i < SEPCONV_UK_QPACKED_BLOCK; i++) {
+                const long c = c0 + i;
+                *weights++ = c < n ? w[2 * j * n + c] : 0;
+                *weights++ = c < n && 2 * j + 1 < m ? w[(2 * j + 1) * n + c] : 0;
+            }
 }

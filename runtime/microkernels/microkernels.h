@@ -35,15 +35,15 @@ typedef void (*sepconv_uk_depthwise_row_fn)(const float *const *rows, long in_w,
  * output columns [ox0, ox1) of one depthwise row (NHWC, multiplier 1) as
  * above, requant holding c Q31 significands then c shifts, quant {in_zero,
  * out_zero, act_min, act_max}; and `pixels` pointwise outputs, pixel p
- * reading m channels at in + p * in_step, writing n at out + p * n, w
- * [m][n]. */
+ * reading m channels at in + p * in_step, writing n at out + p * n, from
+ * weights and bias packed by sepconv_uk_qpack (in_zero folded in). */
 typedef void (*sepconv_uk_qdwrow_fn)(const int8_t *const *rows, long in_w, long c,
                                      const int8_t *w, long k, long stride, long dilation,
                                      long pad_left, const int32_t *bias,
                                      const int32_t *requant, const int *quant, int8_t *out,
                                      long ox0, long ox1);
 typedef void (*sepconv_uk_qpointwise_fn)(const int8_t *in, long in_step, long pixels, long m,
-                                         const int8_t *w, long n, const int32_t *bias,
+                                         const int32_t *packed, long n,
                                          const int32_t *requant, const int *quant,
                                          int8_t *out);
 
@@ -81,8 +81,16 @@ void sepconv_uk_qdwrow(const int8_t *const *rows, long in_w, long c, const int8_
                        const int32_t *requant, const int *quant, int8_t *out, long ox0,
                        long ox1);
 void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
-                           const int8_t *w, long n, const int32_t *bias,
-                           const int32_t *requant, const int *quant, int8_t *out);
+                           const int32_t *packed, long n, const int32_t *requant,
+                           const int *quant, int8_t *out);
+
+/* Packs an int8 pointwise stage's weights w [m][n] and bias (NULL: none)
+ * for every set's sepconv_uk_qpointwise (microkernels/int8.h has the
+ * format), in_zero folded into the bias: packed holds
+ * SEPCONV_UK_QPACKED_ELEMENTS(m, n) int32.  Each folded bias must fit
+ * int32 (the weights' bound check makes it so). */
+void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
+                      int32_t *packed);
 
 /* The kernels themselves, named by what they compute and their ISA. */
 #define SEPCONV_UK_INT8_DECLARE(ISA)                                                        \
@@ -92,7 +100,7 @@ void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
                                   const int32_t *requant, const int *quant, int8_t *out,   \
                                   long ox0, long ox1);                                     \
     void sepconv_uk_qpointwise__##ISA(const int8_t *in, long in_step, long pixels, long m, \
-                                      const int8_t *w, long n, const int32_t *bias,        \
+                                      const int32_t *packed, long n,                       \
                                       const int32_t *requant, const int *quant,            \
                                       int8_t *out);
 SEPCONV_UK_INT8_DECLARE(scalar)
