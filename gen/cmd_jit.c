@@ -7,44 +7,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/core.h"
 
 /* What one layer measured. */
 typedef struct jit_result {
     double compile_ms, run_ms, reference_ms, gflops;
     const sepconv_kernel_info *info;
 } jit_result;
-
-/* Seeded int8 tensors of an int8 layer (input, weights, bias in +-2048,
- * weight scales 0.002-0.014; a sep's pointwise ones too) in one block;
- * NULL when out of memory. */
-static void *int8_tensors(const sepconv_layer *l, sepconv_qtensors *t, int8_t **output)
-{
-    const bool sep = l->op == SEPCONV_OP_SEP;
-    const int64_t first = sep ? l->mid_c : l->out_c, second = sep ? l->out_c : 0;
-    size_t bytes = (size_t)l->input_elements + (size_t)l->weight_elements +
-                   (size_t)l->pw_weight_elements + (size_t)l->output_elements;
-    size_t ints = (size_t)(first + second) + 1;
-    /* (the int32 and float parts first: aligned) */
-    char *block = malloc(ints * (sizeof(int32_t) + sizeof(float)) + bytes);
-    if (!block)
-        return NULL;
-    int32_t *bias = (int32_t *)block;
-    float *scales = (float *)(block + ints * sizeof(int32_t));
-    int8_t *x = (int8_t *)(block + ints * (sizeof(int32_t) + sizeof(float)));
-    int8_t *w = x + l->input_elements, *pw = w + l->weight_elements;
-    *output = pw + l->pw_weight_elements;
-    uint32_t state = 1; /* (a linear congruential stream: any fixed data will do) */
-    for (int64_t i = 0; i < l->input_elements + l->weight_elements + l->pw_weight_elements; i++)
-        x[i] = (int8_t)(int)(((state = state * 1103515245u + 12345u) >> 24) - 128);
-    for (int64_t c = 0; c < first + second; c++) {
-        bias[c] = (int32_t)((state = state * 1103515245u + 12345u) % 4097) - 2048;
-        scales[c] = 0.002f * (float)(1 + c % 7);
-    }
-    *t = (sepconv_qtensors){x, w, sep ? pw : NULL, l->bias ? bias : NULL,
-                            sep && l->bias ? bias + first : NULL, scales,
-                            sep ? scales + first : NULL};
-    return block;
-}
 
 /* measure() for a dtype=int8 layer. */
 static sepconv_status measure_int8(const sepconv_layer *layer,
@@ -54,7 +23,7 @@ static sepconv_status measure_int8(const sepconv_layer *layer,
 {
     sepconv_qtensors t;
     int8_t *output;
-    void *block = int8_tensors(layer, &t, &output);
+    void *block = sepconv_qtensors_seeded(layer, &t, &output);
     if (!block)
         return cli_error(error, SEPCONV_NOMEM, "out of memory for the int8 tensors");
     sepconv_status status = sepconv_kernel_create(layer, options, kernel, error);

@@ -49,11 +49,15 @@ static int schedules_run(int argc, char **argv)
         printf("knobs of op=%s for target %s:\n", sepconv_op_name(layer.op),
                sepconv_target_name(kernel.target));
     int printed = 0;
+    sepconv_schedule defaults; /* the layer's (an int8 layer's blocks differ) */
+    if (sepconv_schedule_default(&layer, kernel.target, &defaults, &error) != SEPCONV_OK)
+        return cli_fail("schedules", &error);
     for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
         sepconv_knob_info info;
         if (sepconv_knob_describe(layer.op, kernel.target, (sepconv_knob)k, &info,
                                   NULL) != SEPCONV_OK)
             continue;
+        info.default_value = defaults.value[k];
         char values[256] = "", fallback[32];
         const char *default_name = NULL;
         for (int v = 0; v < info.count; v++) {

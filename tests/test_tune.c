@@ -1128,6 +1128,9 @@ typedef struct pruning_case {
                    which has no channel_block rule and repeats) */
 } pruning_case;
 
+/* an int8 layer's quantization */
+#define Q8 "dtype=int8 in_scale=0.1 in_zero=-3 out_scale=0.2 out_zero=4"
+
 START_TEST(pruning_draws_no_refused_and_no_repeated_schedule)
 {
     const pruning_case cases[] = {
@@ -1148,6 +1151,17 @@ START_TEST(pruning_draws_no_refused_and_no_repeated_schedule)
         /* classes only (every 13th schedule), in vector code too */
         {"op=sep df=6 m=8 n=16 dk=3", SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, 0, 13, false},
         {"op=sep df=6 m=16 n=32 dk=3", SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX512, 0, 13, false},
+        /* int8: the channel block of plain C code only (blocks past the
+         * channels are one), none where tcc's code calls the micro-kernels
+         * or the code does not block (nchw); an int8 sep, two stage kernels, is
+         * swept in int8_layers_are_tuned_on_their_channel_block */
+        {"op=pw df=5 m=8 n=24 " Q8, SEPCONV_BACKEND_CC, SEPCONV_TARGET_AVX2, 0, 1, true},
+        {"op=pw df=5 m=8 n=24 " Q8, SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX2, 0, 1, true},
+        {"op=dw df=6 m=20 dk=3 " Q8, SEPCONV_BACKEND_TCC, SEPCONV_TARGET_PORTABLE, 0, 1, true},
+        {"op=dw df=6 m=20 dk=3 " Q8, SEPCONV_BACKEND_TCC, SEPCONV_TARGET_AVX2, 0, 1, true},
+        {"op=dw df=6 m=4 dk=3 layout=nchw " Q8, SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, 0, 1,
+         true},
+        {"op=conv df=5 m=3 n=40 dk=3 " Q8, SEPCONV_BACKEND_CC, SEPCONV_TARGET_PORTABLE, 0, 1, true},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const pruning_case *pc = &cases[c];
@@ -1230,6 +1244,53 @@ START_TEST(pruning_draws_no_refused_and_no_repeated_schedule)
         free(texts);
         free(list);
     }
+}
+END_TEST
+
+START_TEST(int8_layers_are_tuned_on_their_channel_block)
+{
+    /* cc's plain C: one candidate a distinct block (4, 8, 16, 32 and 64 >=
+     * the 40 channels: 5), each verified bit for bit and timed on int8 data,
+     * the records naming the dtype; a sep (its stages' kernels, no knob
+     * of its own): the default alone */
+    const char *path = "/tmp/sepconv-test-int8-tune.jsonl";
+    unlink(path);
+    sepconv_layer layer = parse_layer("op=dw df=6 m=40 dk=3 bias=1 act=relu " Q8);
+    sepconv_tune_options options = sepconv_tune_defaults();
+    options.kernel.backend = SEPCONV_BACKEND_CC;
+    options.kernel.target = SEPCONV_TARGET_PORTABLE;
+    options.log_path = path;
+    sepconv_tune_result result;
+    sepconv_error error;
+    ck_assert_msg(sepconv_tune_layer(&layer, &options, &result, &error) == SEPCONV_OK, "%s",
+                  error.message);
+    ck_assert_uint_eq(result.count, 5);
+    bool blocks[65] = {false};
+    for (size_t i = 0; i < result.count; i++) {
+        const sepconv_tune_record *r = &result.records[i];
+        ck_assert_msg(strcmp(r->status, "ok") == 0, "%s: %s", r->schedule, r->error);
+        ck_assert_ptr_nonnull(strstr(r->spec, " dtype=int8 in_scale=0.1 in_zero=-3"));
+        ck_assert(r->median_ms > 0 && r->ratio > 0);
+        sepconv_schedule s;
+        ck_assert_int_eq(sepconv_schedule_parse(r->schedule, &layer, SEPCONV_TARGET_PORTABLE,
+                                                &s, NULL), SEPCONV_OK);
+        blocks[s.value[SEPCONV_KNOB_CHANNEL_BLOCK]] = true;
+    }
+    ck_assert(blocks[4] && blocks[8] && blocks[16] && blocks[32] && blocks[64]);
+    sepconv_tune_result_free(&result);
+    /* the log holds them all, after the default's record */
+    sepconv_tune_log log;
+    ck_assert_int_eq(sepconv_log_read(path, &log, NULL), SEPCONV_OK);
+    ck_assert_int_ge(log.count, 6); /* the default's record, the 5, the confirmations */
+    sepconv_log_free(&log);
+    sepconv_layer sep = parse_layer("op=sep df=6 m=8 n=8 dk=3 " Q8 " mid_scale=0.3");
+    options.kernel.backend = SEPCONV_BACKEND_TCC;
+    ck_assert_msg(sepconv_tune_layer(&sep, &options, &result, &error) == SEPCONV_OK, "%s",
+                  error.message);
+    ck_assert_uint_eq(result.count, 1);
+    ck_assert_str_eq(result.records[0].status, "ok");
+    sepconv_tune_result_free(&result);
+    unlink(path);
 }
 END_TEST
 
@@ -1486,6 +1547,7 @@ Suite *tune_suite(void)
     tcase_add_test(c, records_name_the_resolved_target_and_match_only_it);
     tcase_add_test(c, pruning_draws_no_refused_and_no_repeated_schedule);
     tcase_add_test(c, schedules_shows_the_pruned_space);
+    tcase_add_test(c, int8_layers_are_tuned_on_their_channel_block);
     tcase_add_test(c, the_estimate_ranks_a_good_schedule_before_a_bad_one);
     tcase_add_test(c, a_guided_sep_sweep_starts_from_the_best_stages);
     tcase_add_test(c, a_budget_bounds_the_whole_command);

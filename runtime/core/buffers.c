@@ -117,3 +117,38 @@ void sepconv_buffers_free(sepconv_buffers *buffers)
     free(buffers->output);
     memset(buffers, 0, sizeof *buffers);
 }
+
+/* Seeded int8 tensors of an int8 layer in one block (see core.h). */
+void *sepconv_qtensors_seeded(const sepconv_layer *l, sepconv_qtensors *t, int8_t **output)
+{
+    const bool sep = l->op == SEPCONV_OP_SEP;
+    const int64_t first = sep ? l->mid_c : l->out_c, second = sep ? l->out_c : 0;
+    int64_t bytes = 0, ints = 0, total = 0;
+    if (!sepconv_add(l->input_elements, l->weight_elements, &bytes) ||
+        !sepconv_add(bytes, l->pw_weight_elements, &bytes) ||
+        !sepconv_add(bytes, l->output_elements, &bytes) ||
+        !sepconv_add(first + second, 1, &ints) ||
+        !sepconv_mul(ints, (int64_t)(sizeof(int32_t) + sizeof(float)), &total) ||
+        !sepconv_add(total, bytes, &total) || (uint64_t)total > SIZE_MAX)
+        return NULL;
+    /* (the int32 and float parts first: aligned) */
+    char *block = malloc((size_t)total);
+    if (!block)
+        return NULL;
+    int32_t *bias = (int32_t *)(void *)block;
+    float *scales = (float *)(void *)(block + ints * (int64_t)sizeof(int32_t));
+    int8_t *x = (int8_t *)(block + ints * (int64_t)(sizeof(int32_t) + sizeof(float)));
+    int8_t *w = x + l->input_elements, *pw = w + l->weight_elements;
+    *output = pw + l->pw_weight_elements;
+    uint32_t state = 1; /* (a linear congruential stream: any fixed data will do) */
+    for (int64_t i = 0; i < l->input_elements + l->weight_elements + l->pw_weight_elements; i++)
+        x[i] = (int8_t)(int)(((state = state * 1103515245u + 12345u) >> 24) - 128);
+    for (int64_t c = 0; c < first + second; c++) {
+        bias[c] = (int32_t)((state = state * 1103515245u + 12345u) % 4097) - 2048;
+        scales[c] = 0.002f * (float)(1 + c % 7);
+    }
+    *t = (sepconv_qtensors){x, w, sep ? pw : NULL, l->bias ? bias : NULL,
+                            sep && l->bias ? bias + first : NULL, scales,
+                            sep ? scales + first : NULL};
+    return block;
+}

@@ -84,6 +84,13 @@ static inline bool sepconv_add(int64_t a, int64_t b, int64_t *out)
 /* The next value of a splitmix64 stream: seeded, portable, reproducible. */
 uint64_t sepconv_random_next(uint64_t *state);
 
+/* Seeded int8 tensors of an int8 layer (any int8 input and weight, biases
+ * in +-2048, weight scales 0.002-0.014; a sep's pointwise ones too) and
+ * room for its int8 output, in one block the caller frees; NULL when out
+ * of memory.  For timing: any fixed data will do. */
+void *sepconv_qtensors_seeded(const sepconv_layer *layer, sepconv_qtensors *t,
+                              int8_t **output);
+
 /* Fault injection (test builds with -DSEPCONV_FAULT_INJECTION): every
  * allocation inside libsepconv goes through these, and the n-th one after
  * sepconv_fault_arm(n) fails.  core.h comes after the system headers in

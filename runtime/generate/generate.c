@@ -665,7 +665,8 @@ int sepconv_generate_refuses(const sepconv_layer *layer, const sepconv_schedule 
                              const sepconv_generate_options *options)
 {
     if (!layer || !schedule || schedule->op != layer->op ||
-        (unsigned)schedule->target >= SEPCONV_TARGET_ISA_COUNT)
+        (unsigned)schedule->target >= SEPCONV_TARGET_ISA_COUNT ||
+        layer->dtype == SEPCONV_DTYPE_INT8) /* (int8 code loops: no size to refuse) */
         return 0;
     bool microkernels = !(options && (options->for_cc || options->intrinsics)) &&
                         schedule->target != SEPCONV_TARGET_PORTABLE;

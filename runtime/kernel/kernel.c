@@ -203,8 +203,8 @@ static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
 /* An int8 sep kernel: a kernel for each of its stages (each generated,
  * compiled and verified bit for bit like any int8 kernel) and the int8
  * intermediate between them, so that its bits are the two stages' (the
- * reference's).  int8 kernels have no schedule knobs yet: the stages take
- * the default schedule, whatever options->schedule says. */
+ * reference's).  The sep's own knobs do not reach them: the stages take
+ * their default schedules, whatever options->schedule says. */
 static sepconv_status create_int8_sep(const sepconv_layer *layer,
                                       const sepconv_kernel_options *options,
                                       sepconv_kernel **kernel, sepconv_error *error)

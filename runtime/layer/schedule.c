@@ -229,9 +229,19 @@ sepconv_status sepconv_schedule_default(const sepconv_layer *layer,
     schedule->target = target;
     for (int k = 0; k < SEPCONV_KNOB_COUNT; k++) {
         sepconv_knob_info info;
-        if (sepconv_knob_describe(layer->op, target, (sepconv_knob)k, &info, NULL) ==
+        if (sepconv_knob_describe(layer->op, target, (sepconv_knob)k, &info, NULL) !=
             SEPCONV_OK)
-            schedule->value[k] = info.default_value;
+            continue;
+        schedule->value[k] = info.default_value;
+        /* int8 code blocks channels in plain C (convolution_int8.c.in):
+         * depthwise 16, conv 64, pointwise the widest block up to 64 (the
+         * best measured on Zen 1 with gcc -O3) */
+        if (layer->dtype == SEPCONV_DTYPE_INT8 && k == SEPCONV_KNOB_CHANNEL_BLOCK)
+            schedule->value[k] = layer->op == SEPCONV_OP_DW ? 16 : 64;
+        if (layer->dtype == SEPCONV_DTYPE_INT8 && k == SEPCONV_KNOB_OC_BLOCK)
+            for (int i = 0; i < info.count; i++)
+                if (info.values[i] <= 64 && info.values[i] > schedule->value[k])
+                    schedule->value[k] = info.values[i];
     }
     return SEPCONV_OK;
 }

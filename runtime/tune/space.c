@@ -264,9 +264,42 @@ static bool both_at_least(int64_t a, int64_t b, int64_t bound)
  *   - pixel tiles (fuse=2) where a stage is not a micro-kernel call are
  *     one-row tiles (fuse=1, tile_h=1); pixel tiles of at least a row's
  *     pixels are one tile (common.plan). */
+/* int8 kernels take one knob, the channel block of their plain C code
+ * (channel_block for dw and conv, oc_block for pw), where that code blocks
+ * channels (channel-last; a depthwise of multiplier 1) and tcc's code does
+ * not call the micro-kernels instead: every other knob stands at its int8
+ * default, and blocks of at least every channel are one block. */
+static void int8_canonical(const sepconv_layer *l, bool microkernels, sepconv_schedule *s)
+{
+    sepconv_schedule d;
+    if (sepconv_schedule_default(l, s->target, &d, NULL) != SEPCONV_OK)
+        return;
+    const bool dw = l->op == SEPCONV_OP_DW, pw = l->op == SEPCONV_OP_PW;
+    const bool blocked = l->op != SEPCONV_OP_SEP && l->layout == SEPCONV_LAYOUT_NHWC &&
+                         (!dw || l->multiplier == 1);
+    const bool calls = microkernels && (dw || (pw && l->pad_top == 0 && l->pad_left == 0));
+    const int kept = blocked && !calls ? (pw ? SEPCONV_KNOB_OC_BLOCK
+                                             : SEPCONV_KNOB_CHANNEL_BLOCK) : -1;
+    for (int k = 0; k < SEPCONV_KNOB_COUNT; k++)
+        if (k != kept)
+            s->value[k] = d.value[k];
+    sepconv_knob_info info;
+    if (kept < 0 || sepconv_knob_describe(s->op, s->target, (sepconv_knob)kept, &info,
+                                          NULL) != SEPCONV_OK)
+        return;
+    if (both_at_least(d.value[kept], s->value[kept], l->out_c))
+        s->value[kept] = d.value[kept];
+    else
+        s->value[kept] = representative(&info, s->value[kept], both_at_least, l->out_c);
+}
+
 void sepconv_space_canonical(const sepconv_layer *l, bool microkernels,
                              sepconv_schedule *s)
 {
+    if (l->dtype == SEPCONV_DTYPE_INT8) {
+        int8_canonical(l, microkernels, s);
+        return;
+    }
     sepconv_knob_info info[SEPCONV_KNOB_COUNT];
     bool has[SEPCONV_KNOB_COUNT];
     for (int k = 0; k < SEPCONV_KNOB_COUNT; k++)

@@ -47,12 +47,62 @@ sepconv_tune_options sepconv_tune_defaults(void)
     return options;
 }
 
+/* What a sweep's kernels are given and timed on: the layer's float
+ * buffers, seeded, or for a dtype=int8 layer seeded int8 tensors. */
+typedef struct tune_data {
+    bool int8;
+    sepconv_buffers b;
+    sepconv_tensors tensors; /* the view of b */
+    sepconv_qtensors q;      /* int8: in `block`, with the output */
+    int8_t *qoutput;
+    void *block;
+} tune_data;
+
+/* Allocates and seeds a layer's data. */
+static sepconv_status data_alloc(const sepconv_layer *layer, uint64_t seed, tune_data *d,
+                                 sepconv_error *error)
+{
+    memset(d, 0, sizeof *d);
+    d->int8 = layer->dtype == SEPCONV_DTYPE_INT8;
+    if (d->int8) {
+        d->block = sepconv_qtensors_seeded(layer, &d->q, &d->qoutput);
+        return d->block ? SEPCONV_OK
+                        : sepconv_fail(error, SEPCONV_NOMEM, "tune: out of memory for the "
+                                                             "int8 tensors");
+    }
+    sepconv_status status = sepconv_buffers_alloc(layer, &d->b, error);
+    if (status == SEPCONV_OK) {
+        sepconv_buffers_fill_random(layer, &d->b, seed);
+        d->tensors = sepconv_buffers_tensors(&d->b);
+    }
+    return status;
+}
+
+static void data_free(tune_data *d)
+{
+    sepconv_buffers_free(&d->b);
+    free(d->block);
+    memset(d, 0, sizeof *d);
+}
+
+/* The reference's run on the data (its time is the sweep's yardstick). */
+static sepconv_status data_reference(const sepconv_layer *layer, tune_data *d,
+                                     sepconv_error *error)
+{
+    return d->int8 ? sepconv_reference_run_int8(layer, &d->q, d->qoutput, error)
+                   : sepconv_reference_run(layer, &d->tensors, d->b.output, error);
+}
+
 /* Times `reps` runs of a kernel, in seconds per run. */
-static double time_runs(const sepconv_kernel *kernel, const sepconv_buffers *b, int reps)
+static double time_runs(const sepconv_kernel *kernel, const tune_data *d, int reps)
 {
     double start = sepconv_seconds();
-    for (int r = 0; r < reps; r++)
-        sepconv_kernel_run(kernel, b->input, b->output, NULL);
+    for (int r = 0; r < reps; r++) {
+        if (d->int8)
+            sepconv_kernel_run_int8(kernel, d->q.input, d->qoutput, NULL);
+        else
+            sepconv_kernel_run(kernel, d->b.input, d->b.output, NULL);
+    }
     return (sepconv_seconds() - start) / reps;
 }
 
@@ -63,7 +113,7 @@ static double time_runs(const sepconv_kernel *kernel, const sepconv_buffers *b, 
  * speed-up; 5 rounds of a few milliseconds each stay within the budget's
  * 5%). */
 static void measure(const sepconv_kernel *candidate, const sepconv_kernel *baseline,
-                    const sepconv_buffers *b, const deadline *until,
+                    const tune_data *b, const deadline *until,
                     sepconv_tune_record *record)
 {
     double first = time_runs(candidate, b, 1); /* warm-up, and the sample size */
@@ -153,7 +203,7 @@ static double confirm_reserve(const sepconv_tune_record *baseline, const deadlin
 /* Times the kept kernels again; each record keeps the worse of its two
  * measurements, and the new one is logged (the log's best judges a
  * schedule by its worst record). */
-static sepconv_status confirm(kept *k, const sepconv_kernel *baseline, const sepconv_buffers *b,
+static sepconv_status confirm(kept *k, const sepconv_kernel *baseline, const tune_data *b,
                               const deadline *until, sepconv_tune_record *records,
                               const char *log_path, sepconv_error *error)
 {
@@ -210,7 +260,7 @@ static double compile_timeout(const sepconv_cc_options *cc, const deadline *unti
 /* Builds a kernel for a schedule with its weights, its compile bounded by
  * the deadline. */
 static sepconv_status build(const sepconv_layer *layer, const sepconv_tune_options *o,
-                            const char *schedule_text, const sepconv_tensors *tensors,
+                            const char *schedule_text, const tune_data *data,
                             const deadline *until, sepconv_kernel **kernel,
                             sepconv_error *error)
 {
@@ -224,7 +274,8 @@ static sepconv_status build(const sepconv_layer *layer, const sepconv_tune_optio
     options.cc.timeout_seconds = compile_timeout(&o->kernel.cc, until);
     sepconv_status status = sepconv_kernel_create(layer, &options, kernel, error);
     if (status == SEPCONV_OK)
-        status = sepconv_kernel_set_weights(*kernel, tensors, error);
+        status = data->int8 ? sepconv_kernel_set_qweights(*kernel, &data->q, error)
+                            : sepconv_kernel_set_weights(*kernel, &data->tensors, error);
     if (status != SEPCONV_OK) {
         sepconv_kernel_free(*kernel);
         *kernel = NULL;
@@ -257,7 +308,7 @@ typedef struct built {
 typedef struct builder {
     const sepconv_layer *layer;
     const sepconv_tune_options *options;
-    const sepconv_tensors *tensors;
+    const tune_data *data;
     const deadline *until;
     const sepconv_schedule *candidates;
     size_t count;
@@ -272,7 +323,7 @@ static void build_candidate(const builder *w, size_t i, built *out)
     memset(out, 0, sizeof *out);
     char text[256];
     sepconv_schedule_format(&w->candidates[i], text, sizeof text, NULL);
-    sepconv_status status = build(w->layer, w->options, text, w->tensors, w->until,
+    sepconv_status status = build(w->layer, w->options, text, w->data, w->until,
                                   &out->kernel, &out->failure);
     if (status != SEPCONV_OK && time_left(w->until) <= 0)
         out->cut = true;
@@ -486,11 +537,6 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     if (!layer || !options || !result)
         return sepconv_fail(error, SEPCONV_INVALID, "tune: missing arguments");
     memset(result, 0, sizeof *result);
-    if (layer->dtype == SEPCONV_DTYPE_INT8)
-        return sepconv_fail(error, SEPCONV_UNSUPPORTED,
-                            "int8 layers have no schedule knobs yet: their kernels "
-                            "take one form, which `sepconv jit` times; tune takes float32 "
-                            "layers");
     /* the budget bounds the whole call, the default schedule included */
     deadline until = {options->budget_seconds > 0,
                       sepconv_seconds() + options->budget_seconds};
@@ -528,22 +574,20 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
                                      &counts, error);
         result->pruned = (size_t)(counts.repeats + counts.refused);
     }
-    sepconv_buffers b;
+    tune_data b;
     memset(&b, 0, sizeof b);
     if (status == SEPCONV_OK)
-        status = sepconv_buffers_alloc(layer, &b, error);
+        status = data_alloc(layer, options->seed, &b, error);
     if (status == SEPCONV_OK) {
         result->records = calloc(count ? count : 1, sizeof *result->records);
         if (!result->records)
             status = sepconv_fail(error, SEPCONV_NOMEM, "tune: out of memory");
     }
-    sepconv_tensors tensors = sepconv_buffers_tensors(&b);
     sepconv_kernel *baseline = NULL;
     if (status == SEPCONV_OK) {
-        sepconv_buffers_fill_random(layer, &b, options->seed);
         result->macs = cost.macs;
         double start = sepconv_seconds();
-        status = sepconv_reference_run(layer, &tensors, b.output, error);
+        status = data_reference(layer, &b, error);
         result->reference_ms = (sepconv_seconds() - start) * 1e3;
     }
     /* builds stop earlier than the rest: a kernel compiled just before
@@ -553,7 +597,7 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     deadline build_until = until;
     build_until.at -= VERIFY_REFERENCES * result->reference_ms * 1e-3;
     if (status == SEPCONV_OK) {
-        status = build(layer, options, NULL, &tensors, &build_until, &baseline, error);
+        status = build(layer, options, NULL, &b, &build_until, &baseline, error);
         if (status != SEPCONV_OK && time_left(&build_until) <= 0) {
             status = SEPCONV_LIMIT; /* a compile cut short by the budget */
             sepconv_error_prefix(error, "the budget of %.1f s ran out while building the "
@@ -575,7 +619,7 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     }
     pipeline ahead;
     memset(&ahead, 0, sizeof ahead);
-    ahead.work = (builder){layer, options, &tensors, &build_until, candidates, count};
+    ahead.work = (builder){layer, options, &b, &build_until, candidates, count};
     cpu_set_t saved;
     /* (a kernel of several threads is timed on every CPU: none is free to
      * compile on, and its pool would inherit the compile thread's CPUs) */
@@ -635,7 +679,7 @@ sepconv_status sepconv_tune_layer(const sepconv_layer *layer,
     for (int i = 0; i < confirming.count; i++) /* (a failed append left these) */
         sepconv_kernel_free(confirming.kernel[i]);
     sepconv_kernel_free(baseline);
-    sepconv_buffers_free(&b);
+    data_free(&b);
     free(candidates);
     if (status != SEPCONV_OK) {
         sepconv_tune_result_free(result);
