@@ -1259,6 +1259,7 @@ START_TEST(int8_layers_are_tuned_on_their_channel_block)
     sepconv_tune_options options = sepconv_tune_defaults();
     options.kernel.backend = SEPCONV_BACKEND_CC;
     options.kernel.target = SEPCONV_TARGET_PORTABLE;
+    options.kernel.cc.flags = native_flags("-O2"); /* (code valgrind runs) */
     options.log_path = path;
     sepconv_tune_result result;
     sepconv_error error;
