@@ -583,7 +583,10 @@ static void *flag_compile(void *argument)
         char flags[64];
         snprintf(flags, sizeof flags, "-O0\t-DVALUE=%ld -DROUND=%d", k, round);
         const char *source = "int value(void) { return VALUE * 10 + ROUND; }\n";
-        sepconv_cc_options options = {.flags = flags, .no_cache = 1};
+        /* (six compilers at once on two cores: under qemu one took past the
+         * 30 s default, so the limit scales with the emulation) */
+        sepconv_cc_options options = {.flags = flags, .no_cache = 1,
+                                      .timeout_seconds = 30.0 * emulation_factor()};
         sepconv_code *code = NULL;
         sepconv_error error;
         int got = 0;
