@@ -105,15 +105,18 @@ sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_
  * weights (2j, 2j + 1) (0 past m or n).  A sum is then the folded bias
  * plus the raw inputs' products, and a pair of inputs against a pair of
  * weights is one int16 multiply-add (vpmaddwd). */
-#define SEPCONV_UK_QPACKED_BLOCK 16
+/* n output channels rounded up to whole blocks (of SEPCONV_UK_QBLOCK, 16,
+ * the blocks the kernels sum). */
+#define SEPCONV_UK_QPACKED_CHANNELS(n) \
+    (((n) + SEPCONV_UK_QBLOCK - 1) / SEPCONV_UK_QBLOCK * SEPCONV_UK_QBLOCK)
 /* The int32 elements of that packing for m inputs and n outputs. */
 #define SEPCONV_UK_QPACKED_ELEMENTS(m, n) \
-    (((n) + 15) / 16 * 16 * (1 + ((m) + 1) / 2))
+    (SEPCONV_UK_QPACKED_CHANNELS(n) * (1 + ((m) + 1) / 2))
 
-/* The int16 weight pairs of a packing (after its ceil(n / 16) x 16 biases). */
+/* The int16 weight pairs of a packing (after its rounded-up biases). */
 static inline const int16_t *sepconv_uk_qpacked_pairs(const int32_t *packed, long n)
 {
-    return (const int16_t *)(const void *)(packed + (n + 15) / 16 * 16);
+    return (const int16_t *)(const void *)(packed + SEPCONV_UK_QPACKED_CHANNELS(n));
 }
 
 /* `pixels` outputs of an int8 pointwise stage, output channels [first, n)

@@ -106,7 +106,7 @@ void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
 void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
                       int32_t *packed)
 {
-    const long n16 = (n + 15) / 16 * 16, pairs = (m + 1) / 2;
+    const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), pairs = (m + 1) / 2;
     int16_t *weights = (int16_t *)(void *)(packed + n16);
     for (long c = 0; c < n16; c++) {
         int64_t sum = 0;
@@ -114,9 +114,9 @@ void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int 
             sum += w[ic * n + c];
         packed[c] = c < n ? (int32_t)((bias ? bias[c] : 0) - (int64_t)in_zero * sum) : 0;
     }
-    for (long c0 = 0; c0 < n16; c0 += SEPCONV_UK_QPACKED_BLOCK)
+    for (long c0 = 0; c0 < n16; c0 += SEPCONV_UK_QBLOCK)
         for (long j = 0; j < pairs; j++)
-            for (long i = 0; i < SEPCONV_UK_QPACKED_BLOCK; i++) {
+            for (long i = 0; i < SEPCONV_UK_QBLOCK; i++) {
                 const long c = c0 + i;
                 *weights++ = c < n ? w[2 * j * n + c] : 0;
                 *weights++ = c < n && 2 * j + 1 < m ? w[(2 * j + 1) * n + c] : 0;
