@@ -372,12 +372,14 @@ static const char *cpu_lacks(const char *isa)
     if (strcmp(isa, "avx2") == 0 &&
         !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
         return "CPU lacks avx2 + fma";
-    if (strcmp(isa, "avx512") == 0) {
+    if (strncmp(isa, "avx512", 6) == 0) { /* avx512 and avx512vnni */
         const char *off = getenv("SEPCONV_NO_AVX512");
         if (off && off[0] == '1')
             return "SEPCONV_NO_AVX512=1 (valgrind cannot run AVX-512)";
         if (!__builtin_cpu_supports("avx512f"))
             return "CPU lacks avx512f";
+        if (strcmp(isa, "avx512vnni") == 0 && !__builtin_cpu_supports("avx512vnni"))
+            return "CPU lacks avx512vnni";
     }
 #endif
     (void)isa;
@@ -438,6 +440,9 @@ static void activation_rules(const sepconv_microkernels *set, check *c)
 }
 
 static const char *const isas[] = {"portable", "avx2", "avx512", "neon"};
+/* The int8 kernels' sets: every target's, and avx512's without VNNI too. */
+static const char *const variants[] = {"portable", "avx2", "avx512", "avx512vnni", "neon"};
+enum { VARIANTS = sizeof variants / sizeof variants[0] };
 
 #ifdef SEPCONV_UK_STANDALONE
 int main(int argc, char **argv)
@@ -506,6 +511,11 @@ START_TEST(sets_are_found_by_target_name)
     ck_assert_ptr_nonnull(sepconv_microkernels_find("avx2"));
     ck_assert_ptr_nonnull(sepconv_microkernels_find("avx512"));
     ck_assert_ptr_null(sepconv_microkernels_find("neon"));
+    /* avx512's int8 pointwise is VNNI's where the CPU has it */
+    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    ck_assert_str_eq(sepconv_microkernels_find("avx512")->variant, vnni ? "avx512vnni" : "avx512");
+    ck_assert_ptr_eq(sepconv_microkernels_variant("avx512")->qpack, sepconv_uk_qpack_pairs);
+    ck_assert_ptr_eq(sepconv_microkernels_variant("avx512vnni")->qpack, sepconv_uk_qpack_quads);
 #elif defined(__aarch64__)
     ck_assert_ptr_nonnull(sepconv_microkernels_find("neon"));
     ck_assert_ptr_null(sepconv_microkernels_find("avx2"));
@@ -541,7 +551,7 @@ static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
     int8_t zeros[QCASES] = {0}, out[2][QCASES];
     const int8_t *rows[1] = {zeros};
     int32_t packed[SEPCONV_UK_QPACKED_ELEMENTS(1, QCASES)];
-    sepconv_uk_qpack(zeros, 1, QCASES, sum, 0, packed);
+    set->qpack(zeros, 1, QCASES, sum, 0, packed);
     set->qpointwise(zeros, 1, 1, 1, packed, QCASES, requant, quant, out[0]);
     set->qdwrow(rows, 1, QCASES, zeros, 1, 1, 1, 0, sum, requant, quant, out[1], 0, 1);
     for (int c = 0; c < QCASES; c++) {
@@ -551,7 +561,7 @@ static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
         for (int k = 0; k < 2; k++)
             ck_assert_msg(out[k][c] == want,
                           "%s %s: sum %d, significand %d, shift %d, out_zero %d: %d, not %d",
-                          set->isa, k ? "qdwrow" : "qpointwise", sum[c], requant[c],
+                          set->variant, k ? "qdwrow" : "qpointwise", sum[c], requant[c],
                           requant[QCASES + c], out_zero, out[k][c], want);
         ++*checked;
     }
@@ -559,10 +569,10 @@ static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
 
 START_TEST(int8_rescaling_matches_the_oracle_at_its_corners)
 {
-    const sepconv_microkernels *set = sepconv_microkernels_find(isas[_i]);
-    const char *lacks = set ? cpu_lacks(isas[_i]) : "not in this build (another architecture)";
+    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
+    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
     if (lacks) {
-        printf("SKIP    int8 rescaling %s: %s\n", isas[_i], lacks);
+        printf("SKIP    int8 rescaling %s: %s\n", variants[_i], lacks);
         return;
     }
     /* (INT32_MIN is no Q31 significand a scale makes, but the kernels take
@@ -607,7 +617,7 @@ START_TEST(int8_pointwise_packing_is_the_documented_layout)
     int32_t packed[SEPCONV_UK_QPACKED_ELEMENTS(3, 2) + 1];
     ck_assert_int_eq(SEPCONV_UK_QPACKED_ELEMENTS(3, 2), 16 + 16 * 2);
     packed[48] = 77; /* a guard */
-    sepconv_uk_qpack(w, 3, 2, bias, 2, packed);
+    sepconv_uk_qpack_pairs(w, 3, 2, bias, 2, packed);
     ck_assert_int_eq(packed[0], -8);
     ck_assert_int_eq(packed[1], -34);
     for (int c = 2; c < 16; c++)
@@ -624,6 +634,72 @@ START_TEST(int8_pointwise_packing_is_the_documented_layout)
 }
 END_TEST
 
+START_TEST(int8_pointwise_quads_are_the_documented_layout)
+{
+    /* VNNI's: w [5][2], bias {10, -10}, in_zero 2: the folded biases
+     * 10 - 130 x (1 + 3 + 5 + 7 + 9) = -3240 and -10 - 130 x (2 + 4 + 6 +
+     * 8 + 10) = -3910, then quad 0 (input channels 0-3) and quad 1 (4 and
+     * three zeros) of channels 0 and 1, 14 zero channels after each; 16 x
+     * (1 + 2) int32, fewer than the pairs' 16 x (1 + 3) */
+    const int8_t w[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    const int32_t bias[2] = {10, -10};
+    int32_t packed[SEPCONV_UK_QPACKED_ELEMENTS(5, 2)];
+    for (int i = 0; i < SEPCONV_UK_QPACKED_ELEMENTS(5, 2); i++)
+        packed[i] = 77; /* guards past the 48 it writes */
+    sepconv_uk_qpack_quads(w, 5, 2, bias, 2, packed);
+    ck_assert_int_eq(packed[0], -3240);
+    ck_assert_int_eq(packed[1], -3910);
+    for (int c = 2; c < 16; c++)
+        ck_assert_int_eq(packed[c], 0);
+    const int8_t *quads = (const int8_t *)(packed + 16);
+    const int8_t want[2][8] = {{1, 3, 5, 7, 2, 4, 6, 8}, {9, 0, 0, 0, 10, 0, 0, 0}};
+    for (int j = 0; j < 2; j++) {
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(quads[j * 64 + i], want[j][i]);
+        for (int i = 8; i < 64; i++)
+            ck_assert_int_eq(quads[j * 64 + i], 0);
+    }
+    for (int i = 48; i < SEPCONV_UK_QPACKED_ELEMENTS(5, 2); i++)
+        ck_assert_int_eq(packed[i], 77);
+}
+END_TEST
+
+/* Sums whose parts pass int32 where the whole does not: 70000 inputs of
+ * 127 at in_zero 127 against weights of 127 sum to the bias alone, while
+ * the folded bias (-127 x 127 x 70000 with the pairs, -255 x 127 x 70000
+ * with the quads) and the raw products' sum are past 2^31; and 70000
+ * channels are past every kernel's stack buffer (their plain path). */
+START_TEST(int8_pointwise_sums_wrap_exactly)
+{
+    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
+    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
+    if (lacks) {
+        printf("SKIP    int8 pointwise wrapping %s: %s\n", variants[_i], lacks);
+        return;
+    }
+    enum { M = 70000, N = 3, PIXELS = 2 };
+    int8_t *in = malloc(PIXELS * M), *w = malloc((size_t)M * N), out[PIXELS * N];
+    int32_t *packed = malloc((size_t)SEPCONV_UK_QPACKED_ELEMENTS(M, N) * sizeof *packed);
+    ck_assert(in && w && packed);
+    memset(in, 127, PIXELS * M);
+    memset(w, 127, (size_t)M * N);
+    in[M + 5] = 125; /* pixel 1: (125 - 127) x 127 = -254 more */
+    const int32_t bias[N] = {1000, -7, 0}, requant[2 * N] = {1 << 30, 1 << 30, 1 << 30, -2, -2, -2};
+    const int quant[4] = {127, 0, -128, 127};
+    set->qpack(w, M, N, bias, 127, packed);
+    set->qpointwise(in, M, PIXELS, M, packed, N, requant, quant, out);
+    /* x 2^30 / 2^31 / 4: an eighth, to nearest (ties away from zero) */
+    const int want[PIXELS][N] = {{125, -1, 0}, {93, -33, -32}};
+    for (int p = 0; p < PIXELS; p++)
+        for (int c = 0; c < N; c++)
+            ck_assert_msg(out[p * N + c] == want[p][c], "%s: pixel %d channel %d is %d, not %d",
+                          set->variant, p, c, out[p * N + c], want[p][c]);
+    free(in);
+    free(w);
+    free(packed);
+}
+END_TEST
+
 /* The int8 pointwise of every set against its definition computed here:
  * acc = bias + the sum of (x - in_zero) x w in int64, rescaled by the
  * oracle (sepconv_q_rescale), + out_zero, clamped; random m (odd and
@@ -631,10 +707,10 @@ END_TEST
  * input step past m, any zero point, bias or none, full-range data. */
 START_TEST(int8_pointwise_matches_the_definition)
 {
-    const sepconv_microkernels *set = sepconv_microkernels_find(isas[_i]);
-    const char *lacks = set ? cpu_lacks(isas[_i]) : "not in this build (another architecture)";
+    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
+    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
     if (lacks) {
-        printf("SKIP    int8 pointwise %s: %s\n", isas[_i], lacks);
+        printf("SKIP    int8 pointwise %s: %s\n", variants[_i], lacks);
         return;
     }
     rng_state = 0x51ed2701u + (uint64_t)_i;
@@ -661,7 +737,7 @@ START_TEST(int8_pointwise_matches_the_definition)
             requant[n + c] = q.shift;
         }
         memset(out, 0x5a, (size_t)(pixels * n + 16));
-        sepconv_uk_qpack(w, m, n, has_bias ? bias : NULL, in_zero, packed);
+        set->qpack(w, m, n, has_bias ? bias : NULL, in_zero, packed);
         set->qpointwise(in, step, pixels, m, packed, n, requant, quant, out);
         for (long p = 0; p < pixels; p++)
             for (long c = 0; c < n; c++) {
@@ -672,7 +748,7 @@ START_TEST(int8_pointwise_matches_the_definition)
                 int64_t v = (int64_t)sepconv_q_rescale((int32_t)acc, q) + out_zero;
                 v = v < quant[2] ? quant[2] : v > quant[3] ? quant[3] : v;
                 ck_assert_msg(out[p * n + c] == v, "%s int8 pointwise m=%ld n=%ld pixels=%ld "
-                              "in_zero=%d: pixel %ld channel %ld is %d, not %d", set->isa, m,
+                              "in_zero=%d: pixel %ld channel %ld is %d, not %d", set->variant, m,
                               n, pixels, in_zero, p, c, out[p * n + c], (int)v);
                 checked++;
             }
@@ -696,9 +772,11 @@ Suite *microkernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sets_are_found_by_target_name);
     tcase_add_loop_test(tc, every_set_matches_the_definition, 0, 4);
-    tcase_add_loop_test(tc, int8_rescaling_matches_the_oracle_at_its_corners, 0, 4);
+    tcase_add_loop_test(tc, int8_rescaling_matches_the_oracle_at_its_corners, 0, VARIANTS);
     tcase_add_test(tc, int8_pointwise_packing_is_the_documented_layout);
-    tcase_add_loop_test(tc, int8_pointwise_matches_the_definition, 0, 4);
+    tcase_add_test(tc, int8_pointwise_quads_are_the_documented_layout);
+    tcase_add_loop_test(tc, int8_pointwise_matches_the_definition, 0, VARIANTS);
+    tcase_add_loop_test(tc, int8_pointwise_sums_wrap_exactly, 0, VARIANTS);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -103,7 +103,7 @@ static sepconv_status compile_locked(const char *source, size_t length,
     tcc_add_symbol(state, "sepconv_uk_depthwise_row", (const void *)kernels->depthwise_row);
     tcc_add_symbol(state, "sepconv_uk_qdwrow", (const void *)kernels->qdwrow);
     tcc_add_symbol(state, "sepconv_uk_qpointwise", (const void *)kernels->qpointwise);
-    tcc_add_symbol(state, "sepconv_uk_qpack", (const void *)sepconv_uk_qpack);
+    tcc_add_symbol(state, "sepconv_uk_qpack", (const void *)kernels->qpack);
     sepconv_status status = SEPCONV_OK;
     if (tcc_compile_string(state, source) != 0) {
         char saved[4200];

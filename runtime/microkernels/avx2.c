@@ -47,7 +47,7 @@
  *
  * int8 (TFLite's integer semantics, the int8 reference's bits): pointwise
  * in tiles of up to 4 pixels x 16 channels, two input channels a step with
- * vpmaddwd, from weights packed as int16 pairs (sepconv_uk_qpack); the depthwise row 16 channels a step with int16 products, a
+ * vpmaddwd, from weights packed as int16 pairs (sepconv_uk_qpack_pairs); the depthwise row 16 channels a step with int16 products, a
  * 3x3 block's weights held across the row; both requantize 8 lanes at a
  * time.  Zen 1, tcc + auto: pw 14 x 14 x 512 13.8 -> 3.5 ms, dw 56 x 56 x
  * 128 3.9 -> 1.09 ms against the plain C of microkernels/int8.h vectorized
@@ -445,7 +445,7 @@ static ALWAYS_INLINE void qstore16(int8_t *out, __m256i q0, __m256i q1)
 }
 
 /* int8 pointwise, from weights packed as int16 pairs with in_zero folded
- * into the bias (sepconv_uk_qpack): two input channels a step.  The
+ * into the bias (sepconv_uk_qpack_pairs): two input channels a step.  The
  * pixels' input pairs are widened once per call to int16 pairs in an
  * int32; each step broadcasts a pair against a block's 16 channels of
  * weight pairs (two loads, nothing to unpack) and vpmaddwd sums both

@@ -96,8 +96,9 @@ sepconv_uk_qdwrow_body(const int8_t *const *rows, long in_w, long c, const int8_
     }
 }
 
-/* The int8 pointwise weights every ISA's kernel reads, packed once when
- * they are set (sepconv_uk_qpack): int32 `packed`, first the output
+/* The int8 pointwise weights every set's kernel but VNNI's reads (that
+ * one's are in microkernels/avx512vnni.c, no larger), packed once when
+ * they are set (sepconv_uk_qpack_pairs): int32 `packed`, first the output
  * channels' biases with the input zero point folded in, bias[c] - in_zero
  * x (the sum of channel c's weights), for ceil(n / 16) x 16 channels (0
  * past n); then, as int16, blocks of 16 output channels, each
@@ -121,7 +122,7 @@ static inline const int16_t *sepconv_uk_qpacked_pairs(const int32_t *packed, lon
 
 /* `pixels` outputs of an int8 pointwise stage, output channels [first, n)
  * (first a multiple of 16): pixel p reads m channels at in + p * in_step
- * and writes at out + p * n; packed is sepconv_uk_qpack's.  Sums wrap as
+ * and writes at out + p * n; packed is sepconv_uk_qpack_pairs'.  Sums wrap as
  * uint32: with the zero point folded into the bias a partial sum can pass
  * int32 where the whole one (within int32: the weights' bound check) does
  * not, and the wrapped whole is exact. */

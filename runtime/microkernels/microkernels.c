@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +15,57 @@
 #include "microkernels/int8.h"
 #include "microkernels/microkernels.h"
 
+/* Each target's sets, the first whose variant the CPU runs found for it. */
 static const sepconv_microkernels sets[] = {
-    {"portable", sepconv_uk_pointwise__scalar, sepconv_uk_dwrow__scalar,
+    {"portable", "portable", sepconv_uk_pointwise__scalar, sepconv_uk_dwrow__scalar,
      "sepconv_uk_pointwise__scalar", "sepconv_uk_dwrow__scalar", sepconv_uk_qdwrow__scalar,
-     sepconv_uk_qpointwise__scalar},
+     sepconv_uk_qpointwise__scalar, sepconv_uk_qpack_pairs},
 #if defined(__x86_64__)
-    {"avx2", sepconv_uk_pointwise_6x16__avx2, sepconv_uk_dwrow__avx2,
+    {"avx2", "avx2", sepconv_uk_pointwise_6x16__avx2, sepconv_uk_dwrow__avx2,
      "sepconv_uk_pointwise_6x16__avx2", "sepconv_uk_dwrow__avx2", sepconv_uk_qdwrow__avx2,
-     sepconv_uk_qpointwise__avx2},
-    {"avx512", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
+     sepconv_uk_qpointwise__avx2, sepconv_uk_qpack_pairs},
+    {"avx512", "avx512vnni", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
      "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512",
-     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512},
+     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512vnni, sepconv_uk_qpack_quads},
+    {"avx512", "avx512", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
+     "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512",
+     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512, sepconv_uk_qpack_pairs},
 #endif
 #if defined(__aarch64__)
-    {"neon", sepconv_uk_pointwise_6x16__neon, sepconv_uk_dwrow__neon,
+    {"neon", "neon", sepconv_uk_pointwise_6x16__neon, sepconv_uk_dwrow__neon,
      "sepconv_uk_pointwise_6x16__neon", "sepconv_uk_dwrow__neon", sepconv_uk_qdwrow__neon,
-     sepconv_uk_qpointwise__neon},
+     sepconv_uk_qpointwise__neon, sepconv_uk_qpack_pairs},
 #endif
 };
+
+/* Whether the CPU has what a variant needs beyond its target's own ISA. */
+static bool variant_runs(const sepconv_microkernels *set)
+{
+#if defined(__x86_64__)
+    if (strcmp(set->variant, "avx512vnni") == 0) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    }
+#endif
+    (void)set;
+    return true;
+}
 
 /* The set of a target; NULL when this build lacks it. */
 const sepconv_microkernels *sepconv_microkernels_find(const char *isa)
 {
     for (size_t i = 0; isa && i < sizeof sets / sizeof sets[0]; i++)
-        if (strcmp(sets[i].isa, isa) == 0)
+        if (strcmp(sets[i].isa, isa) == 0 && variant_runs(&sets[i]))
+            return &sets[i];
+    return NULL;
+}
+
+/* A set by its variant's name, whatever the CPU has; NULL when this build
+ * lacks it. */
+const sepconv_microkernels *sepconv_microkernels_variant(const char *variant)
+{
+    for (size_t i = 0; variant && i < sizeof sets / sizeof sets[0]; i++)
+        if (strcmp(sets[i].variant, variant) == 0)
             return &sets[i];
     return NULL;
 }
@@ -102,9 +130,15 @@ void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
                                             out);
 }
 
-/* The int8 pointwise packing all sets share (microkernels/int8.h). */
 void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
                       int32_t *packed)
+{
+    sepconv_microkernels_best()->qpack(w, m, n, bias, in_zero, packed);
+}
+
+/* The int8 pointwise packing of every set but VNNI's (microkernels/int8.h). */
+void sepconv_uk_qpack_pairs(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
+                            int32_t *packed)
 {
     const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), pairs = (m + 1) / 2;
     int16_t *weights = (int16_t *)(void *)(packed + n16);
@@ -121,4 +155,31 @@ void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int 
                 *weights++ = c < n ? w[2 * j * n + c] : 0;
                 *weights++ = c < n && 2 * j + 1 < m ? w[(2 * j + 1) * n + c] : 0;
             }
+}
+
+/* Packs w [m][n] and bias for sepconv_uk_qpointwise__avx512vnni (VNNI's unsigned x signed bytes, inputs + 128): n16 =
+ * ceil(n / 16) x 16 int32 folded biases bias - (in_zero + 128) x (the sum of
+ * the channel's weights), modulo 2^32 (0 past n), then blocks of
+ * 16 output channels, each ceil(m / 4) quads of input channels, each quad
+ * 16 channels x the 4 weights (4j .. 4j + 3) as bytes (0 past m or n).  It
+ * takes n16 x (1 + ceil(m / 4)) int32, within SEPCONV_UK_QPACKED_ELEMENTS. */
+void sepconv_uk_qpack_quads(const int8_t *w, long m, long n, const int32_t *bias,
+                                  int in_zero, int32_t *packed)
+{
+    const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), quads = (m + 3) / 4;
+    int8_t *weights = (int8_t *)(void *)(packed + n16);
+    for (long c = 0; c < n16; c++) {
+        int64_t sum = 0; /* (the kernel's file explains the + 128) */
+        for (long ic = 0; c < n && ic < m; ic++)
+            sum += w[ic * n + c];
+        const int64_t folded = (bias && c < n ? bias[c] : 0) - (int64_t)(in_zero + 128) * sum;
+        packed[c] = (int32_t)(uint32_t)folded; /* modulo 2^32: see above */
+    }
+    for (long c0 = 0; c0 < n16; c0 += SEPCONV_UK_QBLOCK)
+        for (long j = 0; j < quads; j++)
+            for (long i = 0; i < SEPCONV_UK_QBLOCK; i++)
+                for (long t = 0; t < 4; t++) {
+                    const long c = c0 + i, ic = 4 * j + t;
+                    *weights++ = c < n && ic < m ? w[ic * n + c] : 0;
+                }
 }

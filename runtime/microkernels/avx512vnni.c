@@ -1,0 +1,213 @@
+/*
+ * microkernels/avx512vnni.c -- the int8 pointwise micro-kernel for CPUs
+ * with AVX512-VNNI (x86-64 only, built with -mavx512f -mavx512vnni): the
+ * avx512 set's int8 pointwise where the CPU has VNNI (Zen 4, Ice Lake and
+ * later), over its own weight packing (sepconv_uk_qpack_quads).
+ *
+ * vpdpbusd multiplies 4 unsigned bytes by 4 signed bytes and adds the four
+ * products to an int32 lane: 64 multiply-adds an instruction, 4x what
+ * vpmaddwd + vpaddd does on a ymm.  The inputs are made unsigned by
+ * flipping their sign bit (x + 128), and the packing folds the correction
+ * into the bias with the zero point: the folded bias is
+ * bias - (in_zero + 128) x (the sum of the channel's weights), and a sum
+ * is that plus the sum of (x + 128) x w.  Every step wraps modulo 2^32
+ * (vpdpbusd's adds and vpaddd do), and the whole sum fits int32 (the
+ * weights' bound check), so it is exact.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "microkernels/int8.h"
+#include "microkernels/microkernels.h"
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define EACH _Pragma("GCC unroll 8") for
+
+/* 16 channels' requantization, prepared once for the tile's pixels. */
+typedef struct qrequant16 {
+    __m512i significand, odd_significand, shift, right, mask, half_mask;
+    __m512i out_zero, low, high; /* the clamp: the activation's bounds less out_zero */
+    __mmask16 general;           /* lanes that shift left or have an INT32_MIN significand */
+} qrequant16;
+
+/* The requantization of the lanes `lanes` of 16 channels (the others 0). */
+static ALWAYS_INLINE qrequant16 qprepare16(const int32_t *significand, const int32_t *shift,
+                                           const int *quant, __mmask16 lanes)
+{
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    qrequant16 r;
+    r.out_zero = _mm512_set1_epi32(quant[1]);
+    r.low = _mm512_set1_epi32(quant[2] - quant[1]);
+    r.high = _mm512_set1_epi32(quant[3] - quant[1]);
+    r.significand = _mm512_maskz_loadu_epi32(lanes, significand);
+    r.shift = _mm512_maskz_loadu_epi32(lanes, shift);
+    r.odd_significand = _mm512_srli_epi64(r.significand, 32);
+    r.right = _mm512_max_epi32(_mm512_sub_epi32(zero, r.shift), zero);
+    r.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, r.right), one);
+    r.half_mask = _mm512_srai_epi32(r.mask, 1);
+    r.general = _mm512_cmpgt_epi32_mask(r.shift, zero) |
+                _mm512_cmpeq_epi32_mask(r.significand, _mm512_set1_epi32(INT32_MIN));
+    return r;
+}
+
+/* 16 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped
+ * to [r->low, r->high], + r->out_zero (avx2.c's qapply8 with masks: the
+ * general path only for lanes that shift left or square INT32_MIN). */
+static ALWAYS_INLINE __m512i qapply16(__m512i sum, const qrequant16 *r)
+{
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i max = _mm512_set1_epi32(INT32_MAX), min = _mm512_set1_epi32(INT32_MIN);
+    __m512i x = sum;
+    if (r->general) { /* a left shift, saturating */
+        const __m512i left = _mm512_max_epi32(r->shift, zero);
+        const __m512i most = _mm512_srlv_epi32(max, left);
+        const __m512i least = _mm512_sub_epi32(_mm512_sub_epi32(zero, most), one);
+        x = _mm512_sllv_epi32(sum, left);
+        x = _mm512_mask_mov_epi32(x, _mm512_cmpgt_epi32_mask(sum, most), max);
+        x = _mm512_mask_mov_epi32(x, _mm512_cmplt_epi32_mask(sum, least), min);
+    }
+    /* round(x * significand / 2^31), ties up: bits 31-62 of the even and
+     * odd lanes' 64-bit products */
+    const __m512i half = _mm512_set1_epi64(INT64_C(1) << 30);
+    const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, r->significand), half);
+    const __m512i odd =
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), r->odd_significand), half);
+    __m512i y = _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64(even, 31),
+                                        _mm512_slli_epi64(odd, 1));
+    if (r->general) /* INT32_MIN squared */
+        y = _mm512_mask_mov_epi32(y, _mm512_cmpeq_epi32_mask(x, min) &
+                                         _mm512_cmpeq_epi32_mask(r->significand, min),
+                                  max);
+    /* divided by 2^right to nearest, ties away from zero */
+    const __m512i remainder = _mm512_and_si512(y, r->mask);
+    const __m512i threshold = _mm512_mask_add_epi32(
+        r->half_mask, _mm512_cmplt_epi32_mask(y, zero), r->half_mask, one);
+    __m512i q = _mm512_srav_epi32(y, r->right);
+    q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(remainder, threshold), q, one);
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, r->low), r->high),
+                            r->out_zero);
+}
+
+/* Tiles of up to 6 pixels x 4 vectors of 16 channels (24 accumulators,
+ * 4 weight vectors, the broadcasts); a call's inputs are flipped to
+ * unsigned quads once, into at most QPW_MOST_QUADS int32 of stack. */
+enum { QPW_PIXELS = 6, QPW_VECTORS = 4, QPW_MOST_QUADS = 16384 /* 64 KB */ };
+
+/* What the tiles of one chunk of up to 64 output channels share. */
+typedef struct qpw_chunk {
+    const int32_t *packed;  /* the folded biases */
+    const int8_t *weights;  /* the chunk's first block of quads */
+    const int32_t *requant; /* n significands, then n shifts */
+    const int *quant;
+    long n, c0, quads;
+    __mmask16 last; /* the lanes of the chunk's last vector */
+} qpw_chunk;
+
+/* P pixels (pixel p's quads at quad + p * quads) x Q vectors of the chunk:
+ * the sums, requantized, stored (the last vector under k->last). */
+static ALWAYS_INLINE void qpw_tile(const int P, const int Q, const qpw_chunk *k,
+                                   const int32_t *quad, int8_t *out)
+{
+    const long quads = k->quads, n = k->n, c0 = k->c0;
+    const long block = quads * 64; /* bytes of one block of 16 channels */
+    __m512i acc[QPW_PIXELS][QPW_VECTORS];
+    EACH (int q = 0; q < Q; q++) {
+        const __m512i b = _mm512_loadu_si512((const void *)(k->packed + c0 + 16 * q));
+        EACH (int p = 0; p < P; p++)
+            acc[p][q] = b;
+    }
+    const int8_t *w = k->weights;
+    for (long j = 0; j < quads; j++, w += 64) {
+        __m512i wv[QPW_VECTORS];
+        EACH (int q = 0; q < Q; q++)
+            wv[q] = _mm512_loadu_si512((const void *)(w + q * block));
+        EACH (int p = 0; p < P; p++) {
+            const __m512i x = _mm512_set1_epi32(quad[p * quads + j]);
+            EACH (int q = 0; q < Q; q++)
+                acc[p][q] = _mm512_dpbusd_epi32(acc[p][q], x, wv[q]);
+        }
+    }
+    EACH (int q = 0; q < Q; q++) {
+        const __mmask16 lanes = q == Q - 1 ? k->last : 0xffff;
+        const long c = c0 + 16 * q;
+        const qrequant16 r = qprepare16(k->requant + c, k->requant + n + c, k->quant, lanes);
+        EACH (int p = 0; p < P; p++)
+            _mm512_mask_cvtsepi32_storeu_epi8(out + p * n + c, lanes, qapply16(acc[p][q], &r));
+    }
+}
+
+typedef void (*qpw_tile_fn)(const qpw_chunk *k, const int32_t *quad, int8_t *out);
+
+#define QPW_TILE(P, Q)                                                                     \
+    static void qpw_tile_##P##x##Q(const qpw_chunk *k, const int32_t *quad, int8_t *out)  \
+    {                                                                                      \
+        qpw_tile(P, Q, k, quad, out);                                                      \
+    }
+#define QPW_TILES(P) QPW_TILE(P, 1) QPW_TILE(P, 2) QPW_TILE(P, 3) QPW_TILE(P, 4)
+QPW_TILES(1) QPW_TILES(2) QPW_TILES(3) QPW_TILES(4) QPW_TILES(5) QPW_TILES(6)
+#define QPW_ROW(P) {qpw_tile_##P##x1, qpw_tile_##P##x2, qpw_tile_##P##x3, qpw_tile_##P##x4}
+/* [P - 1][Q - 1] */
+static const qpw_tile_fn qpw_tiles[QPW_PIXELS][QPW_VECTORS] = {
+    QPW_ROW(1), QPW_ROW(2), QPW_ROW(3), QPW_ROW(4), QPW_ROW(5), QPW_ROW(6)};
+
+/* The same as plain C, reading the inputs where they are. */
+static void qpointwise_plain(const int8_t *in, long in_step, long pixels, long m,
+                             const int32_t *packed, long n, const int32_t *requant,
+                             const int *quant, int8_t *out)
+{
+    const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), quads = (m + 3) / 4;
+    const int8_t *weights = (const int8_t *)(const void *)(packed + n16);
+    for (long p = 0; p < pixels; p++)
+        for (long c = 0; c < n; c++) {
+            const int8_t *w = weights + (c / 16 * quads * 16 + c % 16) * 4;
+            uint32_t wrapped = (uint32_t)packed[c];
+            for (long ic = 0; ic < m; ic++)
+                wrapped += (uint32_t)((in[p * in_step + ic] + 128) * w[ic / 4 * 64 + ic % 4]);
+            const int32_t sum = (int32_t)wrapped;
+            sepconv_uk_qstore(&sum, 1, requant + c, requant + n + c, quant, out + p * n + c);
+        }
+}
+
+/* pixels x n outputs from sepconv_uk_qpack_quads's packing: as many
+ * pixels at a time as their quads fit the stack buffer; chunks of 64
+ * output channels outer, balanced tiles of up to 6 pixels inner, so that a
+ * chunk's weights (m x 64 bytes) are read from cache by every tile. */
+void sepconv_uk_qpointwise__avx512vnni(const int8_t *in, long in_step, long pixels, long m,
+                                       const int32_t *packed, long n,
+                                       const int32_t *requant, const int *quant, int8_t *out)
+{
+    const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), quads = (m + 3) / 4;
+    const int8_t *weights = (const int8_t *)(const void *)(packed + n16);
+    if (quads * QPW_PIXELS > QPW_MOST_QUADS) { /* m past 10 K: not one tile's quads fit */
+        qpointwise_plain(in, in_step, pixels, m, packed, n, requant, quant, out);
+        return;
+    }
+    int32_t quad[QPW_MOST_QUADS];
+    const long most = QPW_MOST_QUADS / quads; /* pixels a chunk, at least 6 */
+    for (long q0 = 0; q0 < pixels; q0 += most) {
+        const long chunk = pixels - q0 < most ? pixels - q0 : most;
+        const int8_t *x = in + q0 * in_step;
+        int8_t *y = out + q0 * n;
+        for (long p = 0; p < chunk; p++)
+            for (long j = 0; j < quads; j++) {
+                uint32_t word = 0;
+                for (long t = 0; t < 4 && 4 * j + t < m; t++)
+                    word |= (uint32_t)(uint8_t)(x[p * in_step + 4 * j + t] ^ 0x80) << (8 * t);
+                quad[p * quads + j] = (int32_t)word;
+            }
+        const long tiles = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
+        for (long c0 = 0; c0 < n; c0 += 16 * QPW_VECTORS) {
+            const long vectors = (n - c0 + 15) / 16 < QPW_VECTORS ? (n - c0 + 15) / 16
+                                                                  : QPW_VECTORS;
+            const long tail = n - c0 - 16 * (vectors - 1); /* the last vector's lanes */
+            const qpw_chunk k = {packed, weights + c0 * quads * 4, requant, quant, n, c0,
+                                 quads, (__mmask16)(tail >= 16 ? 0xffff : (1u << tail) - 1)};
+            for (long t = 0, p0 = 0; t < tiles; t++) {
+                const long size = chunk / tiles + (t < chunk % tiles);
+                qpw_tiles[size - 1][vectors - 1](&k, quad + p0 * quads, y + p0 * n);
+                p0 += size;
+            }
+        }
+    }
+}
