@@ -95,7 +95,7 @@ MICROKERNEL_ISAS := $(if $(filter x86_64-%,$(MICROKERNEL_MACHINE)),avx2 avx512 a
                     $(if $(filter aarch64-%,$(MICROKERNEL_MACHINE)),neon))
 MICROKERNEL_FLAGS_avx2   := -mavx2 -mfma
 MICROKERNEL_FLAGS_avx512 := -mavx512f
-MICROKERNEL_FLAGS_avx512vnni := -mavx512f -mavx512vnni
+MICROKERNEL_FLAGS_avx512vnni := -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 # gcc's scheduling before register allocation spills the 6x4 tile's
 # accumulators in its K loop (clang has no such flag)
 MICROKERNEL_FLAGS_neon   := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null)),,\

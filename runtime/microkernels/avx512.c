@@ -33,7 +33,6 @@
 #include <stddef.h>
 
 #include "microkernels/common.h"
-#include "microkernels/int8.h"
 #include "microkernels/microkernels.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -294,6 +293,3 @@ static void dw_3x3(const sepconv_uk_dw *d, long ox0, long ox1, long ch0, long ch
 
 /* One output row of a depthwise stage with multiplier 1. */
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__avx512, 16, 1, dw_general, dw_3x3)
-
-/* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
-SEPCONV_UK_INT8(avx512)

@@ -1,9 +1,15 @@
 /*
- * microkernels/avx512vnni.c -- the int8 pointwise micro-kernel for CPUs
- * with AVX512-VNNI (x86-64 only, built with -mavx512f -mavx512vnni): the
- * avx512 set's int8 pointwise where the CPU has VNNI (Zen 4, Ice Lake and
- * later), over its own weight packing (sepconv_uk_qpack_quads).
+ * microkernels/avx512vnni.c -- the int8 micro-kernels for CPUs with
+ * AVX512-VNNI (and BW and VL, which every such CPU has: Zen 4, Ice Lake
+ * and later; x86-64 only, built with those flags): the avx512 set's int8
+ * kernels where the CPU has them.
  *
+ * Depthwise: 16 channels a vector as int32 lanes, the weights widened once
+ * a row with their high halves 0, so that vpdpwssd's pair (x - in_zero,
+ * its sign) x (w, 0) is one product added; 4 columns at a time, their
+ * sums 4 independent chains.
+ *
+ * Pointwise, over its own weight packing (sepconv_uk_qpack_quads):
  * vpdpbusd multiplies 4 unsigned bytes by 4 signed bytes and adds the four
  * products to an int32 lane: 64 multiply-adds an instruction, 4x what
  * vpmaddwd + vpaddd does on a ymm.  The inputs are made unsigned by
@@ -23,6 +29,11 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define EACH _Pragma("GCC unroll 8") for
+
+static inline __mmask16 lanes_mask(long lanes)
+{
+    return (__mmask16)(lanes >= 16 ? 0xffff : lanes > 0 ? (1u << lanes) - 1 : 0);
+}
 
 /* 16 channels' requantization, prepared once for the tile's pixels. */
 typedef struct qrequant16 {
@@ -88,6 +99,89 @@ static ALWAYS_INLINE __m512i qapply16(__m512i sum, const qrequant16 *r)
     return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, r->low), r->high),
                             r->out_zero);
 }
+
+/* ------------------------------------------------------------ depthwise */
+
+/* 16 inputs (those of `lanes`) less the zero point, as int32. */
+static ALWAYS_INLINE __m512i qdw_input(const int8_t *x, __mmask16 lanes, __m512i in_zero)
+{
+    return _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, x)), in_zero);
+}
+
+/* 16 weights as int32 lanes whose high int16 is 0 (see above). */
+static ALWAYS_INLINE __m512i qdw_weight(const int8_t *w, __mmask16 lanes)
+{
+    return _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, w)),
+                            _mm512_set1_epi32(0xffff));
+}
+
+enum { QDW_COLUMNS = 4 };
+
+/* int8 depthwise row: blocks of 16 channels outer (the last masked), the
+ * row's columns inner, so a block's requantization is prepared once a row;
+ * for 3x3 with dilation 1 its 9 weight vectors stay in registers and the
+ * columns whose window lies inside the input go 4 at a time. */
+void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
+                                   const int8_t *w, long k, long stride, long dilation,
+                                   long pad_left, const int32_t *bias,
+                                   const int32_t *requant, const int *quant, int8_t *out,
+                                   long ox0, long ox1)
+{
+    const __m512i in_zero = _mm512_set1_epi32(quant[0]);
+    const int all_rows = k == 3 && dilation == 1 && rows[0] && rows[1] && rows[2];
+    for (long c0 = 0; c0 < c; c0 += 16) {
+        const __mmask16 lanes = lanes_mask(c - c0);
+        const qrequant16 r = qprepare16(requant + c0, requant + c + c0, quant, lanes);
+        const __m512i b = bias ? _mm512_maskz_loadu_epi32(lanes, bias + c0)
+                               : _mm512_setzero_si512();
+        __m512i t[9];
+        for (int i = 0; i < 9; i++)
+            t[i] = all_rows ? qdw_weight(w + i * c + c0, lanes) : _mm512_setzero_si512();
+        for (long ox = ox0; ox < ox1;) {
+            long lo, hi, last_lo, last_hi;
+            sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
+            const long x0 = ox * stride - pad_left;
+            if (all_rows && lo == 0 && hi == 3 && ox + QDW_COLUMNS <= ox1) {
+                sepconv_uk_columns(ox + QDW_COLUMNS - 1, k, stride, dilation, pad_left, in_w,
+                                   &last_lo, &last_hi);
+                if (last_lo == 0 && last_hi == 3) { /* the 4 columns are inside */
+                    __m512i acc[QDW_COLUMNS];
+                    EACH (int p = 0; p < QDW_COLUMNS; p++)
+                        acc[p] = b;
+                    EACH (int ky = 0; ky < 3; ky++)
+                        EACH (int p = 0; p < QDW_COLUMNS; p++) {
+                            const int8_t *x = rows[ky] + (x0 + p * stride) * c + c0;
+                            acc[p] = _mm512_dpwssd_epi32(acc[p], qdw_input(x, lanes, in_zero),
+                                                         t[3 * ky]);
+                            acc[p] = _mm512_dpwssd_epi32(
+                                acc[p], qdw_input(x + c, lanes, in_zero), t[3 * ky + 1]);
+                            acc[p] = _mm512_dpwssd_epi32(
+                                acc[p], qdw_input(x + 2 * c, lanes, in_zero), t[3 * ky + 2]);
+                        }
+                    EACH (int p = 0; p < QDW_COLUMNS; p++)
+                        _mm512_mask_cvtsepi32_storeu_epi8(out + (ox - ox0 + p) * c + c0, lanes,
+                                                          qapply16(acc[p], &r));
+                    ox += QDW_COLUMNS;
+                    continue;
+                }
+            }
+            __m512i acc = b;
+            for (long ky = 0; ky < k; ky++)
+                for (long kx = lo; rows[ky] && kx < hi; kx++) {
+                    const __m512i tap = all_rows ? t[3 * ky + kx]
+                                                 : qdw_weight(w + (ky * k + kx) * c + c0, lanes);
+                    acc = _mm512_dpwssd_epi32(
+                        acc, qdw_input(rows[ky] + (x0 + kx * dilation) * c + c0, lanes, in_zero),
+                        tap);
+                }
+            _mm512_mask_cvtsepi32_storeu_epi8(out + (ox - ox0) * c + c0, lanes,
+                                              qapply16(acc, &r));
+            ox++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ pointwise */
 
 /* Tiles of up to 6 pixels x 4 vectors of 16 channels (24 accumulators,
  * 4 weight vectors, the broadcasts); a call's inputs are flipped to

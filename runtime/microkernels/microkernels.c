@@ -26,10 +26,12 @@ static const sepconv_microkernels sets[] = {
      sepconv_uk_qpointwise__avx2, sepconv_uk_qpack_pairs},
     {"avx512", "avx512vnni", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
      "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512",
-     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512vnni, sepconv_uk_qpack_quads},
+     sepconv_uk_qdwrow__avx512vnni, sepconv_uk_qpointwise__avx512vnni, sepconv_uk_qpack_quads},
+    /* without VNNI (Skylake-X), avx2's int8 kernels: AVX-512F alone has no
+     * int16 arithmetic, and its plain C was 6x slower than them */
     {"avx512", "avx512", sepconv_uk_pointwise_7x64__avx512, sepconv_uk_dwrow__avx512,
      "sepconv_uk_pointwise_7x64__avx512", "sepconv_uk_dwrow__avx512",
-     sepconv_uk_qdwrow__avx512, sepconv_uk_qpointwise__avx512, sepconv_uk_qpack_pairs},
+     sepconv_uk_qdwrow__avx2, sepconv_uk_qpointwise__avx2, sepconv_uk_qpack_pairs},
 #endif
 #if defined(__aarch64__)
     {"neon", "neon", sepconv_uk_pointwise_6x16__neon, sepconv_uk_dwrow__neon,
@@ -44,7 +46,8 @@ static bool variant_runs(const sepconv_microkernels *set)
 #if defined(__x86_64__)
     if (strcmp(set->variant, "avx512vnni") == 0) {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     }
 #endif
     (void)set;

@@ -128,7 +128,11 @@ void sepconv_uk_dwrow__scalar(const float *const *rows, long in_w, long c, const
                               const float *bias, int act, float *out, long ox0, long ox1);
 #if defined(__x86_64__)
 SEPCONV_UK_INT8_DECLARE(avx2)
-SEPCONV_UK_INT8_DECLARE(avx512)
+void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
+                                   const int8_t *w, long k, long stride, long dilation,
+                                   long pad_left, const int32_t *bias,
+                                   const int32_t *requant, const int *quant, int8_t *out,
+                                   long ox0, long ox1);
 void sepconv_uk_qpointwise__avx512vnni(const int8_t *in, long in_step, long pixels, long m,
                                        const int32_t *packed, long n,
                                        const int32_t *requant, const int *quant, int8_t *out);
