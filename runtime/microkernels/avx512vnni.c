@@ -183,12 +183,16 @@ void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
 
 /* ------------------------------------------------------------ pointwise */
 
-/* Tiles of up to 6 pixels x 4 vectors of 16 channels (24 accumulators,
- * 4 weight vectors, the broadcasts); a call's inputs are flipped to
- * unsigned quads once, into at most QPW_MOST_QUADS int32 of stack. */
-enum { QPW_PIXELS = 6, QPW_VECTORS = 4, QPW_MOST_QUADS = 16384 /* 64 KB */ };
+/* Tiles of up to 8 pixels x 2 vectors of 16 channels (16 accumulators, 2
+ * weight vectors, the broadcasts); a call's inputs are flipped to unsigned
+ * quads once, into at most QPW_MOST_QUADS int32 of stack.  MobileNet v1's
+ * 13 pointwise stages (tcc + avx512, one thread, Sapphire Rapids VM,
+ * medians of 3 runs of bench-int8): 6 x 4 4.14 ms, 7 x 4 4.78, 4 x 4 3.79,
+ * 8 x 3 3.77, 4 x 3 3.40, 12 x 2 3.24, 10 x 2 3.05, 6 x 2 2.95, 8 x 1 3.11,
+ * 8 x 2 2.85 (14 x 14 x 512 -> 512 at ~220 G multiply-adds/s). */
+enum { QPW_PIXELS = 8, QPW_VECTORS = 2, QPW_MOST_QUADS = 16384 /* 64 KB */ };
 
-/* What the tiles of one chunk of up to 64 output channels share. */
+/* What the tiles of one chunk of up to 32 output channels share. */
 typedef struct qpw_chunk {
     const int32_t *packed;  /* the folded biases */
     const int8_t *weights;  /* the chunk's first block of quads */
@@ -238,12 +242,32 @@ typedef void (*qpw_tile_fn)(const qpw_chunk *k, const int32_t *quad, int8_t *out
     {                                                                                      \
         qpw_tile(P, Q, k, quad, out);                                                      \
     }
-#define QPW_TILES(P) QPW_TILE(P, 1) QPW_TILE(P, 2) QPW_TILE(P, 3) QPW_TILE(P, 4)
-QPW_TILES(1) QPW_TILES(2) QPW_TILES(3) QPW_TILES(4) QPW_TILES(5) QPW_TILES(6)
-#define QPW_ROW(P) {qpw_tile_##P##x1, qpw_tile_##P##x2, qpw_tile_##P##x3, qpw_tile_##P##x4}
+#define QPW_TILES(P) QPW_TILE(P, 1) QPW_TILE(P, 2)
+QPW_TILES(1) QPW_TILES(2) QPW_TILES(3) QPW_TILES(4) QPW_TILES(5) QPW_TILES(6) QPW_TILES(7) QPW_TILES(8)
+#define QPW_ROW(P) {qpw_tile_##P##x1, qpw_tile_##P##x2}
 /* [P - 1][Q - 1] */
 static const qpw_tile_fn qpw_tiles[QPW_PIXELS][QPW_VECTORS] = {
-    QPW_ROW(1), QPW_ROW(2), QPW_ROW(3), QPW_ROW(4), QPW_ROW(5), QPW_ROW(6)};
+    QPW_ROW(1), QPW_ROW(2), QPW_ROW(3), QPW_ROW(4), QPW_ROW(5), QPW_ROW(6), QPW_ROW(7), QPW_ROW(8)};
+
+/* A pixel's m inputs + 128 (their sign bits flipped) as ceil(m / 4) quads,
+ * 64 at a time, the last quad's missing bytes 0. */
+static void flip_quads(const int8_t *x, long m, int32_t *quad)
+{
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    long i = 0;
+    for (; i + 64 <= m; i += 64)
+        _mm512_storeu_si512((void *)(quad + i / 4),
+                            _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + i)), sign));
+    if (i < m) { /* 1-63 bytes, written up to the end of their last quad */
+        const long bytes = m - i, written = (bytes + 3) / 4 * 4;
+        const __mmask64 lanes = ((__mmask64)1 << bytes) - 1;
+        const __m512i flipped =
+            _mm512_xor_si512(_mm512_maskz_loadu_epi8(lanes, x + i), sign);
+        _mm512_mask_storeu_epi8((void *)(quad + i / 4),
+                                written >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << written) - 1,
+                                _mm512_maskz_mov_epi8(lanes, flipped));
+    }
+}
 
 /* The same as plain C, reading the inputs where they are. */
 static void qpointwise_plain(const int8_t *in, long in_step, long pixels, long m,
@@ -264,32 +288,27 @@ static void qpointwise_plain(const int8_t *in, long in_step, long pixels, long m
 }
 
 /* pixels x n outputs from sepconv_uk_qpack_quads's packing: as many
- * pixels at a time as their quads fit the stack buffer; chunks of 64
- * output channels outer, balanced tiles of up to 6 pixels inner, so that a
- * chunk's weights (m x 64 bytes) are read from cache by every tile. */
+ * pixels at a time as their quads fit the stack buffer; chunks of 32
+ * output channels outer, balanced tiles of up to 8 pixels inner, so that a
+ * chunk's weights (m x 32 bytes) are read from L1 by every tile. */
 void sepconv_uk_qpointwise__avx512vnni(const int8_t *in, long in_step, long pixels, long m,
                                        const int32_t *packed, long n,
                                        const int32_t *requant, const int *quant, int8_t *out)
 {
     const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), quads = (m + 3) / 4;
     const int8_t *weights = (const int8_t *)(const void *)(packed + n16);
-    if (quads * QPW_PIXELS > QPW_MOST_QUADS) { /* m past 10 K: not one tile's quads fit */
+    if (quads * QPW_PIXELS > QPW_MOST_QUADS) { /* m past 8 K: not one tile's quads fit */
         qpointwise_plain(in, in_step, pixels, m, packed, n, requant, quant, out);
         return;
     }
     int32_t quad[QPW_MOST_QUADS];
-    const long most = QPW_MOST_QUADS / quads; /* pixels a chunk, at least 6 */
+    const long most = QPW_MOST_QUADS / quads; /* pixels a chunk, at least 8 */
     for (long q0 = 0; q0 < pixels; q0 += most) {
         const long chunk = pixels - q0 < most ? pixels - q0 : most;
         const int8_t *x = in + q0 * in_step;
         int8_t *y = out + q0 * n;
         for (long p = 0; p < chunk; p++)
-            for (long j = 0; j < quads; j++) {
-                uint32_t word = 0;
-                for (long t = 0; t < 4 && 4 * j + t < m; t++)
-                    word |= (uint32_t)(uint8_t)(x[p * in_step + 4 * j + t] ^ 0x80) << (8 * t);
-                quad[p * quads + j] = (int32_t)word;
-            }
+            flip_quads(x + p * in_step, m, quad + p * quads);
         const long tiles = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
         for (long c0 = 0; c0 < n; c0 += 16 * QPW_VECTORS) {
             const long vectors = (n - c0 + 15) / 16 < QPW_VECTORS ? (n - c0 + 15) / 16
