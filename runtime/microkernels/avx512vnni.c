@@ -6,8 +6,9 @@
  *
  * Depthwise: 16 channels a vector as int32 lanes, the weights widened once
  * a row with their high halves 0, so that vpdpwssd's pair (x - in_zero,
- * its sign) x (w, 0) is one product added; 4 columns at a time, their
- * sums 4 independent chains.
+ * its sign) x (w, 0) is one product added; 3x3 windows inside the input
+ * at stride 1 or 2 go 4 columns at a time, each input vector loaded once
+ * for the taps that read it.
  *
  * Pointwise, over its own weight packing (sepconv_uk_qpack_quads):
  * vpdpbusd multiplies 4 unsigned bytes by 4 signed bytes and adds the four
@@ -117,6 +118,34 @@ static ALWAYS_INLINE __m512i qdw_weight(const int8_t *w, __mmask16 lanes)
 
 enum { QDW_COLUMNS = 4 };
 
+/* QDW_COLUMNS columns of a 3x3 window inside the input at stride S (a
+ * constant, 1 or 2), the first reading input column x0, their sums
+ * independent chains: each input vector of a tap row is loaded and widened
+ * once and fed to every tap that reads it (a sliding window: stride 1, 6
+ * loads for 12 taps; stride 2, 9). */
+static ALWAYS_INLINE void qdw_columns(const int S, const int8_t *const *rows, long c, long c0,
+                                      long x0, __mmask16 lanes, __m512i in_zero,
+                                      const __m512i *t, __m512i b, const qrequant16 *r,
+                                      int8_t *out)
+{
+    enum { MOST = (QDW_COLUMNS - 1) * 2 + 3 };
+    const int inputs = (QDW_COLUMNS - 1) * S + 3;
+    __m512i acc[QDW_COLUMNS];
+    EACH (int p = 0; p < QDW_COLUMNS; p++)
+        acc[p] = b;
+    EACH (int ky = 0; ky < 3; ky++) {
+        const int8_t *x = rows[ky] + x0 * c + c0;
+        __m512i v[MOST];
+        EACH (int i = 0; i < inputs; i++)
+            v[i] = qdw_input(x + i * c, lanes, in_zero);
+        EACH (int p = 0; p < QDW_COLUMNS; p++)
+            EACH (int kx = 0; kx < 3; kx++)
+                acc[p] = _mm512_dpwssd_epi32(acc[p], v[p * S + kx], t[3 * ky + kx]);
+    }
+    EACH (int p = 0; p < QDW_COLUMNS; p++)
+        _mm512_mask_cvtsepi32_storeu_epi8(out + p * c, lanes, qapply16(acc[p], r));
+}
+
 /* int8 depthwise row: blocks of 16 channels outer (the last masked), the
  * row's columns inner, so a block's requantization is prepared once a row;
  * for 3x3 with dilation 1 its 9 weight vectors stay in registers and the
@@ -141,26 +170,16 @@ void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
             long lo, hi, last_lo, last_hi;
             sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
             const long x0 = ox * stride - pad_left;
-            if (all_rows && lo == 0 && hi == 3 && ox + QDW_COLUMNS <= ox1) {
+            if (all_rows && stride <= 2 && lo == 0 && hi == 3 && ox + QDW_COLUMNS <= ox1) {
                 sepconv_uk_columns(ox + QDW_COLUMNS - 1, k, stride, dilation, pad_left, in_w,
                                    &last_lo, &last_hi);
-                if (last_lo == 0 && last_hi == 3) { /* the 4 columns are inside */
-                    __m512i acc[QDW_COLUMNS];
-                    EACH (int p = 0; p < QDW_COLUMNS; p++)
-                        acc[p] = b;
-                    EACH (int ky = 0; ky < 3; ky++)
-                        EACH (int p = 0; p < QDW_COLUMNS; p++) {
-                            const int8_t *x = rows[ky] + (x0 + p * stride) * c + c0;
-                            acc[p] = _mm512_dpwssd_epi32(acc[p], qdw_input(x, lanes, in_zero),
-                                                         t[3 * ky]);
-                            acc[p] = _mm512_dpwssd_epi32(
-                                acc[p], qdw_input(x + c, lanes, in_zero), t[3 * ky + 1]);
-                            acc[p] = _mm512_dpwssd_epi32(
-                                acc[p], qdw_input(x + 2 * c, lanes, in_zero), t[3 * ky + 2]);
-                        }
-                    EACH (int p = 0; p < QDW_COLUMNS; p++)
-                        _mm512_mask_cvtsepi32_storeu_epi8(out + (ox - ox0 + p) * c + c0, lanes,
-                                                          qapply16(acc[p], &r));
+                if (last_lo == 0 && last_hi == 3) { /* the columns are inside */
+                    if (stride == 1)
+                        qdw_columns(1, rows, c, c0, x0, lanes, in_zero, t, b, &r,
+                                    out + (ox - ox0) * c + c0);
+                    else
+                        qdw_columns(2, rows, c, c0, x0, lanes, in_zero, t, b, &r,
+                                    out + (ox - ox0) * c + c0);
                     ox += QDW_COLUMNS;
                     continue;
                 }
