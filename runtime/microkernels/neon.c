@@ -288,5 +288,170 @@ static void dw_3x3(const sepconv_uk_dw *call, long ox0, long ox1, long ch0, long
 /* One output row of a depthwise stage with multiplier 1. */
 SEPCONV_UK_DWROW(sepconv_uk_dwrow__neon, 4, 0, dw_general, dw_3x3)
 
-/* the int8 kernels (microkernels/int8.h), vectorized with this file's flags */
-SEPCONV_UK_INT8(neon)
+/* ------------------------------------------------------------------ int8 */
+
+
+/* 4 sums requantized as sepconv_uk_qrescale does, lane for lane, clamped,
+ * + out_zero: TensorFlow Lite's arithmetic is NEON's own here.  sqshl is
+ * the saturating left shift; sqrdmulh is the rounding doubling high
+ * multiply (ties up, INT32_MIN squared saturating); srshl by -right rounds
+ * ties up, so negative values first take 1 off (ties away from zero; the
+ * saturating add changes no result). */
+static ALWAYS_INLINE int32x4_t qapply4(int32x4_t sum, const int32_t *significand,
+                                       const int32_t *shift, const int *quant)
+{
+    const int32x4_t s = vld1q_s32(shift), zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(s, zero), right = vminq_s32(s, zero); /* right <= 0 */
+    const int32x4_t y = vqrdmulhq_s32(vqshlq_s32(sum, left), vld1q_s32(significand));
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(y, right), 31);
+    const int32x4_t q = vrshlq_s32(vqaddq_s32(y, fixup), right);
+    const int32x4_t out_zero = vdupq_n_s32(quant[1]);
+    const int32x4_t low = vdupq_n_s32(quant[2] - quant[1]), high = vdupq_n_s32(quant[3] - quant[1]);
+    return vaddq_s32(vminq_s32(vmaxq_s32(q, low), high), out_zero);
+}
+
+/* sepconv_uk_qstore, 8 lanes at a time (the last count % 8 as plain C). */
+static void qstore__neon(const int32_t *restrict sum, long count,
+                         const int32_t *restrict significand, const int32_t *restrict shift,
+                         const int *restrict quant, int8_t *restrict out)
+{
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const int16x8_t words = vcombine_s16(
+            vqmovn_s32(qapply4(vld1q_s32(sum + i), significand + i, shift + i, quant)),
+            vqmovn_s32(qapply4(vld1q_s32(sum + i + 4), significand + i + 4, shift + i + 4,
+                               quant)));
+        vst1_s8(out + i, vqmovn_s16(words)); /* in [-128, 127] already */
+    }
+    if (i < count)
+        sepconv_uk_qstore(sum + i, count - i, significand + i, shift + i, quant, out + i);
+}
+
+/* the int8 depthwise row (microkernels/int8.h): plain C vectorized with this
+ * file's flags, stored by qstore__neon */
+SEPCONV_UK_INT8_DWROW(neon, qstore__neon)
+
+/* int8 pointwise over the int16 pairs (sepconv_uk_qpack_pairs): tiles of
+ * up to 4 pixels x 16 channels (16 accumulators); a step takes two pairs
+ * of input channels, 4 int16 of each pixel in one d register, and per
+ * pair two de-interleaving loads (vld2q_s16) of the block's 16 channels'
+ * two weights; smlal by a lane adds each product in int32 (wrapping, as
+ * the plain C body's uint32 sums).  A call's inputs are widened to int16
+ * once, 4 per pair step (0 past m), into at most QPW_MOST_INPUTS of stack. */
+enum { QPW_PIXELS = 4, QPW_MOST_INPUTS = 32768 /* 64 KB */ };
+
+/* One pair j of the block (weights at w) against lanes L, L + 1 of x. */
+#define QPW_PAIR(P, acc, x, w, L)                                                          \
+    do {                                                                                   \
+        const int16x8x2_t lo = vld2q_s16(w), hi = vld2q_s16((w) + 16);                     \
+        EACH (int p = 0; p < (P); p++) {                                                   \
+            acc[p][0] = vmlal_lane_s16(acc[p][0], vget_low_s16(lo.val[0]), x[p], L);       \
+            acc[p][0] = vmlal_lane_s16(acc[p][0], vget_low_s16(lo.val[1]), x[p], L + 1);   \
+            acc[p][1] = vmlal_high_lane_s16(acc[p][1], lo.val[0], x[p], L);                \
+            acc[p][1] = vmlal_high_lane_s16(acc[p][1], lo.val[1], x[p], L + 1);            \
+            acc[p][2] = vmlal_lane_s16(acc[p][2], vget_low_s16(hi.val[0]), x[p], L);       \
+            acc[p][2] = vmlal_lane_s16(acc[p][2], vget_low_s16(hi.val[1]), x[p], L + 1);   \
+            acc[p][3] = vmlal_high_lane_s16(acc[p][3], hi.val[0], x[p], L);                \
+            acc[p][3] = vmlal_high_lane_s16(acc[p][3], hi.val[1], x[p], L + 1);            \
+        }                                                                                  \
+    } while (0)
+
+/* P pixels (pixel p's int16 inputs at x16 + p * stride) x the 16 channels
+ * of the block at c0 (count of them real): sums, requantized, stored. */
+static ALWAYS_INLINE void qpw_tile(const int P, const int32_t *packed, const int16_t *block,
+                                   long pairs, const int16_t *x16, long stride,
+                                   const int32_t *requant, const int *quant, long n, long c0,
+                                   long count, int8_t *out)
+{
+    int32x4_t acc[QPW_PIXELS][4];
+    EACH (int p = 0; p < P; p++)
+        EACH (int v = 0; v < 4; v++)
+            acc[p][v] = vld1q_s32(packed + c0 + 4 * v);
+    long j = 0;
+    for (; j + 2 <= pairs; j += 2, block += 64) {
+        int16x4_t x[QPW_PIXELS];
+        EACH (int p = 0; p < P; p++)
+            x[p] = vld1_s16(x16 + p * stride + 2 * j);
+        QPW_PAIR(P, acc, x, block, 0);
+        QPW_PAIR(P, acc, x, block + 32, 2);
+    }
+    if (j < pairs) { /* the last pair */
+        int16x4_t x[QPW_PIXELS];
+        EACH (int p = 0; p < P; p++)
+            x[p] = vld1_s16(x16 + p * stride + 2 * j);
+        QPW_PAIR(P, acc, x, block, 0);
+    }
+    EACH (int p = 0; p < P; p++) {
+        int8_t bytes[16];
+        if (count == 16) {
+            int16x8_t words[2];
+            EACH (int h = 0; h < 2; h++) {
+                const long c = c0 + 8 * h;
+                words[h] = vcombine_s16(
+                    vqmovn_s32(qapply4(acc[p][2 * h], requant + c, requant + n + c, quant)),
+                    vqmovn_s32(qapply4(acc[p][2 * h + 1], requant + c + 4,
+                                       requant + n + c + 4, quant)));
+            }
+            vst1q_s8(out + p * n + c0, vcombine_s8(vqmovn_s16(words[0]), vqmovn_s16(words[1])));
+            continue;
+        }
+        int32_t sum[16]; /* the last block: requant has only n entries */
+        EACH (int v = 0; v < 4; v++)
+            vst1q_s32(sum + 4 * v, acc[p][v]);
+        sepconv_uk_qstore(sum, count, requant + c0, requant + n + c0, quant, bytes);
+        for (long i = 0; i < count; i++)
+            out[p * n + c0 + i] = bytes[i];
+    }
+}
+
+typedef void (*qpw_tile_fn)(const int32_t *packed, const int16_t *block, long pairs,
+                            const int16_t *x16, long stride, const int32_t *requant,
+                            const int *quant, long n, long c0, long count, int8_t *out);
+
+#define QPW_TILE(P)                                                                        \
+    static void qpw_tile_##P(const int32_t *packed, const int16_t *block, long pairs,     \
+                             const int16_t *x16, long stride, const int32_t *requant,     \
+                             const int *quant, long n, long c0, long count, int8_t *out)  \
+    {                                                                                      \
+        qpw_tile(P, packed, block, pairs, x16, stride, requant, quant, n, c0, count, out); \
+    }
+QPW_TILE(1) QPW_TILE(2) QPW_TILE(3) QPW_TILE(4)
+static const qpw_tile_fn qpw_tiles[QPW_PIXELS] = {qpw_tile_1, qpw_tile_2, qpw_tile_3,
+                                                  qpw_tile_4};
+
+/* `pixels` outputs: as many pixels at a time as their inputs fit the stack
+ * buffer; blocks of 16 channels outer, balanced tiles of up to 4 pixels
+ * inner, so a block's weights (m x 64 bytes) are read from L1 by every tile. */
+void sepconv_uk_qpointwise__neon(const int8_t *in, long in_step, long pixels, long m,
+                                 const int32_t *packed, long n, const int32_t *requant,
+                                 const int *quant, int8_t *out)
+{
+    const long pairs = (m + 1) / 2, stride = (pairs + 1) / 2 * 4; /* int16 a pixel */
+    if (stride * QPW_PIXELS > QPW_MOST_INPUTS) { /* m past 8 K: not one tile's inputs fit */
+        sepconv_uk_qpointwise_body(in, in_step, pixels, m, packed, n, requant, quant, out, 0,
+                                   sepconv_uk_qstore);
+        return;
+    }
+    const int16_t *weights = sepconv_uk_qpacked_pairs(packed, n);
+    int16_t x16[QPW_MOST_INPUTS];
+    const long most = QPW_MOST_INPUTS / stride; /* pixels a chunk, at least 4 */
+    for (long q0 = 0; q0 < pixels; q0 += most) {
+        const long chunk = pixels - q0 < most ? pixels - q0 : most;
+        const int8_t *x = in + q0 * in_step;
+        int8_t *y = out + q0 * n;
+        for (long p = 0; p < chunk; p++)
+            for (long i = 0; i < stride; i++)
+                x16[p * stride + i] = i < m ? x[p * in_step + i] : 0;
+        const long tiles = (chunk + QPW_PIXELS - 1) / QPW_PIXELS;
+        for (long c0 = 0; c0 < n; c0 += 16) {
+            const int16_t *block = weights + c0 * pairs * 2;
+            const long count = n - c0 < 16 ? n - c0 : 16;
+            for (long t = 0, p0 = 0; t < tiles; t++) {
+                const long size = chunk / tiles + (t < chunk % tiles);
+                qpw_tiles[size - 1](packed, block, pairs, x16 + p0 * stride, stride, requant,
+                                    quant, n, c0, count, y + p0 * n);
+                p0 += size;
+            }
+        }
+    }
+}
