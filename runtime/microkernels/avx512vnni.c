@@ -120,13 +120,13 @@ enum { QDW_COLUMNS = 4 };
 
 /* QDW_COLUMNS columns of a 3x3 window inside the input at stride S (a
  * constant, 1 or 2), the first reading input column x0, their sums
- * independent chains: each input vector of a tap row is loaded and widened
- * once and fed to every tap that reads it (a sliding window: stride 1, 6
- * loads for 12 taps; stride 2, 9). */
+ * independent chains from b, the bias with in_zero x the weights folded
+ * in: each raw input vector of a tap row is loaded and widened once and
+ * fed to every tap that reads it (a sliding window: stride 1, 6 loads for
+ * 12 taps; stride 2, 9). */
 static ALWAYS_INLINE void qdw_columns(const int S, const int8_t *const *rows, long c, long c0,
-                                      long x0, __mmask16 lanes, __m512i in_zero,
-                                      const __m512i *t, __m512i b, const qrequant16 *r,
-                                      int8_t *out)
+                                      long x0, __mmask16 lanes, const __m512i *t, __m512i b,
+                                      const qrequant16 *r, int8_t *out)
 {
     enum { MOST = (QDW_COLUMNS - 1) * 2 + 3 };
     const int inputs = (QDW_COLUMNS - 1) * S + 3;
@@ -137,7 +137,7 @@ static ALWAYS_INLINE void qdw_columns(const int S, const int8_t *const *rows, lo
         const int8_t *x = rows[ky] + x0 * c + c0;
         __m512i v[MOST];
         EACH (int i = 0; i < inputs; i++)
-            v[i] = qdw_input(x + i * c, lanes, in_zero);
+            v[i] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, x + i * c));
         EACH (int p = 0; p < QDW_COLUMNS; p++)
             EACH (int kx = 0; kx < 3; kx++)
                 acc[p] = _mm512_dpwssd_epi32(acc[p], v[p * S + kx], t[3 * ky + kx]);
@@ -163,9 +163,16 @@ void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
         const qrequant16 r = qprepare16(requant + c0, requant + c + c0, quant, lanes);
         const __m512i b = bias ? _mm512_maskz_loadu_epi32(lanes, bias + c0)
                                : _mm512_setzero_si512();
-        __m512i t[9];
-        for (int i = 0; i < 9; i++)
+        __m512i t[9], weight_sum = _mm512_setzero_si512();
+        for (int i = 0; i < 9; i++) {
             t[i] = all_rows ? qdw_weight(w + i * c + c0, lanes) : _mm512_setzero_si512();
+            if (all_rows)
+                weight_sum = _mm512_add_epi32(
+                    weight_sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, w + i * c + c0)));
+        }
+        /* a window inside the input: the raw inputs' products, less
+         * in_zero x the 9 weights (exact: at most 9 x 128 x 128 apart) */
+        const __m512i folded = _mm512_sub_epi32(b, _mm512_mullo_epi32(in_zero, weight_sum));
         for (long ox = ox0; ox < ox1;) {
             long lo, hi, last_lo, last_hi;
             sepconv_uk_columns(ox, k, stride, dilation, pad_left, in_w, &lo, &hi);
@@ -175,10 +182,10 @@ void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
                                    &last_lo, &last_hi);
                 if (last_lo == 0 && last_hi == 3) { /* the columns are inside */
                     if (stride == 1)
-                        qdw_columns(1, rows, c, c0, x0, lanes, in_zero, t, b, &r,
+                        qdw_columns(1, rows, c, c0, x0, lanes, t, folded, &r,
                                     out + (ox - ox0) * c + c0);
                     else
-                        qdw_columns(2, rows, c, c0, x0, lanes, in_zero, t, b, &r,
+                        qdw_columns(2, rows, c, c0, x0, lanes, t, folded, &r,
                                     out + (ox - ox0) * c + c0);
                     ox += QDW_COLUMNS;
                     continue;
