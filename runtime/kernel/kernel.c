@@ -33,6 +33,7 @@ struct sepconv_kernel {
      * int8 intermediate between them */
     sepconv_kernel *stages[2];
     int8_t *mid;
+    long band_rows; /* the rows a band of a sep's run computes (SEP_BAND_BYTES) */
     int weights_set;
     pthreadpool_t pool; /* NULL for one thread */
     size_t threads;
@@ -200,11 +201,19 @@ static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
     return SEPCONV_OK;
 }
 
+/* An int8 sep's runs go in bands of rows, each band's depthwise rows into
+ * the intermediate and at once the pointwise rows out of them, so that the
+ * intermediate rows are read back from cache: bands of about this many
+ * bytes of intermediate (at least a row). */
+#define SEP_BAND_BYTES 32768
+
 /* An int8 sep kernel: a kernel for each of its stages (each generated,
  * compiled and verified bit for bit like any int8 kernel) and the int8
  * intermediate between them, so that its bits are the two stages' (the
- * reference's).  The sep's own knobs do not reach them: the stages take
- * their default schedules, whatever options->schedule says. */
+ * reference's).  The stages run on one thread each, in bands of rows the
+ * sep's own threads share (run_sep_worker).  The sep's own knobs do not
+ * reach them: the stages take their default schedules, whatever
+ * options->schedule says. */
 static sepconv_status create_int8_sep(const sepconv_layer *layer,
                                       const sepconv_kernel_options *options,
                                       sepconv_kernel **kernel, sepconv_error *error)
@@ -226,6 +235,16 @@ static sepconv_status create_int8_sep(const sepconv_layer *layer,
     k->layer = *layer;
     sepconv_kernel_options each = *options;
     each.schedule = NULL;
+    each.threads = 1; /* the sep's bands are what its threads share */
+    const size_t threads = (size_t)sepconv_thread_count(options->threads);
+    if (threads > 1 && !(k->pool = pthreadpool_create(threads)))
+        status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
+                              threads);
+    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    if (status == SEPCONV_OK)
+        status = plan_chunks(k, error);
+    const int64_t row_bytes = stages[0].out_w * stages[0].out_c;
+    k->band_rows = row_bytes < SEP_BAND_BYTES ? (long)(SEP_BAND_BYTES / row_bytes) : 1;
     static const char *const names[2] = {"depthwise", "pointwise"};
     for (int i = 0; i < 2 && status == SEPCONV_OK; i++) {
         status = sepconv_kernel_create(&stages[i], &each, &k->stages[i], error);
@@ -251,6 +270,7 @@ static sepconv_status create_int8_sep(const sepconv_layer *layer,
     k->info.verify_seconds += b->verify_seconds;
     k->info.source_bytes += b->source_bytes;
     k->info.verified = a->verified && b->verified;
+    k->info.threads = (int)k->threads;
     *kernel = k;
     return SEPCONV_OK;
 }
@@ -652,6 +672,36 @@ sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *inp
     return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
 }
 
+/* Rows [begin, end) of an int8 stage's output. */
+static void run_qrows(const sepconv_kernel *k, const int8_t *input, int8_t *output, long begin,
+                      long end)
+{
+    k->qentry.run(input, k->qweights, k->qbias, k->qpacked, k->requant, output, begin, end);
+}
+
+/* Task `slot` of an int8 sep's run: takes chunks of rows until none is
+ * left, each in bands: the band's depthwise rows, then its pointwise rows
+ * (which read only those: the pointwise stage is 1x1 at stride 1). */
+static void run_sep_worker(void *context, size_t slot)
+{
+    run_split *split = context;
+    HAPPENS_AFTER(context);
+    (void)slot;
+    const sepconv_kernel *k = split->kernel;
+    for (;;) {
+        size_t chunk = atomic_fetch_add_explicit(&split->next, 1, memory_order_relaxed);
+        if (chunk >= k->chunks)
+            break;
+        for (long r = k->bounds[chunk]; r < k->bounds[chunk + 1]; r += k->band_rows) {
+            const long end = r + k->band_rows < k->bounds[chunk + 1] ? r + k->band_rows
+                                                                     : k->bounds[chunk + 1];
+            run_qrows(k->stages[0], split->input, k->mid, r, end);
+            run_qrows(k->stages[1], k->mid, split->output, r, end);
+        }
+    }
+    HAPPENS_BEFORE(context);
+}
+
 /* Runs an int8 kernel over every output row, as sepconv_kernel_run does. */
 sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_t *input,
                                        int8_t *output, sepconv_error *error)
@@ -659,18 +709,24 @@ sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_
     sepconv_status status = check_run(kernel, true, input, output, error);
     if (status != SEPCONV_OK || !kernel->stages[0])
         return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
-    /* a sep: the depthwise stage into the intermediate, which serves one
-     * run at a time, then the pointwise stage out of it */
+    /* a sep: both stages through the intermediate, which serves one run at
+     * a time (its stages' weights are set: the sep's set them) */
     atomic_int *running = &((sepconv_kernel *)kernel)->running;
     if (atomic_exchange(running, 1) != 0)
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: the kernel is already "
                             "running in another thread (an int8 sep kernel serves one run "
                             "at a time)");
-    status = sepconv_kernel_run_int8(kernel->stages[0], input, kernel->mid, error);
-    if (status == SEPCONV_OK)
-        status = sepconv_kernel_run_int8(kernel->stages[1], kernel->mid, output, error);
+    run_split split = {.kernel = kernel, .input = input, .output = output};
+    atomic_init(&split.next, 0);
+    if (kernel->pool && kernel->chunks > 1) {
+        HAPPENS_BEFORE(&split);
+        pthreadpool_parallelize_1d(kernel->pool, run_sep_worker, &split, kernel->slots,
+                                   PTHREADPOOL_FLAG_YIELD_WORKERS);
+        HAPPENS_AFTER(&split);
+    } else
+        run_sep_worker(&split, 0);
     atomic_store(running, 0);
-    return status;
+    return SEPCONV_OK;
 }
 
 /* The layer a kernel computes. */
