@@ -211,7 +211,7 @@ static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
  * compiled and verified bit for bit like any int8 kernel) and the int8
  * intermediate between them, so that its bits are the two stages' (the
  * reference's).  The stages run on one thread each, in bands of rows the
- * sep's own threads share (run_sep_worker).  The sep's own knobs do not
+ * sep's own threads share (run_sep_rows).  The sep's own knobs do not
  * reach them: the stages take their default schedules, whatever
  * options->schedule says. */
 static sepconv_status create_int8_sep(const sepconv_layer *layer,
@@ -536,11 +536,33 @@ typedef struct run_split {
     _Alignas(64) atomic_size_t next;
 } run_split;
 
+/* Rows [begin, end) of an int8 stage's output. */
+static void run_qrows(const sepconv_kernel *k, const int8_t *input, int8_t *output, long begin,
+                      long end)
+{
+    k->qentry.run(input, k->qweights, k->qbias, k->qpacked, k->requant, output, begin, end);
+}
+
+/* Rows [begin, end) of an int8 sep, in bands: the band's depthwise rows,
+ * then its pointwise rows (which read only those: the pointwise stage is
+ * 1x1 at stride 1). */
+static void run_sep_rows(const sepconv_kernel *k, const int8_t *input, int8_t *output,
+                         long begin, long end)
+{
+    for (long r = begin; r < end; r += k->band_rows) {
+        const long band_end = r + k->band_rows < end ? r + k->band_rows : end;
+        run_qrows(k->stages[0], input, k->mid, r, band_end);
+        run_qrows(k->stages[1], k->mid, output, r, band_end);
+    }
+}
+
 /* Chunk `chunk` of the cut (plan_chunks), on the scratch slice given. */
 static void run_chunk(const run_split *split, size_t chunk, void *scratch)
 {
     const sepconv_kernel *k = split->kernel;
-    if (k->qentry.run)
+    if (k->stages[0])
+        run_sep_rows(k, split->input, split->output, k->bounds[chunk], k->bounds[chunk + 1]);
+    else if (k->qentry.run)
         k->qentry.run(split->input, k->qweights, k->qbias, k->qpacked, k->requant,
                       split->output, k->bounds[chunk], k->bounds[chunk + 1]);
     else
@@ -672,36 +694,6 @@ sepconv_status sepconv_kernel_run(const sepconv_kernel *kernel, const float *inp
     return status == SEPCONV_OK ? run_owned(kernel, input, output, error) : status;
 }
 
-/* Rows [begin, end) of an int8 stage's output. */
-static void run_qrows(const sepconv_kernel *k, const int8_t *input, int8_t *output, long begin,
-                      long end)
-{
-    k->qentry.run(input, k->qweights, k->qbias, k->qpacked, k->requant, output, begin, end);
-}
-
-/* Task `slot` of an int8 sep's run: takes chunks of rows until none is
- * left, each in bands: the band's depthwise rows, then its pointwise rows
- * (which read only those: the pointwise stage is 1x1 at stride 1). */
-static void run_sep_worker(void *context, size_t slot)
-{
-    run_split *split = context;
-    HAPPENS_AFTER(context);
-    (void)slot;
-    const sepconv_kernel *k = split->kernel;
-    for (;;) {
-        size_t chunk = atomic_fetch_add_explicit(&split->next, 1, memory_order_relaxed);
-        if (chunk >= k->chunks)
-            break;
-        for (long r = k->bounds[chunk]; r < k->bounds[chunk + 1]; r += k->band_rows) {
-            const long end = r + k->band_rows < k->bounds[chunk + 1] ? r + k->band_rows
-                                                                     : k->bounds[chunk + 1];
-            run_qrows(k->stages[0], split->input, k->mid, r, end);
-            run_qrows(k->stages[1], k->mid, split->output, r, end);
-        }
-    }
-    HAPPENS_BEFORE(context);
-}
-
 /* Runs an int8 kernel over every output row, as sepconv_kernel_run does. */
 sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_t *input,
                                        int8_t *output, sepconv_error *error)
@@ -716,15 +708,7 @@ sepconv_status sepconv_kernel_run_int8(const sepconv_kernel *kernel, const int8_
         return sepconv_fail(error, SEPCONV_INVALID, "kernel run: the kernel is already "
                             "running in another thread (an int8 sep kernel serves one run "
                             "at a time)");
-    run_split split = {.kernel = kernel, .input = input, .output = output};
-    atomic_init(&split.next, 0);
-    if (kernel->pool && kernel->chunks > 1) {
-        HAPPENS_BEFORE(&split);
-        pthreadpool_parallelize_1d(kernel->pool, run_sep_worker, &split, kernel->slots,
-                                   PTHREADPOOL_FLAG_YIELD_WORKERS);
-        HAPPENS_AFTER(&split);
-    } else
-        run_sep_worker(&split, 0);
+    run_chunks(kernel, input, output, NULL);
     atomic_store(running, 0);
     return SEPCONV_OK;
 }
