@@ -684,7 +684,8 @@ START_TEST(int8_pointwise_sums_wrap_exactly)
     memset(in, 127, PIXELS * M);
     memset(w, 127, (size_t)M * N);
     in[M + 5] = 125; /* pixel 1: (125 - 127) x 127 = -254 more */
-    const int32_t bias[N] = {1000, -7, 0}, requant[2 * N] = {1 << 30, 1 << 30, 1 << 30, -2, -2, -2};
+    const int32_t bias[N] = {1000, -7, 0};
+    const int32_t requant[2 * N] = {1 << 30, 1 << 30, 1 << 30, -2, -2, -2};
     const int quant[4] = {127, 0, -128, 127};
     set->qpack(w, M, N, bias, 127, packed);
     set->qpointwise(in, M, PIXELS, M, packed, N, requant, quant, out);

@@ -165,10 +165,11 @@ void sepconv_uk_qdwrow__avx512vnni(const int8_t *const *rows, long in_w, long c,
                                : _mm512_setzero_si512();
         __m512i t[9], weight_sum = _mm512_setzero_si512();
         for (int i = 0; i < 9; i++) {
-            t[i] = all_rows ? qdw_weight(w + i * c + c0, lanes) : _mm512_setzero_si512();
+            const int8_t *tap = w + i * c + c0;
+            t[i] = all_rows ? qdw_weight(tap, lanes) : _mm512_setzero_si512();
             if (all_rows)
                 weight_sum = _mm512_add_epi32(
-                    weight_sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, w + i * c + c0)));
+                    weight_sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, tap)));
         }
         /* a window inside the input: the raw inputs' products, less
          * in_zero x the 9 weights (exact: at most 9 x 128 x 128 apart) */
@@ -269,11 +270,13 @@ typedef void (*qpw_tile_fn)(const qpw_chunk *k, const int32_t *quad, int8_t *out
         qpw_tile(P, Q, k, quad, out);                                                      \
     }
 #define QPW_TILES(P) QPW_TILE(P, 1) QPW_TILE(P, 2)
-QPW_TILES(1) QPW_TILES(2) QPW_TILES(3) QPW_TILES(4) QPW_TILES(5) QPW_TILES(6) QPW_TILES(7) QPW_TILES(8)
+QPW_TILES(1) QPW_TILES(2) QPW_TILES(3) QPW_TILES(4)
+QPW_TILES(5) QPW_TILES(6) QPW_TILES(7) QPW_TILES(8)
 #define QPW_ROW(P) {qpw_tile_##P##x1, qpw_tile_##P##x2}
 /* [P - 1][Q - 1] */
 static const qpw_tile_fn qpw_tiles[QPW_PIXELS][QPW_VECTORS] = {
-    QPW_ROW(1), QPW_ROW(2), QPW_ROW(3), QPW_ROW(4), QPW_ROW(5), QPW_ROW(6), QPW_ROW(7), QPW_ROW(8)};
+    QPW_ROW(1), QPW_ROW(2), QPW_ROW(3), QPW_ROW(4),
+    QPW_ROW(5), QPW_ROW(6), QPW_ROW(7), QPW_ROW(8)};
 
 /* A pixel's m inputs + 128 (their sign bits flipped) as ceil(m / 4) quads,
  * 64 at a time, the last quad's missing bytes 0. */

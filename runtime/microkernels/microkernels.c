@@ -133,6 +133,7 @@ void sepconv_uk_qpointwise(const int8_t *in, long in_step, long pixels, long m,
                                             out);
 }
 
+/* The best set's packing, the one sepconv_uk_qpointwise reads. */
 void sepconv_uk_qpack(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
                       int32_t *packed)
 {
@@ -160,14 +161,15 @@ void sepconv_uk_qpack_pairs(const int8_t *w, long m, long n, const int32_t *bias
             }
 }
 
-/* Packs w [m][n] and bias for sepconv_uk_qpointwise__avx512vnni (VNNI's unsigned x signed bytes, inputs + 128): n16 =
- * ceil(n / 16) x 16 int32 folded biases bias - (in_zero + 128) x (the sum of
- * the channel's weights), modulo 2^32 (0 past n), then blocks of
- * 16 output channels, each ceil(m / 4) quads of input channels, each quad
- * 16 channels x the 4 weights (4j .. 4j + 3) as bytes (0 past m or n).  It
- * takes n16 x (1 + ceil(m / 4)) int32, within SEPCONV_UK_QPACKED_ELEMENTS. */
-void sepconv_uk_qpack_quads(const int8_t *w, long m, long n, const int32_t *bias,
-                                  int in_zero, int32_t *packed)
+/* The packing of sepconv_uk_qpointwise__avx512vnni (VNNI's unsigned x
+ * signed bytes, the inputs + 128): n16 = ceil(n / 16) x 16 int32 folded
+ * biases, bias - (in_zero + 128) x (the sum of the channel's weights)
+ * modulo 2^32 (0 past n), then blocks of 16 output channels, each
+ * ceil(m / 4) quads of input channels, each quad 16 channels x the 4
+ * weights (4j .. 4j + 3) as bytes (0 past m or n): n16 x (1 + ceil(m / 4))
+ * int32, within SEPCONV_UK_QPACKED_ELEMENTS. */
+void sepconv_uk_qpack_quads(const int8_t *w, long m, long n, const int32_t *bias, int in_zero,
+                            int32_t *packed)
 {
     const long n16 = SEPCONV_UK_QPACKED_CHANNELS(n), quads = (m + 3) / 4;
     int8_t *weights = (int8_t *)(void *)(packed + n16);

@@ -306,7 +306,8 @@ static ALWAYS_INLINE int32x4_t qapply4(int32x4_t sum, const int32_t *significand
     const int32x4_t fixup = vshrq_n_s32(vandq_s32(y, right), 31);
     const int32x4_t q = vrshlq_s32(vqaddq_s32(y, fixup), right);
     const int32x4_t out_zero = vdupq_n_s32(quant[1]);
-    const int32x4_t low = vdupq_n_s32(quant[2] - quant[1]), high = vdupq_n_s32(quant[3] - quant[1]);
+    const int32x4_t low = vdupq_n_s32(quant[2] - quant[1]);
+    const int32x4_t high = vdupq_n_s32(quant[3] - quant[1]);
     return vaddq_s32(vminq_s32(vmaxq_s32(q, low), high), out_zero);
 }
 
