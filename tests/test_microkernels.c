@@ -567,14 +567,22 @@ static void qrescale_batch(const sepconv_microkernels *set, const int32_t *sum,
     }
 }
 
+/* A variant's set, or NULL after a SKIP line naming the test and why
+ * (another architecture, or a CPU without it). */
+static const sepconv_microkernels *variant_or_skip(const char *variant, const char *what)
+{
+    const sepconv_microkernels *set = sepconv_microkernels_variant(variant);
+    const char *lacks = set ? cpu_lacks(variant) : "not in this build (another architecture)";
+    if (lacks)
+        printf("SKIP    %s %s: %s\n", what, variant, lacks);
+    return lacks ? NULL : set;
+}
+
 START_TEST(int8_rescaling_matches_the_oracle_at_its_corners)
 {
-    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
-    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
-    if (lacks) {
-        printf("SKIP    int8 rescaling %s: %s\n", variants[_i], lacks);
+    const sepconv_microkernels *set = variant_or_skip(variants[_i], "int8 rescaling");
+    if (!set)
         return;
-    }
     /* (INT32_MIN is no Q31 significand a scale makes, but the kernels take
      * any int32, and INT32_MIN squared is the high multiply's saturation) */
     const int32_t significands[] = {1 << 30, (1 << 30) + 1, 0x5a827999, INT32_MAX, INT32_MIN};
@@ -671,12 +679,9 @@ END_TEST
  * channels are past every kernel's stack buffer (their plain path). */
 START_TEST(int8_pointwise_sums_wrap_exactly)
 {
-    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
-    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
-    if (lacks) {
-        printf("SKIP    int8 pointwise wrapping %s: %s\n", variants[_i], lacks);
+    const sepconv_microkernels *set = variant_or_skip(variants[_i], "int8 pointwise wrapping");
+    if (!set)
         return;
-    }
     enum { M = 70000, N = 3, PIXELS = 2 };
     int8_t *in = malloc(PIXELS * M), *w = malloc((size_t)M * N), out[PIXELS * N];
     int32_t *packed = malloc((size_t)SEPCONV_UK_QPACKED_ELEMENTS(M, N) * sizeof *packed);
@@ -708,12 +713,9 @@ END_TEST
  * input step past m, any zero point, bias or none, full-range data. */
 START_TEST(int8_pointwise_matches_the_definition)
 {
-    const sepconv_microkernels *set = sepconv_microkernels_variant(variants[_i]);
-    const char *lacks = set ? cpu_lacks(variants[_i]) : "not in this build (another architecture)";
-    if (lacks) {
-        printf("SKIP    int8 pointwise %s: %s\n", variants[_i], lacks);
+    const sepconv_microkernels *set = variant_or_skip(variants[_i], "int8 pointwise");
+    if (!set)
         return;
-    }
     rng_state = 0x51ed2701u + (uint64_t)_i;
     long checked = 0;
     for (int trial = 0; trial < 60; trial++) {

@@ -201,6 +201,18 @@ static sepconv_status alloc_scratch(sepconv_kernel *k, sepconv_error *error)
     return SEPCONV_OK;
 }
 
+/* Gives a kernel its pool for `requested` threads (none for one) and sets
+ * k->threads. */
+static sepconv_status start_threads(sepconv_kernel *k, int requested, sepconv_error *error)
+{
+    const size_t threads = (size_t)sepconv_thread_count(requested);
+    if (threads > 1 && !(k->pool = pthreadpool_create(threads)))
+        return sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
+                            threads);
+    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    return SEPCONV_OK;
+}
+
 /* An int8 sep's runs go in bands of rows, each band's depthwise rows into
  * the intermediate and at once the pointwise rows out of them, so that the
  * intermediate rows are read back from cache: bands of about this many
@@ -236,11 +248,8 @@ static sepconv_status create_int8_sep(const sepconv_layer *layer,
     sepconv_kernel_options each = *options;
     each.schedule = NULL;
     each.threads = 1; /* the sep's bands are what its threads share */
-    const size_t threads = (size_t)sepconv_thread_count(options->threads);
-    if (threads > 1 && !(k->pool = pthreadpool_create(threads)))
-        status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
-                              threads);
-    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    if (status == SEPCONV_OK)
+        status = start_threads(k, options->threads, error);
     if (status == SEPCONV_OK)
         status = plan_chunks(k, error);
     const int64_t row_bytes = stages[0].out_w * stages[0].out_c;
@@ -320,14 +329,8 @@ sepconv_status sepconv_kernel_create(const sepconv_layer *layer,
         status = sepconv_schedule_parse(options->schedule, layer, options->target,
                                         &k->schedule, error);
     }
-    size_t threads = (size_t)sepconv_thread_count(options->threads);
-    if (status == SEPCONV_OK && threads > 1) {
-        k->pool = pthreadpool_create(threads);
-        if (!k->pool)
-            status = sepconv_fail(error, SEPCONV_NOMEM, "kernel: cannot start %zu threads",
-                                  threads);
-    }
-    k->threads = k->pool ? pthreadpool_get_threads_count(k->pool) : 1;
+    if (status == SEPCONV_OK)
+        status = start_threads(k, options->threads, error);
     k->info.threads = (int)k->threads;
     sepconv_source source;
     memset(&source, 0, sizeof source);

@@ -344,7 +344,7 @@ void sepconv_uk_qpointwise__avx512vnni(const int8_t *in, long in_step, long pixe
                                                                   : QPW_VECTORS;
             const long tail = n - c0 - 16 * (vectors - 1); /* the last vector's lanes */
             const qpw_chunk k = {packed, weights + c0 * quads * 4, requant, quant, n, c0,
-                                 quads, (__mmask16)(tail >= 16 ? 0xffff : (1u << tail) - 1)};
+                                 quads, lanes_mask(tail)};
             for (long t = 0, p0 = 0; t < tiles; t++) {
                 const long size = chunk / tiles + (t < chunk % tiles);
                 qpw_tiles[size - 1][vectors - 1](&k, quad + p0 * quads, y + p0 * n);
